@@ -1,0 +1,218 @@
+//! The typed configuration of a Weir host (one TOML file).
+//!
+//! ```toml
+//! [sources.clicks]
+//! type = "kafka"
+//! brokers = "127.0.0.1:9092"
+//! topics = ["clicks"]
+//!
+//! [plugins.only_purchases]
+//! path = "plugins/filter.wasm"
+//! config = { field = "event_type", equals = "purchase" }
+//! limits = { memory_mib = 64, deadline_ms = 500 }
+//!
+//! [sinks.archive]
+//! type = "file"
+//! path = "out/archive.jsonl"
+//!
+//! [pipelines.purchases]
+//! source = "clicks"
+//! plugins = ["only_purchases"]
+//! default_route = "archive"
+//! dead_letter = "dlq"
+//! batch = { max_events = 1000, max_wait_ms = 100 }
+//! ```
+//!
+//! Unknown keys are errors everywhere; `${VAR}` in any string is replaced by
+//! the environment variable `VAR` (an unset variable is an error).
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use serde::Deserialize;
+
+use crate::sink::SinkConfig;
+use crate::source::SourceConfig;
+
+/// A whole config file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Host-wide settings.
+    #[serde(default)]
+    pub host: HostConfig,
+    /// Named sources.
+    #[serde(default)]
+    pub sources: BTreeMap<String, SourceConfig>,
+    /// Named plugins.
+    #[serde(default)]
+    pub plugins: BTreeMap<String, PluginConfig>,
+    /// Named sinks; a route name is a sink name.
+    #[serde(default)]
+    pub sinks: BTreeMap<String, SinkConfig>,
+    /// Named pipelines.
+    #[serde(default)]
+    pub pipelines: BTreeMap<String, PipelineConfig>,
+}
+
+/// `[host]`: settings of the process as a whole.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HostConfig {
+    /// Where compiled plugins are cached (keyed by content hash), so a
+    /// restart does not recompile. Default: `$XDG_CACHE_HOME/weir` or
+    /// `~/.cache/weir`.
+    pub cache_dir: Option<PathBuf>,
+    /// How long SIGINT/SIGTERM may take to drain in-flight batches and
+    /// commit before the host exits anyway.
+    pub shutdown_timeout_ms: u64,
+    /// Log format: `text` (default) or `json`.
+    pub log_format: LogFormat,
+    /// Seconds between progress lines (events in/out/dropped/failed per
+    /// pipeline); 0 turns them off. Printed only when stderr is a terminal
+    /// unless set explicitly.
+    pub progress_interval_s: Option<u64>,
+}
+
+impl Default for HostConfig {
+    fn default() -> Self {
+        HostConfig {
+            cache_dir: None,
+            shutdown_timeout_ms: 30_000,
+            log_format: LogFormat::Text,
+            progress_interval_s: None,
+        }
+    }
+}
+
+/// Log line format.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// `[plugins.NAME]`: a Wasm component and how it runs.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PluginConfig {
+    /// Path of the `.wasm` component, relative to the config file.
+    pub path: PathBuf,
+    /// Handed to the plugin's `init` as key/value strings. Non-string TOML
+    /// values are passed in their TOML text form (`3`, `true`).
+    #[serde(default)]
+    pub config: BTreeMap<String, toml::Value>,
+    /// Resource limits per instance.
+    #[serde(default)]
+    pub limits: PluginLimits,
+    /// Capabilities granted beyond the default sandbox.
+    #[serde(default)]
+    pub grants: PluginGrants,
+}
+
+/// Resource limits of one plugin instance.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PluginLimits {
+    /// Linear memory cap in MiB.
+    pub memory_mib: u32,
+    /// CPU deadline of one `process` call (one batch) in milliseconds.
+    pub deadline_ms: u64,
+}
+
+impl Default for PluginLimits {
+    fn default() -> Self {
+        PluginLimits {
+            memory_mib: 64,
+            deadline_ms: 1_000,
+        }
+    }
+}
+
+/// What a plugin may reach beyond pure computation. Everything is denied by
+/// default: the plugin sees a clock frozen at the Unix epoch, a fixed
+/// pseudo-random sequence, no environment, no files and no network.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PluginGrants {
+    /// Real wall and monotonic clocks.
+    pub clock: bool,
+    /// Real (secure) randomness.
+    pub random: bool,
+    /// Environment variables passed through, by name.
+    pub env: Vec<String>,
+}
+
+/// `[pipelines.NAME]`: a source, a plugin chain and where outputs go.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PipelineConfig {
+    /// Name of a `[sources.*]` entry.
+    pub source: String,
+    /// Names of `[plugins.*]` entries, applied in order: the outputs of one
+    /// are the events of the next.
+    #[serde(default)]
+    pub plugins: Vec<String>,
+    /// Sink for outputs that name no route.
+    pub default_route: String,
+    /// Extra route names mapped to sink names (`purchase = "mongo"`); a
+    /// route that is not here is looked up as a sink name.
+    #[serde(default)]
+    pub routes: BTreeMap<String, String>,
+    /// Sink for events a plugin failed, poison events and outputs a sink
+    /// rejected. Without one, such an event stops the pipeline.
+    pub dead_letter: Option<String>,
+    /// Batching.
+    #[serde(default)]
+    pub batch: BatchConfig,
+    /// Retries of transient sink errors.
+    #[serde(default)]
+    pub retry: RetryConfig,
+}
+
+/// How events are grouped into batches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BatchConfig {
+    /// Most events in one batch.
+    pub max_events: usize,
+    /// Longest wait for a batch to fill, in milliseconds.
+    pub max_wait_ms: u64,
+    /// Batches read ahead of the one being written; bounds memory: at most
+    /// `(max_in_flight + 2) * max_events` events are held at once.
+    pub max_in_flight: usize,
+}
+
+impl Default for BatchConfig {
+    fn default() -> Self {
+        BatchConfig {
+            max_events: 1000,
+            max_wait_ms: 100,
+            max_in_flight: 2,
+        }
+    }
+}
+
+/// Exponential backoff with jitter for transient sink errors. Retries go on
+/// until the sink recovers or the host is stopped: skipping would lose data.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RetryConfig {
+    /// First delay, in milliseconds.
+    pub initial_ms: u64,
+    /// Longest delay, in milliseconds.
+    pub max_ms: u64,
+}
+
+impl Default for RetryConfig {
+    fn default() -> Self {
+        RetryConfig {
+            initial_ms: 100,
+            max_ms: 10_000,
+        }
+    }
+}

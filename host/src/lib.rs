@@ -1,0 +1,24 @@
+//! Weir: a WebAssembly plugin host for stream transforms.
+//!
+//! A pipeline reads batches of [`event::Event`]s from a [`source::Source`],
+//! runs them through a chain of Wasm plugins ([`engine`]), routes what the
+//! plugins emit to [`sink::Sink`]s, and only then lets the source checkpoint
+//! past them ([`pipeline`]).
+//!
+//! Module map, one concern each:
+//! - [`config`]: the typed TOML config and `weir validate`.
+//! - [`engine`]: wasmtime: compile (with an on-disk cache), instantiate,
+//!   limits, calls, poison-event isolation.
+//! - [`pipeline`]: source -> plugin chain -> router -> sinks, batching,
+//!   backpressure, acknowledgements, dead letters.
+//! - [`source`], [`sink`]: the connectors, one folder and one cargo feature each.
+//! - [`cli`]: the `weir` command line.
+
+pub mod cli;
+pub mod config;
+pub mod engine;
+pub mod event;
+pub mod metrics;
+pub mod pipeline;
+pub mod sink;
+pub mod source;

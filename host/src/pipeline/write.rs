@@ -1,0 +1,267 @@
+//! The writer stage: route a processed batch to its sinks, retry transient
+//! failures, dead-letter what must be, flush, and commit, in batch order.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use backon::{ExponentialBuilder, Retryable};
+use futures::future::join_all;
+use tokio::sync::mpsc;
+
+use super::dead_letter::{dead_letter_for_event, dead_letter_for_output};
+use super::{NamedSink, PipelineError, PipelineStats, ProcessedBatch};
+use crate::config::RetryConfig;
+use crate::engine::PluginError;
+use crate::event::{Event, Output};
+use crate::metrics;
+use crate::sink::{Rejection, SinkError};
+use crate::source::{Source, SourceError};
+
+/// Name used in dead-letter headers for outputs that matched no sink.
+const ROUTER: &str = "(router)";
+
+pub(super) struct Writer {
+    pub pipeline: String,
+    pub source_name: String,
+    pub source: Arc<dyn Source>,
+    pub default_route: NamedSink,
+    pub routes: BTreeMap<String, NamedSink>,
+    pub dead_letter: Option<NamedSink>,
+    pub retry: RetryConfig,
+    pub stats: Arc<PipelineStats>,
+}
+
+/// Outputs of one batch bound for one sink.
+struct Group<'a> {
+    sink: &'a NamedSink,
+    outputs: Vec<Output>,
+    /// Source event index of each output.
+    events: Vec<usize>,
+}
+
+/// A record for the dead-letter sink and the source event it stands for.
+struct DeadLetter {
+    record: Output,
+    event: usize,
+    reason: String,
+}
+
+impl Writer {
+    /// Write batches as they come until the processor stops.
+    pub async fn run(
+        &self,
+        mut from_processor: mpsc::Receiver<Result<ProcessedBatch, PluginError>>,
+    ) -> Result<(), PipelineError> {
+        while let Some(processed) = from_processor.recv().await {
+            let processed = processed.map_err(|error| PipelineError::Plugin {
+                pipeline: self.pipeline.clone(),
+                error,
+            })?;
+            self.write_batch(processed).await?;
+        }
+        Ok(())
+    }
+
+    fn route(&self, route: Option<&str>) -> Option<&NamedSink> {
+        match route {
+            None => Some(&self.default_route),
+            Some(r) => self.routes.get(r),
+        }
+    }
+
+    async fn write_batch(&self, processed: ProcessedBatch) -> Result<(), PipelineError> {
+        let ProcessedBatch { read, result } = processed;
+        let events = &read.batch.events;
+        let mut dead = Vec::new();
+
+        for failed in &result.failed {
+            dead.push(DeadLetter {
+                record: dead_letter_for_event(
+                    &events[failed.event],
+                    &self.pipeline,
+                    &failed.plugin,
+                    &failed.reason,
+                ),
+                event: failed.event,
+                reason: format!("plugin `{}`: {}", failed.plugin, failed.reason),
+            });
+        }
+
+        // Group outputs by sink, keeping their order within each sink.
+        let mut groups: BTreeMap<&str, Group<'_>> = BTreeMap::new();
+        for routed in result.outputs {
+            match self.route(routed.output.route.as_deref()) {
+                Some(sink) => {
+                    let group = groups.entry(sink.name.as_str()).or_insert_with(|| Group {
+                        sink,
+                        outputs: Vec::new(),
+                        events: Vec::new(),
+                    });
+                    group.outputs.push(routed.output);
+                    group.events.push(routed.event);
+                }
+                None => {
+                    let route = routed.output.route.clone().unwrap_or_default();
+                    let reason = format!("route `{route}` matches no sink of pipeline `{}`", self.pipeline);
+                    dead.push(DeadLetter {
+                        record: dead_letter_for_output(
+                            &routed.output,
+                            &events[routed.event],
+                            &self.pipeline,
+                            ROUTER,
+                            &reason,
+                        ),
+                        event: routed.event,
+                        reason,
+                    });
+                }
+            }
+        }
+
+        let writes = groups
+            .values()
+            .map(|g| async move { (g, self.write_with_retry(g.sink, &g.outputs).await) });
+        let mut written = 0;
+        for (group, outcome) in join_all(writes).await {
+            let rejections = outcome?;
+            written += group.outputs.len() - rejections.len();
+            for Rejection { index, reason } in rejections {
+                let (Some(output), Some(&event)) = (group.outputs.get(index), group.events.get(index))
+                else {
+                    tracing::warn!(sink = %group.sink.name, index, "sink rejected an output index it was not given; ignoring");
+                    continue;
+                };
+                dead.push(DeadLetter {
+                    record: dead_letter_for_output(output, &events[event], &self.pipeline, &group.sink.name, &reason),
+                    event,
+                    reason: format!("sink `{}`: {reason}", group.sink.name),
+                });
+            }
+        }
+        self.stats.add_outputs(written);
+
+        let dead_lettered = dead.len();
+        if !dead.is_empty() {
+            self.write_dead_letters(dead, events).await?;
+        }
+
+        // Everything is acknowledged; make it durable, then commit.
+        let mut flushes: Vec<&NamedSink> = groups.values().map(|g| g.sink).collect();
+        if dead_lettered > 0 {
+            flushes.extend(self.dead_letter.as_ref());
+        }
+        for sink in flushes {
+            (|| sink.sink.flush())
+                .retry(self.backoff())
+                .when(|e| matches!(e, SinkError::Transient(_)))
+                .notify(|e, d| self.retrying(&sink.name, e, d))
+                .await
+                .map_err(|e| self.sink_error(&sink.name, e))?;
+        }
+
+        let failed_per_plugin = result.failed.iter().fold(BTreeMap::<String, usize>::new(), |mut m, f| {
+            *m.entry(f.plugin.clone()).or_default() += 1;
+            m
+        });
+        self.stats.add_dropped(result.dropped);
+        self.stats.add_failed(result.failed.len());
+        self.stats.add_dead_lettered(dead_lettered);
+        metrics::batch_done(
+            &self.pipeline,
+            result.dropped,
+            &failed_per_plugin.into_iter().collect::<Vec<_>>(),
+            dead_lettered,
+        );
+
+        let event_count = events.len();
+        self.commit(read.batch.checkpoint).await?;
+        self.stats.batch_committed(&self.pipeline, event_count);
+        Ok(())
+    }
+
+    async fn write_dead_letters(&self, dead: Vec<DeadLetter>, events: &[Event]) -> Result<(), PipelineError> {
+        let Some(dlq) = &self.dead_letter else {
+            let first = &dead[0];
+            return Err(PipelineError::NoDeadLetter {
+                pipeline: self.pipeline.clone(),
+                origin: events[first.event].origin.clone(),
+                reason: first.reason.clone(),
+            });
+        };
+        for d in &dead {
+            tracing::warn!(pipeline = %self.pipeline, origin = %events[d.event].origin, reason = %d.reason, "dead-lettering");
+        }
+        let records: Vec<Output> = dead.iter().map(|d| d.record.clone()).collect();
+        let rejections = self.write_with_retry(dlq, &records).await?;
+        if let Some(r) = rejections.first() {
+            let origin = dead
+                .get(r.index)
+                .map(|d| events[d.event].origin.clone())
+                .unwrap_or_default();
+            return Err(PipelineError::DeadLetterRejected {
+                pipeline: self.pipeline.clone(),
+                sink: dlq.name.clone(),
+                origin,
+                reason: r.reason.clone(),
+            });
+        }
+        Ok(())
+    }
+
+    fn backoff(&self) -> ExponentialBuilder {
+        ExponentialBuilder::default()
+            .with_min_delay(Duration::from_millis(self.retry.initial_ms.max(1)))
+            .with_max_delay(Duration::from_millis(self.retry.max_ms.max(self.retry.initial_ms).max(1)))
+            .with_jitter()
+            .without_max_times()
+    }
+
+    fn retrying(&self, sink: &str, error: &SinkError, delay: Duration) {
+        metrics::sink_retry(sink);
+        tracing::warn!(pipeline = %self.pipeline, %sink, %error, "transient sink error; retrying in {delay:?}");
+    }
+
+    fn sink_error(&self, sink: &str, error: SinkError) -> PipelineError {
+        PipelineError::Sink {
+            pipeline: self.pipeline.clone(),
+            sink: sink.to_owned(),
+            error: error.to_string(),
+        }
+    }
+
+    /// Write a group, retrying transient errors until they stop (the sink
+    /// recovers) or the host gives up at its shutdown deadline.
+    async fn write_with_retry(&self, sink: &NamedSink, outputs: &[Output]) -> Result<Vec<Rejection>, PipelineError> {
+        if outputs.is_empty() {
+            return Ok(Vec::new());
+        }
+        let started = Instant::now();
+        let rejections = (|| sink.sink.write(outputs))
+            .retry(self.backoff())
+            .when(|e| matches!(e, SinkError::Transient(_)))
+            .notify(|e, d| self.retrying(&sink.name, e, d))
+            .await
+            .map_err(|e| self.sink_error(&sink.name, e))?;
+        metrics::sink_written(&self.pipeline, &sink.name, outputs.len(), rejections.len(), started.elapsed());
+        Ok(rejections)
+    }
+
+    /// Commit a batch's checkpoint. A transient failure is logged and the
+    /// pipeline goes on: the next batch's commit usually covers it, and what
+    /// stays uncommitted is read again after a restart (at-least-once).
+    async fn commit(&self, checkpoint: crate::source::Checkpoint) -> Result<(), PipelineError> {
+        match self.source.commit(checkpoint).await {
+            Ok(()) => Ok(()),
+            Err(SourceError::Transient(msg)) => {
+                tracing::warn!(pipeline = %self.pipeline, error = %msg, "commit failed; these events will be read again after a restart");
+                Ok(())
+            }
+            Err(error) => Err(PipelineError::Source {
+                pipeline: self.pipeline.clone(),
+                source_name: self.source_name.clone(),
+                error,
+            }),
+        }
+    }
+}

@@ -1,0 +1,118 @@
+//! Sinks: where outputs are written.
+//!
+//! A sink is one folder or file under `sink/`, one line in the registry at
+//! the bottom of this file, and (for anything with a driver) one cargo
+//! feature. The pipeline owns retries, dead letters and acknowledgements; a
+//! sink only writes a group of outputs and says, per output, what happened.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+
+use crate::event::Output;
+
+pub mod file;
+#[cfg(feature = "kafka")]
+pub mod kafka;
+
+/// A permanent, per-output failure: the output goes to the dead-letter sink
+/// with `reason`, the rest of the group is considered written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rejection {
+    /// Index of the output in the slice given to [`Sink::write`].
+    pub index: usize,
+    /// What the sink or server said, naming the field or value at fault.
+    pub reason: String,
+}
+
+/// Why a whole [`Sink::write`] call failed.
+#[derive(Debug, thiserror::Error)]
+pub enum SinkError {
+    /// Worth retrying (connection lost, timeout, throttling, not primary).
+    /// The pipeline retries the whole group with exponential backoff and
+    /// jitter; sinks write idempotently, so a repeat converges.
+    #[error("{0}")]
+    Transient(String),
+    /// Retrying cannot help (bad credentials, missing table): the pipeline
+    /// stops without checkpointing past the group.
+    #[error("{0}")]
+    Fatal(String),
+}
+
+/// Where outputs are written.
+#[async_trait]
+pub trait Sink: Send + Sync {
+    /// Write `outputs` (all of one batch that were routed to this sink).
+    ///
+    /// `Ok(rejections)`: everything not rejected is durably acknowledged by
+    /// the destination. `Err`: nothing may be assumed written.
+    async fn write(&self, outputs: &[Output]) -> Result<Vec<Rejection>, SinkError>;
+
+    /// Make everything acknowledged so far durable where `write` only
+    /// buffered it (for example a file sink's OS buffers). Called before the
+    /// pipeline checkpoints and at shutdown.
+    async fn flush(&self) -> Result<(), SinkError> {
+        Ok(())
+    }
+
+    /// Whether the destination is reachable now (for readiness probes).
+    async fn check(&self) -> Result<(), SinkError> {
+        Ok(())
+    }
+}
+
+/// What a sink gets to build itself besides its own settings.
+#[derive(Debug, Clone)]
+pub struct SinkContext {
+    /// The sink's name in the config (`[sinks.NAME]`).
+    pub name: String,
+    /// Directory of the config file; relative paths are resolved against it.
+    pub config_dir: PathBuf,
+}
+
+impl SinkContext {
+    /// Resolve a path from the config against the config's directory.
+    pub fn resolve(&self, path: &std::path::Path) -> PathBuf {
+        if path.is_absolute() {
+            path.to_path_buf()
+        } else {
+            self.config_dir.join(path)
+        }
+    }
+}
+
+/// Builds a sink from its settings; implemented by each connector's config.
+#[async_trait]
+pub trait BuildSink {
+    /// Connect and prepare; errors name the sink and what is wrong.
+    async fn build(&self, ctx: &SinkContext) -> Result<Arc<dyn Sink>, SinkError>;
+}
+
+/// Declares the sink types: the `type = "..."` of a `[sinks.NAME]` table and
+/// the settings struct that the rest of the table deserializes into.
+macro_rules! sink_registry {
+    ($( $(#[$meta:meta])* $variant:ident => $config:ty ),* $(,)?) => {
+        /// One `[sinks.NAME]` table: its `type` and that type's settings.
+        #[derive(Debug, Clone, serde::Deserialize)]
+        #[serde(tag = "type", rename_all = "snake_case")]
+        pub enum SinkConfig {
+            $( $(#[$meta])* #[allow(missing_docs)] $variant($config), )*
+        }
+
+        impl SinkConfig {
+            /// Connect the sink.
+            pub async fn build(&self, ctx: &SinkContext) -> Result<Arc<dyn Sink>, SinkError> {
+                match self {
+                    $( $(#[$meta])* SinkConfig::$variant(c) => c.build(ctx).await, )*
+                }
+            }
+        }
+    };
+}
+
+sink_registry! {
+    File => file::FileSinkConfig,
+    #[cfg(feature = "kafka")]
+    Kafka => kafka::KafkaSinkConfig,
+}

@@ -1,0 +1,140 @@
+//! Sources: where events come from.
+//!
+//! A source hands out batches, each with an opaque [`Checkpoint`], and is
+//! told to commit a checkpoint only once every output of every event up to
+//! the end of that batch has been acknowledged by its sink or dead-lettered.
+//! Checkpoints are committed in the order their batches were read.
+
+use std::any::Any;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+use crate::event::Event;
+
+#[cfg(feature = "kafka")]
+pub mod kafka;
+
+/// How far a batch reaches, in the source's own terms (Kafka: next offset
+/// per partition; DynamoDB Streams: last sequence number per shard).
+pub struct Checkpoint(Box<dyn Any + Send + Sync>);
+
+impl Checkpoint {
+    /// Wrap a source-specific position.
+    pub fn new<T: Any + Send + Sync>(position: T) -> Self {
+        Checkpoint(Box::new(position))
+    }
+
+    /// The position, if it is of the source's type.
+    pub fn downcast<T: Any>(self) -> Option<T> {
+        self.0.downcast::<T>().ok().map(|b| *b)
+    }
+
+    /// Borrow the position.
+    pub fn get<T: Any>(&self) -> Option<&T> {
+        self.0.downcast_ref::<T>()
+    }
+}
+
+impl std::fmt::Debug for Checkpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Checkpoint(..)")
+    }
+}
+
+/// Events read together, and how far they reach.
+#[derive(Debug)]
+pub struct SourceBatch {
+    /// The events, in source order (per partition / shard).
+    pub events: Vec<Event>,
+    /// Commit this once every event of the batch is done.
+    pub checkpoint: Checkpoint,
+    /// The source has nothing more to read and was asked to stop at the
+    /// end (Kafka `stop_at_end`): the pipeline finishes this batch, commits
+    /// and stops. Always `false` for sources that run forever.
+    pub exhausted: bool,
+}
+
+/// Why a source call failed.
+#[derive(Debug, thiserror::Error)]
+pub enum SourceError {
+    /// Worth retrying (broker unreachable, throttled).
+    #[error("{0}")]
+    Transient(String),
+    /// The pipeline must stop (bad credentials, missing topic or table,
+    /// records lost to retention).
+    #[error("{0}")]
+    Fatal(String),
+}
+
+/// Where events come from.
+#[async_trait]
+pub trait Source: Send + Sync {
+    /// Up to `max_events` events, returned as soon as `max_events` are
+    /// available or `max_wait` has passed since the call began; an empty
+    /// batch when nothing arrived.
+    async fn next_batch(
+        &self,
+        max_events: usize,
+        max_wait: Duration,
+    ) -> Result<SourceBatch, SourceError>;
+
+    /// Persist progress up to and including the batch `checkpoint` came with.
+    async fn commit(&self, checkpoint: Checkpoint) -> Result<(), SourceError>;
+
+    /// Stop reading; called once after the last commit at shutdown.
+    async fn close(&self) -> Result<(), SourceError> {
+        Ok(())
+    }
+
+    /// Whether the source is connected now (for readiness probes).
+    async fn check(&self) -> Result<(), SourceError> {
+        Ok(())
+    }
+}
+
+/// What a source gets to build itself besides its own settings.
+#[derive(Debug, Clone)]
+pub struct SourceContext {
+    /// The source's name in the config (`[sources.NAME]`).
+    pub name: String,
+    /// The pipeline that reads it (used for consumer group / lease names).
+    pub pipeline: String,
+    /// Directory of the config file.
+    pub config_dir: PathBuf,
+}
+
+/// Builds a source from its settings; implemented by each connector's config.
+#[async_trait]
+pub trait BuildSource {
+    /// Connect and prepare; errors name the source and what is wrong.
+    async fn build(&self, ctx: &SourceContext) -> Result<Arc<dyn Source>, SourceError>;
+}
+
+/// Declares the source types, like `sink_registry!`.
+macro_rules! source_registry {
+    ($( $(#[$meta:meta])* $variant:ident => $config:ty ),* $(,)?) => {
+        /// One `[sources.NAME]` table: its `type` and that type's settings.
+        #[derive(Debug, Clone, serde::Deserialize)]
+        #[serde(tag = "type", rename_all = "snake_case")]
+        pub enum SourceConfig {
+            $( $(#[$meta])* #[allow(missing_docs)] $variant($config), )*
+        }
+
+        impl SourceConfig {
+            /// Connect the source.
+            pub async fn build(&self, ctx: &SourceContext) -> Result<Arc<dyn Source>, SourceError> {
+                match self {
+                    $( $(#[$meta])* SourceConfig::$variant(c) => c.build(ctx).await, )*
+                }
+            }
+        }
+    };
+}
+
+source_registry! {
+    #[cfg(feature = "kafka")]
+    Kafka => kafka::KafkaSourceConfig,
+}
