@@ -15,6 +15,8 @@ use crate::event::Output;
 pub mod file;
 #[cfg(feature = "kafka")]
 pub mod kafka;
+#[cfg(feature = "scylla")]
+pub mod scylla;
 
 /// A permanent, per-output failure: the output goes to the dead-letter sink
 /// with `reason`, the rest of the group is considered written.
@@ -115,4 +117,6 @@ sink_registry! {
     File => file::FileSinkConfig,
     #[cfg(feature = "kafka")]
     Kafka => kafka::KafkaSinkConfig,
+    #[cfg(feature = "scylla")]
+    Scylla => scylla::ScyllaSinkConfig,
 }
