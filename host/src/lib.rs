@@ -16,9 +16,12 @@
 
 pub mod cli;
 pub mod config;
+#[cfg(feature = "dynamodb")]
+pub mod dynamodb;
 pub mod engine;
 pub mod event;
 pub mod metrics;
 pub mod pipeline;
+pub mod runtime;
 pub mod sink;
 pub mod source;

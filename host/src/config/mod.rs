@@ -114,6 +114,24 @@ pub struct PluginConfig {
     pub grants: PluginGrants,
 }
 
+impl PluginConfig {
+    /// The `config` map as the key/value strings handed to the plugin's
+    /// `init`: strings as they are, other scalars in their TOML text form
+    /// (`3`, `2.5`, `true`, `1979-05-27T07:32:00Z`).
+    pub fn init_pairs(&self) -> Vec<(String, String)> {
+        self.config
+            .iter()
+            .map(|(k, v)| {
+                let text = match v {
+                    toml::Value::String(s) => s.clone(),
+                    other => other.to_string(),
+                };
+                (k.clone(), text)
+            })
+            .collect()
+    }
+}
+
 /// Resource limits of one plugin instance.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -182,8 +200,9 @@ pub struct BatchConfig {
     pub max_events: usize,
     /// Longest wait for a batch to fill, in milliseconds.
     pub max_wait_ms: u64,
-    /// Batches read ahead of the one being written; bounds memory: at most
-    /// `(max_in_flight + 2) * max_events` events are held at once.
+    /// Most batches between being read and being committed. This bounds
+    /// memory (at most `max_in_flight * max_events` events are held) and
+    /// lets reading, plugin calls and sink writes overlap.
     pub max_in_flight: usize,
 }
 
@@ -192,7 +211,7 @@ impl Default for BatchConfig {
         BatchConfig {
             max_events: 1000,
             max_wait_ms: 100,
-            max_in_flight: 2,
+            max_in_flight: 3,
         }
     }
 }

@@ -34,7 +34,6 @@ pub use stats::{PipelineStats, StatsSnapshot};
 
 use crate::config::{BatchConfig, RetryConfig};
 use crate::engine::{PluginError, Transform};
-use crate::metrics;
 use crate::sink::Sink;
 use crate::source::{Source, SourceBatch, SourceError};
 
@@ -215,10 +214,10 @@ impl Pipeline {
         ));
 
         let processor = {
-            let name = name.clone();
+            let thread_name = name.clone();
             std::thread::Builder::new()
                 .name(format!("weir-plugins-{name}"))
-                .spawn(move || process_loop(chain, &name, from_reader, to_write))
+                .spawn(move || process_loop(chain, &thread_name, from_reader, to_write))
                 .map_err(|_| PipelineError::ProcessorLost {
                     pipeline: name.clone(),
                 })?

@@ -1,6 +1,8 @@
 //! Live counters of one pipeline: what the progress line, the run summary,
 //! the admin API and the tests read.
 
+use std::collections::BTreeMap;
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::metrics;
@@ -17,6 +19,7 @@ pub struct PipelineStats {
     committed_batches: AtomicU64,
     in_flight_events: AtomicU64,
     max_in_flight_events: AtomicU64,
+    per_sink: Mutex<BTreeMap<String, u64>>,
 }
 
 /// A copy of the counters at one moment.
@@ -61,8 +64,16 @@ impl PipelineStats {
         metrics::in_flight(pipeline, now);
     }
 
-    pub(crate) fn add_outputs(&self, n: usize) {
+    pub(crate) fn add_outputs(&self, sink: &str, n: usize) {
         self.outputs.fetch_add(n as u64, Ordering::Relaxed);
+        if let Ok(mut per_sink) = self.per_sink.lock() {
+            *per_sink.entry(sink.to_owned()).or_default() += n as u64;
+        }
+    }
+
+    /// Outputs acknowledged per sink name.
+    pub fn outputs_per_sink(&self) -> BTreeMap<String, u64> {
+        self.per_sink.lock().map(|m| m.clone()).unwrap_or_default()
     }
 
     pub(crate) fn add_dropped(&self, n: usize) {

@@ -122,10 +122,10 @@ impl Writer {
         let writes = groups
             .values()
             .map(|g| async move { (g, self.write_with_retry(g.sink, &g.outputs).await) });
-        let mut written = 0;
         for (group, outcome) in join_all(writes).await {
             let rejections = outcome?;
-            written += group.outputs.len() - rejections.len();
+            self.stats
+                .add_outputs(&group.sink.name, group.outputs.len() - rejections.len());
             for Rejection { index, reason } in rejections {
                 let (Some(output), Some(&event)) = (group.outputs.get(index), group.events.get(index))
                 else {
@@ -139,7 +139,6 @@ impl Writer {
                 });
             }
         }
-        self.stats.add_outputs(written);
 
         let dead_lettered = dead.len();
         if !dead.is_empty() {

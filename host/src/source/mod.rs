@@ -14,6 +14,8 @@ use async_trait::async_trait;
 
 use crate::event::Event;
 
+#[cfg(feature = "dynamodb")]
+pub mod dynamodb_streams;
 #[cfg(feature = "kafka")]
 pub mod kafka;
 
@@ -135,6 +137,8 @@ macro_rules! source_registry {
 }
 
 source_registry! {
+    #[cfg(feature = "dynamodb")]
+    DynamodbStreams => dynamodb_streams::DynamoDbStreamsSourceConfig,
     #[cfg(feature = "kafka")]
     Kafka => kafka::KafkaSourceConfig,
 }

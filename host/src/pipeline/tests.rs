@@ -1,0 +1,365 @@
+//! Pipeline behaviour with in-memory sources, sinks and native transforms.
+//! (The same behaviours against a real broker are in the weir-tests crate.)
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use async_trait::async_trait;
+use bytes::Bytes;
+
+use super::*;
+use crate::config::{BatchConfig, RetryConfig};
+use crate::event::{Event, Outcome, Output};
+use crate::sink::{Rejection, Sink, SinkError};
+use crate::source::{Checkpoint, SourceBatch};
+
+/// Hands out prepared batches, then reports itself exhausted.
+struct VecSource {
+    batches: Mutex<VecDeque<Vec<Event>>>,
+    next_id: AtomicUsize,
+    committed: Mutex<Vec<usize>>,
+    endless: bool,
+}
+
+impl VecSource {
+    fn new(batches: Vec<Vec<Event>>) -> Arc<Self> {
+        Arc::new(VecSource {
+            batches: Mutex::new(batches.into()),
+            next_id: AtomicUsize::new(0),
+            committed: Mutex::new(Vec::new()),
+            endless: false,
+        })
+    }
+}
+
+#[async_trait]
+impl Source for VecSource {
+    async fn next_batch(&self, _max: usize, wait: Duration) -> Result<SourceBatch, SourceError> {
+        let next = self.batches.lock().unwrap().pop_front();
+        let id = self.next_id.fetch_add(1, Ordering::SeqCst);
+        match next {
+            Some(events) => Ok(SourceBatch {
+                events,
+                checkpoint: Checkpoint::new(id),
+                exhausted: false,
+            }),
+            None if self.endless => {
+                tokio::time::sleep(wait).await;
+                Ok(SourceBatch {
+                    events: Vec::new(),
+                    checkpoint: Checkpoint::new(id),
+                    exhausted: false,
+                })
+            }
+            None => Ok(SourceBatch {
+                events: Vec::new(),
+                checkpoint: Checkpoint::new(id),
+                exhausted: true,
+            }),
+        }
+    }
+
+    async fn commit(&self, checkpoint: Checkpoint) -> Result<(), SourceError> {
+        let id = checkpoint.downcast::<usize>().expect("our checkpoint");
+        self.committed.lock().unwrap().push(id);
+        Ok(())
+    }
+}
+
+/// Records what it is given; can reject, fail transiently, or be slow.
+#[derive(Default)]
+struct MemSink {
+    written: Mutex<Vec<Output>>,
+    reject_value: Option<&'static str>,
+    transient_failures: AtomicUsize,
+    delay: Duration,
+}
+
+#[async_trait]
+impl Sink for MemSink {
+    async fn write(&self, outputs: &[Output]) -> Result<Vec<Rejection>, SinkError> {
+        if !self.delay.is_zero() {
+            tokio::time::sleep(self.delay).await;
+        }
+        if self
+            .transient_failures
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok()
+        {
+            return Err(SinkError::Transient("connection reset".into()));
+        }
+        let mut rejections = Vec::new();
+        let mut written = self.written.lock().unwrap();
+        for (index, o) in outputs.iter().enumerate() {
+            if self.reject_value.is_some_and(|r| o.value.as_deref() == Some(r.as_bytes())) {
+                rejections.push(Rejection {
+                    index,
+                    reason: "document failed validation".into(),
+                });
+            } else {
+                written.push(o.clone());
+            }
+        }
+        Ok(rejections)
+    }
+}
+
+/// A native transform from a closure.
+struct FnTransform<F>(&'static str, F);
+
+impl<F: FnMut(&Event) -> Outcome + Send> Transform for FnTransform<F> {
+    fn name(&self) -> &str {
+        self.0
+    }
+
+    fn process_batch(&mut self, events: &[Event]) -> Result<Vec<Outcome>, PluginError> {
+        Ok(events.iter().map(&mut self.1).collect())
+    }
+}
+
+fn event(value: &str, offset: usize) -> Event {
+    Event {
+        value: Some(Bytes::copy_from_slice(value.as_bytes())),
+        origin: format!("t/0/{offset}"),
+        ..Event::default()
+    }
+}
+
+fn value_of(o: &Output) -> String {
+    String::from_utf8(o.value.clone().unwrap_or_default().to_vec()).unwrap()
+}
+
+fn named(name: &str, sink: &Arc<MemSink>) -> NamedSink {
+    NamedSink {
+        name: name.into(),
+        sink: Arc::clone(sink) as Arc<dyn Sink>,
+    }
+}
+
+fn parts(source: Arc<VecSource>, chain: Vec<Box<dyn Transform>>, out: &Arc<MemSink>) -> PipelineParts {
+    PipelineParts {
+        name: "p".into(),
+        source_name: "src".into(),
+        source,
+        chain,
+        default_route: named("out", out),
+        routes: BTreeMap::from([("out".to_owned(), named("out", out))]),
+        dead_letter: None,
+        batch: BatchConfig::default(),
+        retry: RetryConfig {
+            initial_ms: 1,
+            max_ms: 5,
+        },
+    }
+}
+
+/// Events `v0..vN` in batches of `size`.
+fn batches(n: usize, size: usize) -> Vec<Vec<Event>> {
+    (0..n)
+        .collect::<Vec<_>>()
+        .chunks(size)
+        .map(|c| c.iter().map(|&i| event(&format!("v{i}"), i)).collect())
+        .collect()
+}
+
+#[tokio::test]
+async fn every_batch_is_written_in_order_and_committed_in_order() {
+    let source = VecSource::new(batches(100, 7));
+    let out = Arc::new(MemSink::default());
+    let upper = FnTransform("upper", |e: &Event| {
+        Outcome::Emit(vec![Output {
+            value: e.value.as_ref().map(|v| Bytes::from(v.to_ascii_uppercase())),
+            ..Output::default()
+        }])
+    });
+    let pipeline = Pipeline::new(parts(Arc::clone(&source), vec![Box::new(upper)], &out));
+    let stats = pipeline.stats();
+    pipeline.run(CancellationToken::new()).await.unwrap();
+
+    let written: Vec<String> = out.written.lock().unwrap().iter().map(value_of).collect();
+    let expected: Vec<String> = (0..100).map(|i| format!("V{i}")).collect();
+    assert_eq!(written, expected);
+    // 15 data batches (ids 0..=14), committed in order; the exhausted
+    // marker batch (id 15) is empty and committed last.
+    assert_eq!(*source.committed.lock().unwrap(), (0..=15).collect::<Vec<_>>());
+    let s = stats.snapshot();
+    assert_eq!((s.events_in, s.outputs, s.in_flight_events), (100, 100, 0));
+}
+
+#[tokio::test]
+async fn chained_plugins_see_previous_outputs_and_inherit_routes() {
+    let source = VecSource::new(batches(10, 10));
+    let out = Arc::new(MemSink::default());
+    let other = Arc::new(MemSink::default());
+    let route_odd = FnTransform("route", |e: &Event| {
+        let v = value_of(&Output {
+            value: e.value.clone(),
+            ..Output::default()
+        });
+        let n: usize = v[1..].parse().unwrap();
+        if n % 5 == 0 {
+            return Outcome::Drop;
+        }
+        Outcome::Emit(vec![Output {
+            route: (n % 2 == 1).then(|| "other".to_owned()),
+            value: e.value.clone(),
+            ..Output::default()
+        }])
+    });
+    let suffix = FnTransform("suffix", |e: &Event| {
+        let mut v = e.value.clone().unwrap().to_vec();
+        v.extend_from_slice(b"!");
+        Outcome::Emit(vec![Output {
+            value: Some(v.into()),
+            ..Output::default()
+        }])
+    });
+    let mut p = parts(Arc::clone(&source), vec![Box::new(route_odd), Box::new(suffix)], &out);
+    p.routes.insert("other".into(), named("other", &other));
+    let pipeline = Pipeline::new(p);
+    let stats = pipeline.stats();
+    pipeline.run(CancellationToken::new()).await.unwrap();
+
+    let got = |s: &Arc<MemSink>| s.written.lock().unwrap().iter().map(value_of).collect::<Vec<_>>();
+    assert_eq!(got(&out), ["v2!", "v4!", "v6!", "v8!"]);
+    assert_eq!(got(&other), ["v1!", "v3!", "v7!", "v9!"]);
+    assert_eq!(stats.snapshot().dropped, 2);
+}
+
+#[tokio::test]
+async fn failed_events_rejected_and_unroutable_outputs_are_dead_lettered_with_headers() {
+    let source = VecSource::new(batches(6, 6));
+    let out = Arc::new(MemSink {
+        reject_value: Some("v2"),
+        ..MemSink::default()
+    });
+    let dlq = Arc::new(MemSink::default());
+    let t = FnTransform("t", |e: &Event| match e.value.as_deref() {
+        Some(b"v1") => Outcome::Fail("field `amount` is not a number".into()),
+        Some(b"v3") => Outcome::Emit(vec![Output {
+            route: Some("nowhere".into()),
+            value: e.value.clone(),
+            ..Output::default()
+        }]),
+        _ => Outcome::Emit(vec![Output {
+            value: e.value.clone(),
+            ..Output::default()
+        }]),
+    });
+    let mut p = parts(Arc::clone(&source), vec![Box::new(t)], &out);
+    p.dead_letter = Some(named("dlq", &dlq));
+    let pipeline = Pipeline::new(p);
+    let stats = pipeline.stats();
+    pipeline.run(CancellationToken::new()).await.unwrap();
+
+    let written: Vec<String> = out.written.lock().unwrap().iter().map(value_of).collect();
+    assert_eq!(written, ["v0", "v4", "v5"]);
+    let dead = dlq.written.lock().unwrap().clone();
+    let header = |o: &Output, k: &str| {
+        o.headers
+            .iter()
+            .find(|h| h.key == k)
+            .map(|h| String::from_utf8(h.value.to_vec()).unwrap())
+    };
+    let by_value: BTreeMap<String, &Output> = dead.iter().map(|o| (value_of(o), o)).collect();
+    assert_eq!(by_value.len(), 3, "{dead:?}");
+    let failed = by_value["v1"];
+    assert_eq!(header(failed, "weir.dlq.plugin").as_deref(), Some("t"));
+    assert_eq!(header(failed, "weir.dlq.reason").as_deref(), Some("field `amount` is not a number"));
+    assert_eq!(header(failed, "weir.dlq.origin").as_deref(), Some("t/0/1"));
+    assert_eq!(header(failed, "weir.dlq.pipeline").as_deref(), Some("p"));
+    assert!(header(failed, "weir.dlq.time_ms").is_some());
+    let rejected = by_value["v2"];
+    assert_eq!(header(rejected, "weir.dlq.sink").as_deref(), Some("out"));
+    assert_eq!(header(rejected, "weir.dlq.reason").as_deref(), Some("document failed validation"));
+    let unroutable = by_value["v3"];
+    assert_eq!(header(unroutable, "weir.dlq.sink").as_deref(), Some("(router)"));
+    assert!(header(unroutable, "weir.dlq.reason").unwrap().contains("route `nowhere` matches no sink"));
+    let s = stats.snapshot();
+    assert_eq!((s.outputs, s.failed, s.dead_lettered), (3, 1, 3));
+    assert_eq!(*source.committed.lock().unwrap(), [0, 1]);
+}
+
+#[tokio::test]
+async fn without_a_dead_letter_sink_the_pipeline_stops_before_committing_the_batch() {
+    let source = VecSource::new(vec![
+        vec![event("ok", 0)],
+        vec![event("bad", 1), event("ok", 2)],
+        vec![event("ok", 3)],
+    ]);
+    let out = Arc::new(MemSink::default());
+    let t = FnTransform("t", |e: &Event| match e.value.as_deref() {
+        Some(b"bad") => Outcome::Fail("boom".into()),
+        _ => Outcome::Emit(vec![Output::default()]),
+    });
+    let err = Pipeline::new(parts(Arc::clone(&source), vec![Box::new(t)], &out))
+        .run(CancellationToken::new())
+        .await
+        .unwrap_err();
+    let msg = err.to_string();
+    assert!(msg.contains("event t/0/1 must be dead-lettered (plugin `t`: boom)"), "{msg}");
+    assert!(msg.contains("no `dead_letter` sink"), "{msg}");
+    assert_eq!(*source.committed.lock().unwrap(), [0], "the failing batch must not be committed");
+}
+
+#[tokio::test]
+async fn transient_sink_errors_are_retried_until_the_write_succeeds() {
+    let source = VecSource::new(batches(20, 5));
+    let out = Arc::new(MemSink {
+        transient_failures: AtomicUsize::new(3),
+        ..MemSink::default()
+    });
+    Pipeline::new(parts(Arc::clone(&source), vec![], &out))
+        .run(CancellationToken::new())
+        .await
+        .unwrap();
+    assert_eq!(out.written.lock().unwrap().len(), 20);
+    assert_eq!(source.committed.lock().unwrap().len(), 5);
+}
+
+#[tokio::test]
+async fn a_slow_sink_bounds_the_events_in_flight() {
+    let source = VecSource::new(batches(2_000, 50));
+    let out = Arc::new(MemSink {
+        delay: Duration::from_millis(2),
+        ..MemSink::default()
+    });
+    let mut p = parts(Arc::clone(&source), vec![], &out);
+    p.batch = BatchConfig {
+        max_events: 50,
+        max_wait_ms: 10,
+        max_in_flight: 3,
+    };
+    let pipeline = Pipeline::new(p);
+    let stats = pipeline.stats();
+    pipeline.run(CancellationToken::new()).await.unwrap();
+    let s = stats.snapshot();
+    assert_eq!(s.outputs, 2_000);
+    // The source had 2 000 events ready; only 3 batches may be held at once.
+    assert!(s.max_in_flight_events <= 150, "{s:?}");
+    assert!(s.max_in_flight_events >= 50, "{s:?}");
+}
+
+#[tokio::test]
+async fn shutdown_drains_what_was_read_and_commits_it() {
+    let source = Arc::new(VecSource {
+        batches: Mutex::new(batches(30, 10).into()),
+        next_id: AtomicUsize::new(0),
+        committed: Mutex::new(Vec::new()),
+        endless: true,
+    });
+    let out = Arc::new(MemSink::default());
+    let shutdown = CancellationToken::new();
+    let pipeline = Pipeline::new(parts(Arc::clone(&source), vec![], &out));
+    let stats = pipeline.stats();
+    let run = tokio::spawn(pipeline.run(shutdown.clone()));
+    while stats.snapshot().outputs < 30 {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    shutdown.cancel();
+    run.await.unwrap().unwrap();
+    let s = stats.snapshot();
+    assert_eq!((s.outputs, s.in_flight_events), (30, 0));
+    assert_eq!(out.written.lock().unwrap().len(), 30);
+}
