@@ -1,0 +1,81 @@
+//! The batch loop behind [`crate::export!`]: decode the packed batch
+//! without copying, call [`Transform::process`] per event, encode the
+//! outcomes into a writer reused across batches. The native test harness
+//! ([`crate::testing`]) runs exactly this code.
+
+use weir_contract::{BatchReader, OutcomeWriter};
+
+use crate::{Config, Event, Transform};
+
+/// One plugin instance: the initialised transform and the reused outcome
+/// writer. The export glue keeps one per Wasm instance.
+#[doc(hidden)]
+pub struct Runtime<T> {
+    plugin: Option<T>,
+    writer: OutcomeWriter,
+}
+
+impl<T> std::fmt::Debug for Runtime<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Runtime")
+            .field("initialised", &self.plugin.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<T> Default for Runtime<T> {
+    fn default() -> Self {
+        Runtime {
+            plugin: None,
+            writer: OutcomeWriter::new(),
+        }
+    }
+}
+
+impl<T: Transform> Runtime<T> {
+    /// Build the transform from its config; a second call replaces it.
+    pub fn init(&mut self, config: &Config) -> Result<(), String> {
+        self.plugin = Some(T::init(config)?);
+        Ok(())
+    }
+
+    /// The initialised transform, if `init` succeeded.
+    pub fn plugin(&self) -> Option<&T> {
+        self.plugin.as_ref()
+    }
+
+    /// Process one encoded batch and return the encoded outcomes, one per
+    /// event. The returned slice lives in the reused writer.
+    ///
+    /// Never panics on bad input: an event that cannot be decoded, and
+    /// every event after it, gets a `fail` outcome naming the problem; a
+    /// buffer that is not a batch at all gets an empty outcome list, which
+    /// the host reports as malformed.
+    pub fn process(&mut self, batch: &[u8]) -> &[u8] {
+        let writer = &mut self.writer;
+        writer.reset();
+        let Ok(reader) = BatchReader::new(batch) else {
+            return writer.finish();
+        };
+        let count = reader.remaining();
+        let Some(plugin) = self.plugin.as_mut() else {
+            for _ in 0..count {
+                writer.fail("plugin was not initialised (init was not called)");
+            }
+            return writer.finish();
+        };
+        for (written, event) in reader.enumerate() {
+            match event {
+                Ok(raw) => plugin.process(&Event::new(raw)).write_to(writer),
+                Err(e) => {
+                    let reason = format!("event could not be decoded: {e}");
+                    for _ in written..count {
+                        writer.fail(&reason);
+                    }
+                    break;
+                }
+            }
+        }
+        writer.finish()
+    }
+}
