@@ -1,0 +1,442 @@
+//! The file sink (`type = "file"`): outputs as JSON lines, appended to a
+//! file or written to stdout, for development, the quickstart and dead
+//! letters.
+//!
+//! ```toml
+//! [sinks.purchases]
+//! type = "file"
+//! path = "out/purchases.jsonl"   # relative to the config file; "-" = stdout
+//! format = "envelope"            # or "value"
+//! fsync = true
+//! ```
+//!
+//! In the `envelope` format each output becomes one object:
+//! `{"route":..,"key":..,"value":..,"op":..,"headers":{..},"ttl_seconds":..}`.
+//! `key` and `value` are embedded as JSON where they parse as JSON and as
+//! strings (UTF-8, lossy) otherwise; header values are strings. In the
+//! `value` format each output is its value bytes and a newline; outputs
+//! without a value (deletes) write nothing.
+
+use std::io::Write as _;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use serde::Deserialize;
+use tokio::io::{AsyncWriteExt, BufWriter};
+use tokio::sync::Mutex;
+
+use super::{BuildSink, Rejection, Sink, SinkContext, SinkError};
+use crate::event::Output;
+
+/// Size of the in-process write buffer.
+const BUFFER_BYTES: usize = 256 * 1024;
+
+/// `[sinks.NAME]` with `type = "file"`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileSinkConfig {
+    /// File to append to, relative to the config file's directory; its
+    /// parent directories are created. `-` writes to stdout.
+    pub path: PathBuf,
+    /// Line format: `envelope` (default, the whole output as a JSON object)
+    /// or `value` (the value bytes only).
+    #[serde(default)]
+    pub format: FileFormat,
+    /// Whether `flush` (before every checkpoint and at shutdown) also asks
+    /// the OS to put the data on disk (`fsync`). Default `true`.
+    #[serde(default = "default_fsync")]
+    pub fsync: bool,
+}
+
+fn default_fsync() -> bool {
+    true
+}
+
+/// How an output is written as a line.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FileFormat {
+    /// A JSON object with route, key, value, op, headers and ttl_seconds.
+    #[default]
+    Envelope,
+    /// The value bytes followed by a newline.
+    Value,
+}
+
+/// Where the lines go.
+enum Target {
+    File {
+        writer: BufWriter<tokio::fs::File>,
+        /// Only regular files are fsynced (`/dev/null` and pipes are not).
+        regular: bool,
+    },
+    /// Standard output, written with blocking calls: it is a development
+    /// aid, and a terminal or pipe takes a batch's lines at once.
+    Stdout(std::io::Stdout),
+}
+
+/// A running file sink.
+pub struct FileSink {
+    name: String,
+    path: PathBuf,
+    format: FileFormat,
+    fsync: bool,
+    target: Mutex<Target>,
+}
+
+impl std::fmt::Debug for FileSink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FileSink")
+            .field("name", &self.name)
+            .field("path", &self.path)
+            .field("format", &self.format)
+            .finish_non_exhaustive()
+    }
+}
+
+#[async_trait]
+impl BuildSink for FileSinkConfig {
+    async fn build(&self, ctx: &SinkContext) -> Result<Arc<dyn Sink>, SinkError> {
+        Ok(Arc::new(FileSink::open(self, ctx).await?))
+    }
+}
+
+impl FileSink {
+    /// Open (create, append) the file of `config`.
+    pub async fn open(config: &FileSinkConfig, ctx: &SinkContext) -> Result<FileSink, SinkError> {
+        let name = ctx.name.clone();
+        if config.path.as_os_str() == "-" {
+            return Ok(FileSink {
+                name,
+                path: config.path.clone(),
+                format: config.format,
+                fsync: config.fsync,
+                target: Mutex::new(Target::Stdout(std::io::stdout())),
+            });
+        }
+        let path = ctx.resolve(&config.path);
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            tokio::fs::create_dir_all(parent).await.map_err(|e| {
+                SinkError::Fatal(format!(
+                    "sink {name}: cannot create directory {}: {e}",
+                    parent.display()
+                ))
+            })?;
+        }
+        let file = tokio::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .await
+            .map_err(|e| {
+                SinkError::Fatal(format!("sink {name}: cannot open {}: {e}", path.display()))
+            })?;
+        let regular = file
+            .metadata()
+            .await
+            .map(|m| m.file_type().is_file())
+            .unwrap_or(false);
+        Ok(FileSink {
+            name,
+            path,
+            format: config.format,
+            fsync: config.fsync,
+            target: Mutex::new(Target::File {
+                writer: BufWriter::with_capacity(BUFFER_BYTES, file),
+                regular,
+            }),
+        })
+    }
+
+    fn io_error(&self, what: &str, e: std::io::Error) -> SinkError {
+        SinkError::Transient(format!(
+            "sink {}: {what} {}: {e}",
+            self.name,
+            self.path.display()
+        ))
+    }
+}
+
+#[async_trait]
+impl Sink for FileSink {
+    async fn write(&self, outputs: &[Output]) -> Result<Vec<Rejection>, SinkError> {
+        let mut buf = Vec::with_capacity(outputs.len() * 256);
+        for output in outputs {
+            match self.format {
+                FileFormat::Envelope => write_envelope(&mut buf, output),
+                FileFormat::Value => {
+                    if let Some(value) = &output.value {
+                        buf.extend_from_slice(value);
+                        buf.push(b'\n');
+                    }
+                }
+            }
+        }
+        let mut target = self.target.lock().await;
+        match &mut *target {
+            Target::File { writer, .. } => writer.write_all(&buf).await,
+            Target::Stdout(stdout) => stdout.lock().write_all(&buf),
+        }
+        .map_err(|e| self.io_error("cannot write", e))?;
+        Ok(Vec::new())
+    }
+
+    async fn flush(&self) -> Result<(), SinkError> {
+        let mut target = self.target.lock().await;
+        match &mut *target {
+            Target::File { writer, regular } => {
+                writer
+                    .flush()
+                    .await
+                    .map_err(|e| self.io_error("cannot flush", e))?;
+                if self.fsync && *regular {
+                    writer
+                        .get_mut()
+                        .sync_data()
+                        .await
+                        .map_err(|e| self.io_error("cannot fsync", e))?;
+                }
+            }
+            Target::Stdout(stdout) => stdout
+                .lock()
+                .flush()
+                .map_err(|e| self.io_error("cannot flush", e))?,
+        }
+        Ok(())
+    }
+}
+
+/// Append one output as a JSON envelope line to `buf`.
+fn write_envelope(buf: &mut Vec<u8>, output: &Output) {
+    buf.extend_from_slice(b"{\"route\":");
+    match &output.route {
+        Some(route) => write_json_string(buf, route),
+        None => buf.extend_from_slice(b"null"),
+    }
+    buf.extend_from_slice(b",\"key\":");
+    write_json_or_string(buf, output.key.as_deref());
+    buf.extend_from_slice(b",\"value\":");
+    write_json_or_string(buf, output.value.as_deref());
+    buf.extend_from_slice(b",\"op\":\"");
+    buf.extend_from_slice(output.op.as_str().as_bytes());
+    buf.extend_from_slice(b"\",\"headers\":{");
+    for (i, header) in output.headers.iter().enumerate() {
+        if i > 0 {
+            buf.push(b',');
+        }
+        write_json_string(buf, &header.key);
+        buf.push(b':');
+        write_json_string(buf, &String::from_utf8_lossy(&header.value));
+    }
+    buf.extend_from_slice(b"},\"ttl_seconds\":");
+    match output.ttl_seconds {
+        Some(ttl) => {
+            let _ = write!(buf, "{ttl}");
+        }
+        None => buf.extend_from_slice(b"null"),
+    }
+    buf.extend_from_slice(b"}\n");
+}
+
+/// `bytes` as embedded JSON when they are one JSON value on one line, as a
+/// re-serialized compact value when they are JSON over several lines, and as
+/// a JSON string otherwise.
+fn write_json_or_string(buf: &mut Vec<u8>, bytes: Option<&[u8]>) {
+    let Some(bytes) = bytes else {
+        buf.extend_from_slice(b"null");
+        return;
+    };
+    let trimmed = bytes.trim_ascii();
+    if !trimmed.is_empty() && serde_json::from_slice::<serde::de::IgnoredAny>(trimmed).is_ok() {
+        if !trimmed.contains(&b'\n') && !trimmed.contains(&b'\r') {
+            buf.extend_from_slice(trimmed);
+            return;
+        }
+        if let Ok(value) = serde_json::from_slice::<serde_json::Value>(trimmed)
+            && serde_json::to_writer(&mut *buf, &value).is_ok()
+        {
+            return;
+        }
+    }
+    write_json_string(buf, &String::from_utf8_lossy(bytes));
+}
+
+fn write_json_string(buf: &mut Vec<u8>, s: &str) {
+    // Serializing a &str into a Vec cannot fail.
+    let _ = serde_json::to_writer(&mut *buf, s);
+}
+
+#[cfg(test)]
+mod tests {
+    use bytes::Bytes;
+    use serde_json::json;
+
+    use super::*;
+    use crate::event::{Header, Op};
+
+    fn ctx(dir: &std::path::Path) -> SinkContext {
+        SinkContext {
+            name: "out".into(),
+            config_dir: dir.to_path_buf(),
+        }
+    }
+
+    fn config(path: &str, format: FileFormat) -> FileSinkConfig {
+        FileSinkConfig {
+            path: path.into(),
+            format,
+            fsync: true,
+        }
+    }
+
+    fn lines(path: &std::path::Path) -> Vec<serde_json::Value> {
+        std::fs::read_to_string(path)
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn envelope_embeds_json_and_strings() {
+        let dir = tempfile::tempdir().unwrap();
+        let sink = FileSink::open(
+            &config("a/b/out.jsonl", FileFormat::Envelope),
+            &ctx(dir.path()),
+        )
+        .await
+        .unwrap();
+        let outputs = vec![
+            Output {
+                route: Some("purchases".into()),
+                key: Some(Bytes::from_static(b"user-1")),
+                value: Some(Bytes::from_static(b"{\"b\":1,\"a\":[true]}")),
+                op: Op::Insert,
+                headers: vec![Header::new("weir.reason", "bad \"json\"")],
+                ttl_seconds: Some(60),
+            },
+            Output {
+                route: None,
+                key: Some(Bytes::from_static(b"42")),
+                value: Some(Bytes::from_static(b"{\n  \"x\": 1\n}")),
+                op: Op::Upsert,
+                headers: vec![],
+                ttl_seconds: None,
+            },
+            Output {
+                route: None,
+                key: None,
+                value: None,
+                op: Op::Delete,
+                headers: vec![],
+                ttl_seconds: None,
+            },
+            Output {
+                value: Some(Bytes::from_static(b"not json\n")),
+                ..Output::default()
+            },
+        ];
+        assert!(sink.write(&outputs).await.unwrap().is_empty());
+        sink.flush().await.unwrap();
+        let path = dir.path().join("a/b/out.jsonl");
+        let got = lines(&path);
+        assert_eq!(
+            got,
+            vec![
+                json!({"route": "purchases", "key": "user-1", "value": {"b": 1, "a": [true]},
+                       "op": "insert", "headers": {"weir.reason": "bad \"json\""}, "ttl_seconds": 60}),
+                json!({"route": null, "key": 42, "value": {"x": 1}, "op": "upsert",
+                       "headers": {}, "ttl_seconds": null}),
+                json!({"route": null, "key": null, "value": null, "op": "delete",
+                       "headers": {}, "ttl_seconds": null}),
+                json!({"route": null, "key": null, "value": "not json\n", "op": "upsert",
+                       "headers": {}, "ttl_seconds": null}),
+            ]
+        );
+        // The value's own key order is kept byte for byte.
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(text.starts_with(
+            "{\"route\":\"purchases\",\"key\":\"user-1\",\"value\":{\"b\":1,\"a\":[true]},"
+        ));
+    }
+
+    #[tokio::test]
+    async fn value_format_appends_across_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = config("values.jsonl", FileFormat::Value);
+        for round in 0..2 {
+            let sink = FileSink::open(&cfg, &ctx(dir.path())).await.unwrap();
+            let outputs = vec![
+                Output {
+                    value: Some(Bytes::from(format!("{{\"round\":{round}}}"))),
+                    ..Output::default()
+                },
+                Output {
+                    op: Op::Delete,
+                    ..Output::default()
+                },
+            ];
+            sink.write(&outputs).await.unwrap();
+            sink.flush().await.unwrap();
+        }
+        let text = std::fs::read_to_string(dir.path().join("values.jsonl")).unwrap();
+        assert_eq!(text, "{\"round\":0}\n{\"round\":1}\n");
+    }
+
+    #[tokio::test]
+    async fn concurrent_writes_keep_lines_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let sink = Arc::new(
+            FileSink::open(&config("c.jsonl", FileFormat::Envelope), &ctx(dir.path()))
+                .await
+                .unwrap(),
+        );
+        let mut tasks = Vec::new();
+        for t in 0..8 {
+            let sink = sink.clone();
+            tasks.push(tokio::spawn(async move {
+                let outputs: Vec<Output> = (0..500)
+                    .map(|i| Output {
+                        value: Some(Bytes::from(format!("{{\"t\":{t},\"i\":{i}}}"))),
+                        ..Output::default()
+                    })
+                    .collect();
+                sink.write(&outputs).await.unwrap();
+            }));
+        }
+        for task in tasks {
+            task.await.unwrap();
+        }
+        sink.flush().await.unwrap();
+        assert_eq!(lines(&dir.path().join("c.jsonl")).len(), 8 * 500);
+    }
+
+    #[tokio::test]
+    async fn unwritable_path_names_the_sink() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("file"), b"").unwrap();
+        let err = FileSink::open(
+            &config("file/x.jsonl", FileFormat::Envelope),
+            &ctx(dir.path()),
+        )
+        .await
+        .unwrap_err();
+        let text = err.to_string();
+        assert!(
+            text.starts_with("sink out: cannot create directory"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn config_rejects_unknown_keys_and_formats() {
+        let err = toml::from_str::<FileSinkConfig>("path = \"x\"\nformt = \"value\"").unwrap_err();
+        assert!(err.to_string().contains("unknown field `formt`"), "{err}");
+        let err = toml::from_str::<FileSinkConfig>("path = \"x\"\nformat = \"csv\"").unwrap_err();
+        assert!(err.to_string().contains("unknown variant `csv`"), "{err}");
+        let ok: FileSinkConfig = toml::from_str("path = \"-\"").unwrap();
+        assert_eq!(ok.format, FileFormat::Envelope);
+        assert!(ok.fsync);
+    }
+}

@@ -1,0 +1,554 @@
+//! The Kafka source (`type = "kafka"`): a consumer-group member that hands
+//! out batches of messages and commits offsets only when told to.
+//!
+//! ```toml
+//! [sources.clicks]
+//! type = "kafka"
+//! brokers = "127.0.0.1:9092"
+//! topics = ["clicks", "^audit-.*"]     # "^..." = regex subscription
+//! group_id = "weir-clicks"             # default: weir-<pipeline>
+//! start = "earliest"                   # for a group with no committed offset
+//! options = { "security.protocol" = "SASL_SSL", "session.timeout.ms" = 6000 }
+//! ```
+//!
+//! Offsets: auto-commit and auto offset store are off. A batch's
+//! [`Checkpoint`] holds the next offset per partition it reached; `commit`
+//! commits those offsets (asynchronously) for partitions still assigned and
+//! remembers them. When partitions are revoked, what was committed for them
+//! is committed again synchronously before they go, and `close` commits
+//! synchronously before leaving the group.
+//!
+//! `embedded = { partitions = 3, seed_file = "events.jsonl" }` runs against
+//! a process-wide in-process cluster instead of `brokers` (see
+//! [`embedded`]).
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use rdkafka::ClientConfig;
+use rdkafka::Offset;
+use rdkafka::TopicPartitionList;
+use rdkafka::client::ClientContext;
+use rdkafka::config::RDKafkaLogLevel;
+use rdkafka::consumer::{
+    BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer,
+};
+use rdkafka::error::{KafkaError, KafkaResult};
+use rdkafka::message::{BorrowedMessage, Headers, Message};
+use serde::Deserialize;
+
+use super::{BuildSource, Checkpoint, Source, SourceBatch, SourceContext, SourceError};
+use crate::event::{Event, Header, Op};
+
+pub mod client;
+pub mod embedded;
+
+use client::{KafkaOptions, LogContext};
+use embedded::EmbeddedConfig;
+
+/// How long synchronous broker calls (final commit, watermarks) may take.
+const SYNC_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// `[sources.NAME]` with `type = "kafka"`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KafkaSourceConfig {
+    /// Bootstrap servers, comma-separated (`host:port,host:port`). Required
+    /// unless `embedded` is set.
+    pub brokers: Option<String>,
+    /// Topics to subscribe to; an entry starting with `^` is a regular
+    /// expression matched against topic names.
+    pub topics: Vec<String>,
+    /// Consumer group. Default: `weir-<pipeline name>`.
+    pub group_id: Option<String>,
+    /// Where a group with no committed offset starts: `earliest` (default)
+    /// or `latest`.
+    #[serde(default)]
+    pub start: StartPosition,
+    /// librdkafka settings passed through (TLS, SASL, `session.timeout.ms`,
+    /// `fetch.max.bytes`, ...). `enable.auto.commit` and
+    /// `enable.auto.offset.store` are managed by Weir and refused here.
+    #[serde(default)]
+    pub options: KafkaOptions,
+    /// Run against an in-process cluster started on first use instead of
+    /// `brokers` (for the quickstart and demos).
+    pub embedded: Option<EmbeddedConfig>,
+    /// Stop the pipeline once every assigned partition has been read to its
+    /// end (the high watermark seen when the source runs dry). Default
+    /// `false`: run until stopped.
+    #[serde(default)]
+    pub stop_at_end: bool,
+}
+
+/// Start position of a consumer group that has no committed offset.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StartPosition {
+    /// The oldest retained message.
+    #[default]
+    Earliest,
+    /// Only messages produced after the group joined.
+    Latest,
+}
+
+impl StartPosition {
+    fn as_setting(self) -> &'static str {
+        match self {
+            StartPosition::Earliest => "earliest",
+            StartPosition::Latest => "latest",
+        }
+    }
+}
+
+/// How far a batch reached: the next offset to read per topic partition.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct KafkaCheckpoint {
+    /// `(topic, partition, next offset)`, one entry per partition.
+    pub offsets: Vec<(String, i32, i64)>,
+}
+
+type PartitionMap = HashMap<(String, i32), i64>;
+
+/// State shared between the source and its consumer context (which runs the
+/// rebalance callbacks).
+#[derive(Debug, Default)]
+struct Progress {
+    /// Offsets `commit` was asked to commit, per assigned partition.
+    committed: PartitionMap,
+    /// Next offset handed out in a batch, per assigned partition.
+    delivered: PartitionMap,
+}
+
+/// Consumer context: logging, plus committing before partitions go.
+struct SourceContextImpl {
+    log: LogContext,
+    progress: Arc<Mutex<Progress>>,
+}
+
+impl ClientContext for SourceContextImpl {
+    fn log(&self, level: RDKafkaLogLevel, fac: &str, log_message: &str) {
+        self.log.log(level, fac, log_message);
+    }
+
+    fn error(&self, error: KafkaError, reason: &str) {
+        self.log.error(error, reason);
+    }
+}
+
+impl ConsumerContext for SourceContextImpl {
+    fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        let connector = &self.log.connector;
+        match rebalance {
+            Rebalance::Revoke(revoked) => {
+                let Ok(mut progress) = self.progress.lock() else {
+                    return;
+                };
+                let mut tpl = TopicPartitionList::new();
+                for elem in revoked.elements() {
+                    let key = (elem.topic().to_string(), elem.partition());
+                    progress.delivered.remove(&key);
+                    if let Some(offset) = progress.committed.remove(&key) {
+                        let _ = tpl.add_partition_offset(
+                            elem.topic(),
+                            elem.partition(),
+                            Offset::Offset(offset),
+                        );
+                    }
+                }
+                drop(progress);
+                if tpl.count() > 0 {
+                    match consumer.commit(&tpl, CommitMode::Sync) {
+                        Ok(()) => tracing::info!(
+                            connector,
+                            partitions = %describe(&tpl),
+                            "committed before partitions were revoked"
+                        ),
+                        Err(e) => tracing::warn!(
+                            connector,
+                            partitions = %describe(&tpl),
+                            "commit before revocation failed: {e}"
+                        ),
+                    }
+                }
+                tracing::info!(connector, partitions = %describe(revoked), "partitions revoked");
+            }
+            Rebalance::Assign(_) => {}
+            Rebalance::Error(e) => tracing::warn!(connector, "rebalance error: {e}"),
+        }
+    }
+
+    fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        if let Rebalance::Assign(assigned) = rebalance {
+            tracing::info!(
+                connector = %self.log.connector,
+                partitions = %describe(assigned),
+                "partitions assigned"
+            );
+        }
+    }
+
+    fn commit_callback(&self, result: KafkaResult<()>, offsets: &TopicPartitionList) {
+        if let Err(e) = result {
+            tracing::warn!(
+                connector = %self.log.connector,
+                partitions = %describe(offsets),
+                "offset commit failed: {e}"
+            );
+        }
+    }
+}
+
+/// `topic/partition@offset, ...` for log lines.
+fn describe(tpl: &TopicPartitionList) -> String {
+    tpl.elements()
+        .iter()
+        .map(|e| match e.offset() {
+            Offset::Offset(o) => format!("{}/{}@{o}", e.topic(), e.partition()),
+            _ => format!("{}/{}", e.topic(), e.partition()),
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+type Consumer_ = StreamConsumer<SourceContextImpl>;
+
+/// A running Kafka source.
+pub struct KafkaSource {
+    name: String,
+    group_id: String,
+    stop_at_end: bool,
+    consumer: Mutex<Option<Arc<Consumer_>>>,
+    progress: Arc<Mutex<Progress>>,
+}
+
+impl std::fmt::Debug for KafkaSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KafkaSource")
+            .field("name", &self.name)
+            .field("group_id", &self.group_id)
+            .finish_non_exhaustive()
+    }
+}
+
+#[async_trait]
+impl BuildSource for KafkaSourceConfig {
+    async fn build(&self, ctx: &SourceContext) -> Result<Arc<dyn Source>, SourceError> {
+        Ok(Arc::new(KafkaSource::connect(self, ctx).await?))
+    }
+}
+
+impl KafkaSource {
+    /// Create the consumer and subscribe (starting and seeding the embedded
+    /// cluster first if configured).
+    pub async fn connect(
+        config: &KafkaSourceConfig,
+        ctx: &SourceContext,
+    ) -> Result<KafkaSource, SourceError> {
+        let name = ctx.name.clone();
+        let fatal = |msg: String| SourceError::Fatal(format!("source {name}: {msg}"));
+        if config.topics.is_empty() {
+            return Err(fatal("`topics` is empty".into()));
+        }
+        let brokers = match (&config.brokers, &config.embedded) {
+            (Some(_), Some(_)) => {
+                return Err(fatal("set either `brokers` or `embedded`, not both".into()));
+            }
+            (None, None) => return Err(fatal("`brokers` is required (or `embedded`)".into())),
+            (Some(brokers), None) => brokers.clone(),
+            (None, Some(embedded)) => {
+                let embedded = embedded.clone();
+                let topics = config.topics.clone();
+                let dir = ctx.config_dir.clone();
+                tokio::task::spawn_blocking(move || embedded::prepare(&embedded, &topics, &dir))
+                    .await
+                    .map_err(|e| fatal(format!("embedded cluster: {e}")))?
+                    .map_err(fatal)?
+            }
+        };
+        let group_id = config
+            .group_id
+            .clone()
+            .unwrap_or_else(|| format!("weir-{}", ctx.pipeline));
+        let client_config: ClientConfig = client::client_config(
+            &[
+                ("bootstrap.servers", brokers),
+                ("group.id", group_id.clone()),
+                ("client.id", format!("weir-{name}")),
+                ("enable.auto.commit", "false".into()),
+                ("enable.auto.offset.store", "false".into()),
+                ("auto.offset.reset", config.start.as_setting().into()),
+            ],
+            &config.options,
+            &["enable.auto.commit", "enable.auto.offset.store", "group.id"],
+        )
+        .map_err(fatal)?;
+        let progress = Arc::new(Mutex::new(Progress::default()));
+        let context = SourceContextImpl {
+            log: LogContext {
+                connector: name.clone(),
+            },
+            progress: progress.clone(),
+        };
+        let consumer: Consumer_ = client_config
+            .create_with_context(context)
+            .map_err(|e| fatal(format!("cannot create the consumer: {e}")))?;
+        let topics: Vec<&str> = config.topics.iter().map(String::as_str).collect();
+        consumer
+            .subscribe(&topics)
+            .map_err(|e| fatal(format!("cannot subscribe to {topics:?}: {e}")))?;
+        tracing::info!(source = %name, group = %group_id, topics = ?topics, "kafka source subscribed");
+        Ok(KafkaSource {
+            name,
+            group_id,
+            stop_at_end: config.stop_at_end,
+            consumer: Mutex::new(Some(Arc::new(consumer))),
+            progress,
+        })
+    }
+
+    /// The consumer group this source is a member of.
+    pub fn group_id(&self) -> &str {
+        &self.group_id
+    }
+
+    fn consumer(&self) -> Result<Arc<Consumer_>, SourceError> {
+        self.consumer
+            .lock()
+            .map_err(|_| self.fatal("consumer lock poisoned".into()))?
+            .clone()
+            .ok_or_else(|| self.fatal("the source is closed".into()))
+    }
+
+    fn fatal(&self, msg: String) -> SourceError {
+        SourceError::Fatal(format!("source {}: {msg}", self.name))
+    }
+
+    fn transient(&self, msg: String) -> SourceError {
+        SourceError::Transient(format!("source {}: {msg}", self.name))
+    }
+
+    /// Whether every assigned partition has been read to its high
+    /// watermark. Blocking (asks the broker); false before the first
+    /// assignment.
+    fn at_end(consumer: &Consumer_, progress: &Mutex<Progress>) -> KafkaResult<bool> {
+        let assignment = consumer.assignment()?;
+        if assignment.count() == 0 {
+            return Ok(false);
+        }
+        let delivered = match progress.lock() {
+            Ok(p) => p.delivered.clone(),
+            Err(_) => return Ok(false),
+        };
+        let mut unknown = TopicPartitionList::new();
+        let mut highs = Vec::new();
+        for elem in assignment.elements() {
+            let (low, high) =
+                consumer.fetch_watermarks(elem.topic(), elem.partition(), SYNC_TIMEOUT)?;
+            match delivered.get(&(elem.topic().to_string(), elem.partition())) {
+                Some(&next) if next >= high => {}
+                Some(_) => return Ok(false),
+                None if high <= low => {}
+                None => {
+                    unknown.add_partition(elem.topic(), elem.partition());
+                    highs.push(high);
+                }
+            }
+        }
+        if unknown.count() == 0 {
+            return Ok(true);
+        }
+        // Nothing handed out yet for these: done if the group's committed
+        // offsets are already at the end.
+        let committed = consumer.committed_offsets(unknown, SYNC_TIMEOUT)?;
+        Ok(committed
+            .elements()
+            .iter()
+            .zip(highs)
+            .all(|(elem, high)| matches!(elem.offset(), Offset::Offset(o) if o >= high)))
+    }
+}
+
+/// Milliseconds since the Unix epoch, now.
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+/// The event a message carries.
+fn to_event(msg: &BorrowedMessage<'_>) -> Event {
+    let headers = msg
+        .headers()
+        .map(|hs| {
+            hs.iter()
+                .map(|h| Header {
+                    key: h.key.to_string(),
+                    value: h.value.map(Bytes::copy_from_slice).unwrap_or_default(),
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let value = msg.payload().map(Bytes::copy_from_slice);
+    Event {
+        key: msg.key().map(Bytes::copy_from_slice),
+        op: if value.is_some() {
+            Op::Insert
+        } else {
+            Op::Delete
+        },
+        value,
+        old_value: None,
+        headers,
+        timestamp_ms: msg.timestamp().to_millis().unwrap_or_else(now_ms),
+        origin: format!("{}/{}/{}", msg.topic(), msg.partition(), msg.offset()),
+    }
+}
+
+#[async_trait]
+impl Source for KafkaSource {
+    async fn next_batch(
+        &self,
+        max_events: usize,
+        max_wait: Duration,
+    ) -> Result<SourceBatch, SourceError> {
+        let consumer = self.consumer()?;
+        let deadline = tokio::time::Instant::now() + max_wait;
+        let mut events = Vec::with_capacity(max_events.min(4096));
+        let mut reached: Vec<(String, i32, i64)> = Vec::new();
+        while events.len() < max_events {
+            let msg = match tokio::time::timeout_at(deadline, consumer.recv()).await {
+                Err(_elapsed) => break,
+                Ok(Ok(msg)) => msg,
+                Ok(Err(e)) => {
+                    if matches!(e, KafkaError::MessageConsumptionFatal(_)) {
+                        return Err(self.fatal(format!("consumer failed: {e}")));
+                    }
+                    tracing::warn!(source = %self.name, "kafka consume error: {e}");
+                    continue;
+                }
+            };
+            events.push(to_event(&msg));
+            let next = msg.offset() + 1;
+            match reached
+                .iter_mut()
+                .find(|(t, p, _)| *p == msg.partition() && t == msg.topic())
+            {
+                Some(entry) => entry.2 = next,
+                None => reached.push((msg.topic().to_string(), msg.partition(), next)),
+            }
+        }
+        if !reached.is_empty()
+            && let Ok(mut progress) = self.progress.lock()
+        {
+            for (topic, partition, next) in &reached {
+                progress
+                    .delivered
+                    .insert((topic.clone(), *partition), *next);
+            }
+        }
+        let mut exhausted = false;
+        if self.stop_at_end && events.len() < max_events {
+            let progress = self.progress.clone();
+            let c = consumer.clone();
+            exhausted = tokio::task::spawn_blocking(move || Self::at_end(&c, &progress))
+                .await
+                .map_err(|e| self.transient(format!("end-of-topic check: {e}")))?
+                .map_err(|e| self.transient(format!("end-of-topic check: {e}")))?;
+        }
+        Ok(SourceBatch {
+            events,
+            checkpoint: Checkpoint::new(KafkaCheckpoint { offsets: reached }),
+            exhausted,
+        })
+    }
+
+    async fn commit(&self, checkpoint: Checkpoint) -> Result<(), SourceError> {
+        let Some(checkpoint) = checkpoint.downcast::<KafkaCheckpoint>() else {
+            return Err(self.fatal("commit got a checkpoint of another source".into()));
+        };
+        if checkpoint.offsets.is_empty() {
+            return Ok(());
+        }
+        let consumer = self.consumer()?;
+        let assignment = consumer
+            .assignment()
+            .map_err(|e| self.transient(format!("cannot read the assignment: {e}")))?;
+        let mut tpl = TopicPartitionList::new();
+        {
+            let mut progress = self
+                .progress
+                .lock()
+                .map_err(|_| self.fatal("progress lock poisoned".into()))?;
+            for (topic, partition, next) in checkpoint.offsets {
+                if assignment.find_partition(&topic, partition).is_none() {
+                    tracing::debug!(source = %self.name, topic, partition, "not committing a partition no longer assigned");
+                    continue;
+                }
+                tpl.add_partition_offset(&topic, partition, Offset::Offset(next))
+                    .map_err(|e| self.fatal(format!("bad offset {next}: {e}")))?;
+                progress.committed.insert((topic, partition), next);
+            }
+        }
+        if tpl.count() > 0 {
+            consumer
+                .commit(&tpl, CommitMode::Async)
+                .map_err(|e| self.transient(format!("offset commit failed: {e}")))?;
+        }
+        Ok(())
+    }
+
+    async fn close(&self) -> Result<(), SourceError> {
+        let Some(consumer) = self
+            .consumer
+            .lock()
+            .map_err(|_| self.fatal("consumer lock poisoned".into()))?
+            .take()
+        else {
+            return Ok(());
+        };
+        let progress = self.progress.clone();
+        let name = self.name.clone();
+        tokio::task::spawn_blocking(move || -> Result<(), String> {
+            let assignment = consumer
+                .assignment()
+                .map_err(|e| format!("cannot read the assignment: {e}"))?;
+            let mut tpl = TopicPartitionList::new();
+            if let Ok(progress) = progress.lock() {
+                for ((topic, partition), next) in &progress.committed {
+                    if assignment.find_partition(topic, *partition).is_some() {
+                        let _ = tpl.add_partition_offset(topic, *partition, Offset::Offset(*next));
+                    }
+                }
+            }
+            if tpl.count() > 0 {
+                consumer
+                    .commit(&tpl, CommitMode::Sync)
+                    .map_err(|e| format!("final offset commit failed: {e}"))?;
+                tracing::info!(source = %name, offsets = %describe(&tpl), "committed offsets at close");
+            }
+            // Dropping the last handle leaves the group, so the partitions
+            // move to the remaining members at once.
+            drop(consumer);
+            Ok(())
+        })
+        .await
+        .map_err(|e| self.fatal(format!("close: {e}")))?
+        .map_err(|e| self.fatal(e))
+    }
+
+    async fn check(&self) -> Result<(), SourceError> {
+        let consumer = self.consumer()?;
+        tokio::task::spawn_blocking(move || {
+            consumer
+                .fetch_metadata(None, Duration::from_secs(5))
+                .map(|_| ())
+        })
+        .await
+        .map_err(|e| self.transient(format!("check: {e}")))?
+        .map_err(|e| self.transient(format!("brokers unreachable: {e}")))
+    }
+}
