@@ -12,6 +12,8 @@ use async_trait::async_trait;
 
 use crate::event::Output;
 
+#[cfg(feature = "dynamodb")]
+pub mod dynamodb;
 pub mod file;
 #[cfg(feature = "kafka")]
 pub mod kafka;
@@ -115,6 +117,8 @@ macro_rules! sink_registry {
 
 sink_registry! {
     File => file::FileSinkConfig,
+    #[cfg(feature = "dynamodb")]
+    Dynamodb => dynamodb::DynamoDbSinkConfig,
     #[cfg(feature = "kafka")]
     Kafka => kafka::KafkaSinkConfig,
     #[cfg(feature = "scylla")]

@@ -1,0 +1,526 @@
+//! DynamoDB attribute values <-> JSON: the one mapping the source and the
+//! sink share.
+//!
+//! Natural JSON (the default):
+//!
+//! | DynamoDB | JSON |
+//! |---|---|
+//! | `S` | string |
+//! | `N` | number when the JSON number denotes exactly the same decimal (every integer in i64/u64, decimals whose shortest double form is the same decimal); otherwise a string (`inexact_numbers = "string"`, the default, lossless) or the nearest double (`"float"`) |
+//! | `B` | base64 string (standard alphabet, padded) |
+//! | `BOOL` | `true` / `false` |
+//! | `NULL` | `null` |
+//! | `M` | object |
+//! | `L` | array |
+//! | `SS` / `NS` / `BS` | array of strings / numbers (as above) / base64 strings |
+//!
+//! Natural JSON cannot tell a set from a list, binary from a string, or an
+//! inexact number kept as a string from a string, so writing it back turns
+//! those into `L` and `S`. Typed JSON (`format = "typed"`) is DynamoDB's
+//! own JSON (`{"S": "x"}`, `{"N": "1.50"}`, `{"SS": [..]}` ...), lossless
+//! both ways.
+//!
+//! JSON -> attribute values (the sink): string -> `S`, number -> `N` (its
+//! decimal text, never exponent notation), `true`/`false` -> `BOOL`, `null`
+//! -> `NULL`, object -> `M`, array -> `L`; or typed JSON read back exactly.
+
+use std::collections::HashMap;
+
+use aws_sdk_dynamodb::primitives::Blob;
+use aws_sdk_dynamodb::types::AttributeValue;
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use serde::ser::{SerializeMap, SerializeSeq};
+use serde::{Deserialize, Serialize, Serializer};
+use serde_json::Value;
+
+/// How attribute values are written as JSON.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum JsonFormat {
+    /// Plain JSON (`{"name": "Ada", "age": 36}`), see the module table.
+    #[default]
+    Natural,
+    /// DynamoDB-typed JSON (`{"name": {"S": "Ada"}, "age": {"N": "36"}}`).
+    Typed,
+}
+
+/// What natural JSON does with a number no JSON number can carry exactly.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum InexactNumbers {
+    /// A JSON string holding the exact decimal (lossless).
+    #[default]
+    String,
+    /// The nearest double (lossy).
+    Float,
+}
+
+/// The mapping settings of one connector.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct JsonMapping {
+    /// Natural or typed JSON.
+    pub format: JsonFormat,
+    /// Natural JSON only: numbers that are not exact as JSON numbers.
+    pub inexact_numbers: InexactNumbers,
+}
+
+/// A borrowed view of an attribute value, so both SDKs' (identical but
+/// distinct) `AttributeValue` types share one mapping.
+#[derive(Debug)]
+pub enum AttrRef<'a, A> {
+    /// String.
+    S(&'a str),
+    /// Number (decimal text).
+    N(&'a str),
+    /// Binary.
+    B(&'a [u8]),
+    /// Boolean.
+    Bool(bool),
+    /// Null.
+    Null,
+    /// Map.
+    M(&'a HashMap<String, A>),
+    /// List.
+    L(&'a [A]),
+    /// String set.
+    Ss(&'a [String]),
+    /// Number set.
+    Ns(&'a [String]),
+    /// Binary set.
+    Bs(&'a [Blob]),
+    /// A type this SDK version does not know.
+    Unknown,
+}
+
+/// An SDK attribute value type.
+pub trait Attr: Sized {
+    /// Look at it.
+    fn view(&self) -> AttrRef<'_, Self>;
+}
+
+macro_rules! impl_attr {
+    ($av:ty) => {
+        impl Attr for $av {
+            fn view(&self) -> AttrRef<'_, Self> {
+                use $av as A;
+                match self {
+                    A::S(s) => AttrRef::S(s),
+                    A::N(n) => AttrRef::N(n),
+                    A::B(b) => AttrRef::B(b.as_ref()),
+                    A::Bool(b) => AttrRef::Bool(*b),
+                    A::Null(_) => AttrRef::Null,
+                    A::M(m) => AttrRef::M(m),
+                    A::L(l) => AttrRef::L(l),
+                    A::Ss(s) => AttrRef::Ss(s),
+                    A::Ns(n) => AttrRef::Ns(n),
+                    A::Bs(b) => AttrRef::Bs(b),
+                    _ => AttrRef::Unknown,
+                }
+            }
+        }
+    };
+}
+
+impl_attr!(aws_sdk_dynamodb::types::AttributeValue);
+impl_attr!(aws_sdk_dynamodbstreams::types::AttributeValue);
+
+impl JsonMapping {
+    /// An item (or key) as JSON bytes.
+    pub fn item_to_vec<A: Attr>(&self, item: &HashMap<String, A>) -> Vec<u8> {
+        let mut out = Vec::with_capacity(64 * item.len().max(1));
+        // Serializing into a Vec with only string keys cannot fail.
+        let _ = serde_json::to_writer(&mut out, &ItemJson(item, *self));
+        out
+    }
+
+    /// An item (or key) as a JSON value.
+    pub fn item_to_value<A: Attr>(&self, item: &HashMap<String, A>) -> Value {
+        serde_json::to_value(ItemJson(item, *self)).unwrap_or(Value::Null)
+    }
+
+    /// One attribute value as a JSON value.
+    pub fn attr_to_value<A: Attr>(&self, attr: &A) -> Value {
+        serde_json::to_value(AttrJson(attr, *self)).unwrap_or(Value::Null)
+    }
+
+    /// A JSON object as an item; `what` names the input in errors.
+    pub fn json_to_item(
+        &self,
+        json: &Value,
+        what: &str,
+    ) -> Result<HashMap<String, AttributeValue>, String> {
+        let Value::Object(map) = json else {
+            return Err(format!("{what} is not a JSON object"));
+        };
+        map.iter()
+            .map(|(k, v)| {
+                let av = match self.format {
+                    JsonFormat::Natural => natural_to_attr(v),
+                    JsonFormat::Typed => typed_to_attr(v, &format!("{what}.{k}"))?,
+                };
+                Ok((k.clone(), av))
+            })
+            .collect()
+    }
+
+    /// One JSON value as an attribute value; `what` names it in errors.
+    pub fn json_to_attr(&self, json: &Value, what: &str) -> Result<AttributeValue, String> {
+        match self.format {
+            JsonFormat::Natural => Ok(natural_to_attr(json)),
+            JsonFormat::Typed => typed_to_attr(json, what),
+        }
+    }
+}
+
+struct ItemJson<'a, A>(&'a HashMap<String, A>, JsonMapping);
+struct AttrJson<'a, A>(&'a A, JsonMapping);
+struct NumJson<'a>(&'a str, InexactNumbers);
+struct Base64Json<'a>(&'a [u8]);
+
+impl<A: Attr> Serialize for ItemJson<'_, A> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut m = s.serialize_map(Some(self.0.len()))?;
+        for (k, v) in self.0 {
+            m.serialize_entry(k, &AttrJson(v, self.1))?;
+        }
+        m.end()
+    }
+}
+
+impl Serialize for Base64Json<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&BASE64.encode(self.0))
+    }
+}
+
+impl Serialize for NumJson<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let text = self.0;
+        if let Ok(i) = text.parse::<i64>() {
+            return s.serialize_i64(i);
+        }
+        if let Ok(u) = text.parse::<u64>() {
+            return s.serialize_u64(u);
+        }
+        match text.parse::<f64>() {
+            Ok(f) if f.is_finite() => {
+                if self.1 == InexactNumbers::Float || same_decimal(text, &f.to_string()) {
+                    s.serialize_f64(f)
+                } else {
+                    s.serialize_str(text)
+                }
+            }
+            _ => s.serialize_str(text),
+        }
+    }
+}
+
+fn seq<S: Serializer, T: Serialize>(s: S, items: impl ExactSizeIterator<Item = T>) -> Result<S::Ok, S::Error> {
+    let mut sq = s.serialize_seq(Some(items.len()))?;
+    for item in items {
+        sq.serialize_element(&item)?;
+    }
+    sq.end()
+}
+
+/// `{"TAG": value}` for typed JSON.
+fn tagged<S: Serializer, T: Serialize + ?Sized>(s: S, tag: &str, v: &T) -> Result<S::Ok, S::Error> {
+    let mut m = s.serialize_map(Some(1))?;
+    m.serialize_entry(tag, v)?;
+    m.end()
+}
+
+impl<A: Attr> Serialize for AttrJson<'_, A> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mapping = self.1;
+        let inexact = mapping.inexact_numbers;
+        match mapping.format {
+            JsonFormat::Natural => match self.0.view() {
+                AttrRef::S(v) => s.serialize_str(v),
+                AttrRef::N(n) => NumJson(n, inexact).serialize(s),
+                AttrRef::B(b) => Base64Json(b).serialize(s),
+                AttrRef::Bool(b) => s.serialize_bool(b),
+                AttrRef::Null | AttrRef::Unknown => s.serialize_unit(),
+                AttrRef::M(m) => ItemJson(m, mapping).serialize(s),
+                AttrRef::L(l) => seq(s, l.iter().map(|a| AttrJson(a, mapping))),
+                AttrRef::Ss(v) => seq(s, v.iter()),
+                AttrRef::Ns(v) => seq(s, v.iter().map(|n| NumJson(n, inexact))),
+                AttrRef::Bs(v) => seq(s, v.iter().map(|b| Base64Json(b.as_ref()))),
+            },
+            JsonFormat::Typed => match self.0.view() {
+                AttrRef::S(v) => tagged(s, "S", v),
+                AttrRef::N(n) => tagged(s, "N", n),
+                AttrRef::B(b) => tagged(s, "B", &Base64Json(b)),
+                AttrRef::Bool(b) => tagged(s, "BOOL", &b),
+                AttrRef::Null | AttrRef::Unknown => tagged(s, "NULL", &true),
+                AttrRef::M(m) => tagged(s, "M", &ItemJson(m, mapping)),
+                AttrRef::L(l) => tagged(s, "L", &TypedList(l, mapping)),
+                AttrRef::Ss(v) => tagged(s, "SS", v),
+                AttrRef::Ns(v) => tagged(s, "NS", v),
+                AttrRef::Bs(v) => tagged(s, "BS", &Base64List(v)),
+            },
+        }
+    }
+}
+
+struct TypedList<'a, A>(&'a [A], JsonMapping);
+impl<A: Attr> Serialize for TypedList<'_, A> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        seq(s, self.0.iter().map(|a| AttrJson(a, self.1)))
+    }
+}
+
+struct Base64List<'a>(&'a [Blob]);
+impl Serialize for Base64List<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        seq(s, self.0.iter().map(|b| Base64Json(b.as_ref())))
+    }
+}
+
+fn natural_to_attr(v: &Value) -> AttributeValue {
+    match v {
+        Value::Null => AttributeValue::Null(true),
+        Value::Bool(b) => AttributeValue::Bool(*b),
+        Value::Number(n) => AttributeValue::N(plain_number(&n.to_string())),
+        Value::String(s) => AttributeValue::S(s.clone()),
+        Value::Array(a) => AttributeValue::L(a.iter().map(natural_to_attr).collect()),
+        Value::Object(m) => AttributeValue::M(
+            m.iter()
+                .map(|(k, v)| (k.clone(), natural_to_attr(v)))
+                .collect(),
+        ),
+    }
+}
+
+fn typed_to_attr(v: &Value, what: &str) -> Result<AttributeValue, String> {
+    let Value::Object(m) = v else {
+        return Err(format!("{what}: typed JSON needs an object like {{\"S\": \"x\"}}, got {v}"));
+    };
+    let mut it = m.iter();
+    let (Some((tag, inner)), None) = (it.next(), it.next()) else {
+        return Err(format!("{what}: typed JSON needs exactly one type key, got {v}"));
+    };
+    let string = |x: &Value| -> Result<String, String> {
+        x.as_str()
+            .map(str::to_owned)
+            .ok_or_else(|| format!("{what}: {tag} needs a string, got {x}"))
+    };
+    let number = |x: &Value| -> Result<String, String> {
+        let text = match x {
+            Value::String(s) => s.clone(),
+            Value::Number(n) => n.to_string(),
+            _ => return Err(format!("{what}: {tag} needs a number string, got {x}")),
+        };
+        if parse_decimal(&text).is_none() {
+            return Err(format!("{what}: {text:?} is not a number"));
+        }
+        Ok(text)
+    };
+    let binary = |x: &Value| -> Result<Blob, String> {
+        let s = string(x)?;
+        BASE64
+            .decode(s.as_bytes())
+            .map(Blob::new)
+            .map_err(|e| format!("{what}: {tag} is not valid base64: {e}"))
+    };
+    let array = |x: &Value| -> Result<Vec<Value>, String> {
+        x.as_array()
+            .cloned()
+            .ok_or_else(|| format!("{what}: {tag} needs an array, got {x}"))
+    };
+    Ok(match tag.as_str() {
+        "S" => AttributeValue::S(string(inner)?),
+        "N" => AttributeValue::N(number(inner)?),
+        "B" => AttributeValue::B(binary(inner)?),
+        "BOOL" => AttributeValue::Bool(
+            inner
+                .as_bool()
+                .ok_or_else(|| format!("{what}: BOOL needs true or false, got {inner}"))?,
+        ),
+        "NULL" => AttributeValue::Null(true),
+        "M" => {
+            let Value::Object(fields) = inner else {
+                return Err(format!("{what}: M needs an object, got {inner}"));
+            };
+            AttributeValue::M(
+                fields
+                    .iter()
+                    .map(|(k, x)| Ok((k.clone(), typed_to_attr(x, &format!("{what}.{k}"))?)))
+                    .collect::<Result<_, String>>()?,
+            )
+        }
+        "L" => AttributeValue::L(
+            array(inner)?
+                .iter()
+                .enumerate()
+                .map(|(i, x)| typed_to_attr(x, &format!("{what}[{i}]")))
+                .collect::<Result<_, _>>()?,
+        ),
+        "SS" => AttributeValue::Ss(array(inner)?.iter().map(string).collect::<Result<_, _>>()?),
+        "NS" => AttributeValue::Ns(array(inner)?.iter().map(number).collect::<Result<_, _>>()?),
+        "BS" => AttributeValue::Bs(array(inner)?.iter().map(binary).collect::<Result<_, _>>()?),
+        other => return Err(format!("{what}: unknown DynamoDB type {other:?}")),
+    })
+}
+
+/// A decimal as (negative, significant digits without leading/trailing
+/// zeros, exponent of the last digit); zero is `(false, "", 0)`.
+fn parse_decimal(text: &str) -> Option<(bool, String, i64)> {
+    let t = text.trim();
+    let (neg, t) = match t.as_bytes().first()? {
+        b'-' => (true, &t[1..]),
+        b'+' => (false, &t[1..]),
+        _ => (false, t),
+    };
+    let (mantissa, exp) = match t.find(['e', 'E']) {
+        Some(i) => (&t[..i], t[i + 1..].parse::<i64>().ok()?),
+        None => (t, 0),
+    };
+    let (int, frac) = match mantissa.find('.') {
+        Some(i) => (&mantissa[..i], &mantissa[i + 1..]),
+        None => (mantissa, ""),
+    };
+    if int.is_empty() && frac.is_empty() {
+        return None;
+    }
+    if !int.bytes().chain(frac.bytes()).all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let mut digits: String = int.chars().chain(frac.chars()).collect();
+    let mut exp = exp - frac.len() as i64;
+    let trimmed = digits.trim_start_matches('0').len();
+    digits.drain(..digits.len() - trimmed);
+    while digits.ends_with('0') {
+        digits.pop();
+        exp += 1;
+    }
+    if digits.is_empty() {
+        return Some((false, String::new(), 0));
+    }
+    Some((neg, digits, exp))
+}
+
+/// Whether two decimal texts denote the same number.
+pub fn same_decimal(a: &str, b: &str) -> bool {
+    match (parse_decimal(a), parse_decimal(b)) {
+        (Some(x), Some(y)) => x == y,
+        _ => false,
+    }
+}
+
+/// A canonical text of a decimal (used to compare keys); the input itself
+/// when it is not a decimal.
+pub fn canonical_number(text: &str) -> String {
+    match parse_decimal(text) {
+        Some((_, digits, _)) if digits.is_empty() => "0".into(),
+        Some((neg, digits, exp)) => format!("{}{}e{}", if neg { "-" } else { "" }, digits, exp),
+        None => text.to_string(),
+    }
+}
+
+/// A number's text without exponent notation (DynamoDB's form).
+fn plain_number(text: &str) -> String {
+    if !text.contains(['e', 'E']) {
+        return text.to_string();
+    }
+    let Some((neg, digits, exp)) = parse_decimal(text) else {
+        return text.to_string();
+    };
+    if digits.is_empty() {
+        return "0".into();
+    }
+    let sign = if neg { "-" } else { "" };
+    if exp >= 0 {
+        format!("{sign}{digits}{}", "0".repeat(exp as usize))
+    } else {
+        let frac_len = (-exp) as usize;
+        if digits.len() > frac_len {
+            let (i, f) = digits.split_at(digits.len() - frac_len);
+            format!("{sign}{i}.{f}")
+        } else {
+            format!("{sign}0.{}{digits}", "0".repeat(frac_len - digits.len()))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn item() -> HashMap<String, AttributeValue> {
+        use AttributeValue as A;
+        HashMap::from([
+            ("s".to_string(), A::S("héllo".into())),
+            ("int".to_string(), A::N("-42".into())),
+            ("dec".to_string(), A::N("0.1".into())),
+            ("big".to_string(), A::N("123456789012345678901234567890.5".into())),
+            ("tiny".to_string(), A::N("1E-130".into())),
+            ("b".to_string(), A::B(Blob::new(vec![0u8, 1, 255]))),
+            ("t".to_string(), A::Bool(true)),
+            ("n".to_string(), A::Null(true)),
+            (
+                "m".to_string(),
+                A::M(HashMap::from([("l".to_string(), A::L(vec![A::S("x".into()), A::N("7".into())]))])),
+            ),
+            ("ss".to_string(), A::Ss(vec!["a".into(), "b".into()])),
+            ("ns".to_string(), A::Ns(vec!["1".into(), "2.5".into()])),
+            ("bs".to_string(), A::Bs(vec![Blob::new(vec![1u8]), Blob::new(vec![2u8])])),
+        ])
+    }
+
+    #[test]
+    fn natural_json_follows_the_documented_table() {
+        let v = JsonMapping::default().item_to_value(&item());
+        assert_eq!(
+            v,
+            json!({
+                "s": "héllo", "int": -42, "dec": 0.1,
+                "big": "123456789012345678901234567890.5", "tiny": 1e-130,
+                "b": "AAH/", "t": true, "n": null,
+                "m": {"l": ["x", 7]}, "ss": ["a", "b"], "ns": [1, 2.5], "bs": ["AQ==", "Ag=="]
+            })
+        );
+        let lossy = JsonMapping { inexact_numbers: InexactNumbers::Float, ..Default::default() };
+        assert_eq!(lossy.item_to_value(&item())["big"], json!(1.2345678901234568e29));
+    }
+
+    #[test]
+    fn typed_json_round_trips_every_type() {
+        let typed = JsonMapping { format: JsonFormat::Typed, ..Default::default() };
+        let v = typed.item_to_value(&item());
+        assert_eq!(v["ss"], json!({"SS": ["a", "b"]}));
+        assert_eq!(v["b"], json!({"B": "AAH/"}));
+        assert_eq!(typed.json_to_item(&v, "value").unwrap(), item());
+    }
+
+    #[test]
+    fn natural_json_writes_back_plain_attributes() {
+        let m = JsonMapping::default();
+        let got = m
+            .json_to_item(&json!({"a": 1e-7, "b": 12e20, "c": [true, null], "d": {"e": "f"}}), "value")
+            .unwrap();
+        assert_eq!(got["a"], AttributeValue::N("0.0000001".into()));
+        assert_eq!(got["b"], AttributeValue::N("1200000000000000000000".into()));
+        assert_eq!(got["c"], AttributeValue::L(vec![AttributeValue::Bool(true), AttributeValue::Null(true)]));
+    }
+
+    #[test]
+    fn bad_typed_json_names_the_attribute() {
+        let typed = JsonMapping { format: JsonFormat::Typed, ..Default::default() };
+        let err = typed.json_to_item(&json!({"a": {"M": {"b": {"N": "x1"}}}}), "value").unwrap_err();
+        assert_eq!(err, "value.a.b: \"x1\" is not a number");
+        let err = typed.json_to_item(&json!({"a": "plain"}), "value").unwrap_err();
+        assert!(err.starts_with("value.a: typed JSON needs an object"), "{err}");
+    }
+
+    #[test]
+    fn decimals_compare_by_value() {
+        assert!(same_decimal("1.50", "1.5"));
+        assert!(same_decimal("100", "1E2"));
+        assert!(same_decimal("-0.000", "0"));
+        assert!(!same_decimal("0.1", "0.10000000000000001"));
+        assert_eq!(canonical_number("1.0"), canonical_number("1"));
+    }
+}

@@ -1,0 +1,779 @@
+//! The running DynamoDB Streams source: a lease coordinator, one reader task
+//! per held shard, and the batch assembly the pipeline calls.
+//!
+//! - The coordinator (every third of the lease duration) renews the held
+//!   leases, describes the stream to create leases for new shards and to
+//!   detect shards trimmed before they were finished, and takes leases
+//!   (free, expired, or — to balance — one stolen) whose parent is finished.
+//! - A reader owns one shard: it gets an iterator from the shard's
+//!   checkpoint, calls GetRecords with an adaptive pause (none after a full
+//!   page, `poll_min_ms` after a partial one, doubling up to `poll_max_ms`
+//!   while empty), renews an expired iterator from the last sequence number
+//!   it read, and hands pages to one bounded queue. One reader per shard per
+//!   host keeps within DynamoDB's limit of two readers per shard.
+//! - `next_batch` takes pages from the queue in arrival order (the queue
+//!   is fair between readers waiting to put), splits a page that does not
+//!   fit, and drops pages of leases lost in the meantime. Its checkpoint is
+//!   the last sequence number per shard, with the lease token it was read
+//!   under.
+//! - `commit` writes each shard's checkpoint conditionally on still holding
+//!   the lease; a lease lost meanwhile is skipped (its new holder restarts
+//!   from the stored checkpoint: at-least-once, nothing lost). When a
+//!   shard's reader has reached the end and everything read is committed,
+//!   the checkpoint becomes `SHARD_END`, the lease is released and the
+//!   shard's children become readable.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use aws_sdk_dynamodbstreams::types::{OperationType, Record};
+use bytes::Bytes;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use super::config::{DynamoDbStreamsSourceConfig, OnDataLoss, StartPosition};
+use super::leases::{Lease, LeaseError, LeaseTable, Observations, Position, plan_takes};
+use super::shards::{new_leases, parent_finished, vanished_unfinished};
+use super::streams::{IteratorStart, SdkStreams, StreamShape, StreamsApi, StreamsError};
+use crate::dynamodb::attr::JsonMapping;
+use crate::event::{Event, Op};
+use crate::source::{Checkpoint, Source, SourceBatch, SourceContext, SourceError};
+
+/// Records trimmed by retention before they were read, per source.
+pub const DATA_LOSS: &str = "weir_source_dynamodb_data_loss_total";
+/// Leases this host lost to another host (expired or stolen), per source.
+pub const LEASES_LOST: &str = "weir_source_dynamodb_leases_lost_total";
+/// Leases held by this host, per source.
+pub const LEASES_HELD: &str = "weir_source_dynamodb_leases_held";
+
+/// Pages queued between the readers and `next_batch`.
+const QUEUE_PAGES: usize = 8;
+
+/// How far a batch reaches: per shard, the last sequence number in it and
+/// the lease token it was read under.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StreamsCheckpoint {
+    /// One entry per shard in the batch.
+    pub shards: Vec<ShardMark>,
+}
+
+/// One shard's reach within a batch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ShardMark {
+    /// The shard.
+    pub shard_id: String,
+    /// The lease token the records were read under.
+    pub token: String,
+    /// The last sequence number of the shard in the batch.
+    pub sequence: String,
+}
+
+/// Settings the tasks need.
+#[derive(Debug, Clone)]
+struct Settings {
+    mapping: JsonMapping,
+    start: StartPosition,
+    lease_duration: Duration,
+    shard_sync_interval: Duration,
+    max_leases: Option<usize>,
+    records_per_call: i32,
+    poll_min: Duration,
+    poll_max: Duration,
+    on_data_loss: OnDataLoss,
+}
+
+/// Reading progress of a held shard.
+#[derive(Debug, Default)]
+struct Progress {
+    /// Last sequence number handed to the queue.
+    last_read: Option<String>,
+    /// Last sequence number committed.
+    committed: Option<String>,
+    /// The reader reached the end of the (closed) shard.
+    ended: bool,
+    /// `SHARD_END` is stored.
+    finished: bool,
+}
+
+/// A shard this host holds.
+struct Held {
+    shard_id: String,
+    token: String,
+    cancel: CancellationToken,
+    progress: tokio::sync::Mutex<Progress>,
+}
+
+/// A page of one shard's events.
+struct Page {
+    shard_id: String,
+    token: String,
+    events: VecDeque<(String, Event)>,
+}
+
+enum Feed {
+    Page(Page),
+    Error(SourceError),
+}
+
+struct Inner {
+    name: String,
+    api: Arc<dyn StreamsApi>,
+    leases: LeaseTable,
+    settings: Settings,
+    table_name: String,
+    host_id: String,
+    takes: AtomicU64,
+    held: Mutex<HashMap<String, Arc<Held>>>,
+    tx: mpsc::Sender<Feed>,
+    stop: CancellationToken,
+}
+
+struct FeedState {
+    rx: mpsc::Receiver<Feed>,
+    leftover: Option<Page>,
+    error: Option<SourceError>,
+}
+
+/// A running DynamoDB Streams source.
+pub struct DynamoDbStreamsSource {
+    inner: Arc<Inner>,
+    feed: tokio::sync::Mutex<FeedState>,
+    coordinator: Mutex<Option<tokio::task::JoinHandle<()>>>,
+}
+
+fn streams_error(name: &str, e: StreamsError) -> SourceError {
+    match e {
+        StreamsError::Transient(m) => SourceError::Transient(format!("source {name}: {m}")),
+        other => SourceError::Fatal(format!("source {name}: {other}")),
+    }
+}
+
+fn lease_error(name: &str, e: LeaseError) -> SourceError {
+    match e {
+        LeaseError::Transient(m) => SourceError::Transient(format!("source {name}: {m}")),
+        LeaseError::Fatal(m) => SourceError::Fatal(format!("source {name}: {m}")),
+    }
+}
+
+impl DynamoDbStreamsSource {
+    /// Connect to the stream and the lease table and start reading.
+    pub async fn connect(cfg: &DynamoDbStreamsSourceConfig, ctx: &SourceContext) -> Result<Self, SourceError> {
+        cfg.validate()
+            .map_err(|e| SourceError::Fatal(format!("source {}: {e}", ctx.name)))?;
+        let api = SdkStreams::connect(&cfg.connection(), cfg.table.as_deref(), cfg.stream_arn.as_deref())
+            .await
+            .map_err(|e| streams_error(&ctx.name, e))?;
+        Self::with_api(cfg, ctx, Arc::new(api)).await
+    }
+
+    /// Start reading through `api` (the real service, or a scripted stream),
+    /// with leases in the configured lease table.
+    pub async fn with_api(
+        cfg: &DynamoDbStreamsSourceConfig,
+        ctx: &SourceContext,
+        api: Arc<dyn StreamsApi>,
+    ) -> Result<Self, SourceError> {
+        let name = ctx.name.clone();
+        cfg.validate()
+            .map_err(|e| SourceError::Fatal(format!("source {name}: {e}")))?;
+        let shape = api.describe().await.map_err(|e| streams_error(&name, e))?;
+        let client = aws_sdk_dynamodb::Client::new(&cfg.connection().load().await);
+        let group = format!(
+            "{}@{}",
+            cfg.lease_group.clone().unwrap_or_else(|| ctx.pipeline.clone()),
+            shape.stream_arn
+        );
+        let leases = LeaseTable::new(client, cfg.lease_table.clone(), group);
+        leases.ensure_table().await.map_err(|e| lease_error(&name, e))?;
+        let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "host".into());
+        let host_id = format!("{host}:{}:{:08x}", std::process::id(), rand::random::<u32>());
+        let (tx, rx) = mpsc::channel(QUEUE_PAGES);
+        let inner = Arc::new(Inner {
+            name,
+            api,
+            leases,
+            settings: Settings {
+                mapping: cfg.mapping(),
+                start: cfg.start_position,
+                lease_duration: Duration::from_millis(cfg.lease_duration_ms),
+                shard_sync_interval: Duration::from_millis(cfg.shard_sync_interval_ms),
+                max_leases: cfg.max_leases,
+                records_per_call: cfg.records_per_call,
+                poll_min: Duration::from_millis(cfg.poll_min_ms),
+                poll_max: Duration::from_millis(cfg.poll_max_ms),
+                on_data_loss: cfg.on_data_loss,
+            },
+            table_name: shape.table_name.clone(),
+            host_id,
+            takes: AtomicU64::new(0),
+            held: Mutex::new(HashMap::new()),
+            tx,
+            stop: CancellationToken::new(),
+        });
+        let coordinator = tokio::spawn(Arc::clone(&inner).coordinate(shape));
+        Ok(DynamoDbStreamsSource {
+            inner,
+            feed: tokio::sync::Mutex::new(FeedState {
+                rx,
+                leftover: None,
+                error: None,
+            }),
+            coordinator: Mutex::new(Some(coordinator)),
+        })
+    }
+
+    /// This host's id in lease owner tokens.
+    pub fn host_id(&self) -> &str {
+        &self.inner.host_id
+    }
+
+    /// The shards this host holds now, sorted.
+    pub fn held_shards(&self) -> Vec<String> {
+        let mut v: Vec<String> = self.inner.held_map().keys().cloned().collect();
+        v.sort();
+        v
+    }
+
+    /// Stop without releasing leases, as a crashed host would: they expire
+    /// and other hosts take them over from the stored checkpoints.
+    pub fn abandon(&self) {
+        self.inner.stop.cancel();
+    }
+}
+
+impl Drop for DynamoDbStreamsSource {
+    fn drop(&mut self) {
+        self.inner.stop.cancel();
+    }
+}
+
+impl Inner {
+    fn held_map(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<Held>>> {
+        // A panic while holding this lock cannot leave the map inconsistent.
+        self.held.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn is_live(&self, shard_id: &str, token: &str) -> bool {
+        self.held_map().get(shard_id).is_some_and(|h| h.token == token)
+    }
+
+    fn drop_held(&self, held: &Held) {
+        let mut map = self.held_map();
+        if map.get(&held.shard_id).is_some_and(|h| h.token == held.token) {
+            map.remove(&held.shard_id);
+        }
+        held.cancel.cancel();
+        metrics::gauge!(LEASES_HELD, "source" => self.name.clone()).set(map.len() as f64);
+    }
+
+    async fn report(&self, err: SourceError) {
+        tracing::error!(source = %self.name, "{err}");
+        let _ = self.tx.send(Feed::Error(err)).await;
+    }
+
+    async fn coordinate(self: Arc<Self>, mut shape: StreamShape) {
+        let tick = self.settings.lease_duration / 3;
+        let mut obs = Observations::default();
+        let mut last_sync: Option<Instant> = None;
+        loop {
+            if let Err(e) = self.round(&mut obs, &mut last_sync, &mut shape).await {
+                match e {
+                    SourceError::Transient(m) => tracing::warn!(source = %self.name, "lease round failed, retrying: {m}"),
+                    fatal @ SourceError::Fatal(_) => {
+                        self.report(fatal).await;
+                        self.stop.cancel();
+                        return;
+                    }
+                }
+            }
+            tokio::select! {
+                _ = self.stop.cancelled() => return,
+                _ = tokio::time::sleep(tick) => {}
+            }
+        }
+    }
+
+    /// One coordinator round: renew, sync shards, balance.
+    async fn round(
+        self: &Arc<Self>,
+        obs: &mut Observations,
+        last_sync: &mut Option<Instant>,
+        shape: &mut StreamShape,
+    ) -> Result<(), SourceError> {
+        let name = &self.name;
+        // 1. Renew what we hold; finish shards whose end could not be stored before.
+        let held: Vec<Arc<Held>> = self.held_map().values().cloned().collect();
+        let renewals = futures::future::join_all(held.iter().map(|h| self.leases.renew(&h.shard_id, &h.token))).await;
+        for (h, r) in held.iter().zip(renewals) {
+            match r {
+                Ok(true) => {}
+                Ok(false) => {
+                    tracing::info!(source = %name, shard = %h.shard_id, "lease lost to another host; it resumes from the checkpoint");
+                    metrics::counter!(LEASES_LOST, "source" => name.clone()).increment(1);
+                    self.drop_held(h);
+                }
+                Err(e) => return Err(lease_error(name, e)),
+            }
+        }
+        for h in &held {
+            let mut p = h.progress.lock().await;
+            if p.ended && !p.finished && p.last_read == p.committed {
+                self.finish(h, &mut p).await?;
+            }
+        }
+
+        // 2. Discover shards.
+        let now = Instant::now();
+        if last_sync.is_none_or(|t| now.duration_since(t) >= self.settings.shard_sync_interval) {
+            match self.api.describe().await {
+                Ok(s) => *shape = s,
+                Err(StreamsError::Transient(m)) => tracing::warn!(source = %name, "describe stream: {m}"),
+                Err(e) => return Err(streams_error(name, e)),
+            }
+            let existing: HashMap<String, Lease> = self
+                .leases
+                .list()
+                .await
+                .map_err(|e| lease_error(name, e))?
+                .into_iter()
+                .map(|l| (l.shard_id.clone(), l))
+                .collect();
+            for nl in new_leases(shape, &existing, self.settings.start) {
+                self.leases
+                    .create(&nl.shard_id, nl.parent.as_deref(), &nl.position)
+                    .await
+                    .map_err(|e| lease_error(name, e))?;
+            }
+            for shard in vanished_unfinished(shape, &existing) {
+                let lease = &existing[&shard];
+                let msg = format!(
+                    "shard {shard} of table {} left the stream (24 h retention) while its checkpoint was {}: its unread records are lost",
+                    self.table_name,
+                    lease.position.as_str()
+                );
+                metrics::counter!(DATA_LOSS, "source" => name.clone()).increment(1);
+                match self.settings.on_data_loss {
+                    OnDataLoss::Fail => {
+                        return Err(SourceError::Fatal(format!(
+                            "source {name}: {msg}; set on_data_loss = \"skip\" to go on"
+                        )));
+                    }
+                    OnDataLoss::Skip => {
+                        tracing::error!(source = %name, "{msg}; skipping it (on_data_loss = \"skip\")");
+                        self.leases
+                            .finish_unheld(&shard, lease.counter)
+                            .await
+                            .map_err(|e| lease_error(name, e))?;
+                    }
+                }
+            }
+            *last_sync = Some(now);
+        }
+
+        // 3. Take leases.
+        let list = self.leases.list().await.map_err(|e| lease_error(name, e))?;
+        let now = Instant::now();
+        obs.observe(&list, now);
+        let by_id: HashMap<String, Lease> = list.iter().map(|l| (l.shard_id.clone(), l.clone())).collect();
+        let ids: HashSet<&str> = shape.shards.iter().map(|s| s.id.as_str()).collect();
+        let readable: Vec<&Lease> = list
+            .iter()
+            .filter(|l| l.position != Position::ShardEnd && parent_finished(l, &by_id, &ids))
+            .collect();
+        let mine = self.held_map().len();
+        let duration = self.settings.lease_duration;
+        let plan = plan_takes(
+            &readable,
+            &self.host_id,
+            mine,
+            |l| obs.expired(l, now, duration),
+            self.settings.max_leases,
+        );
+        for shard in plan.take.iter().chain(plan.steal.iter()) {
+            let Some(lease) = by_id.get(shard) else { continue };
+            let token = format!("{}#{}", self.host_id, self.takes.fetch_add(1, Ordering::Relaxed));
+            if self
+                .leases
+                .take(shard, lease.counter, &token)
+                .await
+                .map_err(|e| lease_error(name, e))?
+            {
+                tracing::info!(source = %name, shard = %shard, checkpoint = %lease.position.as_str(), "took lease");
+                self.start_reader(shard.clone(), token, lease.position.clone());
+            }
+        }
+        Ok(())
+    }
+
+    fn start_reader(self: &Arc<Self>, shard_id: String, token: String, position: Position) {
+        let held = Arc::new(Held {
+            shard_id: shard_id.clone(),
+            token,
+            cancel: self.stop.child_token(),
+            progress: tokio::sync::Mutex::new(Progress::default()),
+        });
+        let count = {
+            let mut map = self.held_map();
+            if let Some(old) = map.insert(shard_id, Arc::clone(&held)) {
+                old.cancel.cancel();
+            }
+            map.len()
+        };
+        metrics::gauge!(LEASES_HELD, "source" => self.name.clone()).set(count as f64);
+        tokio::spawn(Arc::clone(self).read(held, position));
+    }
+
+    /// Store `SHARD_END`, release the lease, stop holding it.
+    async fn finish(&self, held: &Held, p: &mut Progress) -> Result<(), SourceError> {
+        match self
+            .leases
+            .checkpoint(&held.shard_id, &held.token, &Position::ShardEnd)
+            .await
+            .map_err(|e| lease_error(&self.name, e))?
+        {
+            true => {
+                p.finished = true;
+                tracing::info!(source = %self.name, shard = %held.shard_id, "shard finished");
+                if let Err(e) = self.leases.release(&held.shard_id, &held.token).await {
+                    tracing::warn!(source = %self.name, "releasing a finished lease: {e}");
+                }
+            }
+            false => metrics::counter!(LEASES_LOST, "source" => self.name.clone()).increment(1),
+        }
+        self.drop_held(held);
+        Ok(())
+    }
+
+    /// The reader reached the end of a closed shard.
+    async fn shard_ended(&self, held: &Held) {
+        let mut p = held.progress.lock().await;
+        p.ended = true;
+        if p.last_read == p.committed
+            && let Err(e) = self.finish(held, &mut p).await
+        {
+            // The coordinator retries on its next round.
+            tracing::warn!(source = %self.name, shard = %held.shard_id, "storing SHARD_END: {e}");
+        }
+    }
+
+    /// Records were trimmed before they were read. `true`: go on from the
+    /// trim horizon; `false`: the loss was reported as fatal.
+    async fn data_lost(&self, held: &Held, last: Option<&str>, detail: &str) -> bool {
+        metrics::counter!(DATA_LOSS, "source" => self.name.clone()).increment(1);
+        let msg = format!(
+            "records of shard {} of table {} after {} were trimmed (24 h retention) before they were read: {detail}",
+            held.shard_id,
+            self.table_name,
+            last.map_or_else(|| "its start".to_string(), |s| format!("sequence number {s}")),
+        );
+        match self.settings.on_data_loss {
+            OnDataLoss::Fail => {
+                self.report(SourceError::Fatal(format!(
+                    "source {}: {msg}; set on_data_loss = \"skip\" to go on",
+                    self.name
+                )))
+                .await;
+                false
+            }
+            OnDataLoss::Skip => {
+                tracing::error!(source = %self.name, "{msg}; going on from the oldest record (on_data_loss = \"skip\")");
+                true
+            }
+        }
+    }
+
+    fn to_event(&self, shard_id: &str, rec: &Record) -> Option<(String, Event)> {
+        let ddb = rec.dynamodb()?;
+        let seq = ddb.sequence_number()?.to_string();
+        let mapping = &self.settings.mapping;
+        let op = match rec.event_name() {
+            Some(OperationType::Insert) => Op::Insert,
+            Some(OperationType::Remove) => Op::Delete,
+            _ => Op::Upsert,
+        };
+        let event = Event {
+            key: ddb.keys().map(|k| Bytes::from(mapping.item_to_vec(k))),
+            value: ddb.new_image().map(|i| Bytes::from(mapping.item_to_vec(i))),
+            old_value: ddb.old_image().map(|i| Bytes::from(mapping.item_to_vec(i))),
+            op,
+            headers: Vec::new(),
+            timestamp_ms: ddb
+                .approximate_creation_date_time()
+                .and_then(|t| t.to_millis().ok())
+                .unwrap_or(0),
+            origin: format!("{}/{}/{}", self.table_name, shard_id, seq),
+        };
+        Some((seq, event))
+    }
+
+    async fn pause(&self, held: &Held, d: Duration) -> bool {
+        if d.is_zero() {
+            return !held.cancel.is_cancelled();
+        }
+        tokio::select! {
+            _ = held.cancel.cancelled() => false,
+            _ = tokio::time::sleep(d) => true,
+        }
+    }
+
+    /// Read one shard until it ends, the lease is lost or the source stops.
+    async fn read(self: Arc<Self>, held: Arc<Held>, position: Position) {
+        let s = &self.settings;
+        let mut last: Option<String> = None;
+        let mut initial = match position {
+            Position::TrimHorizon => IteratorStart::TrimHorizon,
+            Position::Latest => IteratorStart::Latest,
+            Position::Sequence(seq) => {
+                last = Some(seq.clone());
+                IteratorStart::After(seq)
+            }
+            Position::ShardEnd => {
+                self.shard_ended(&held).await;
+                return;
+            }
+        };
+        let mut iterator: Option<String> = None;
+        let idle_base = s.poll_min.max(Duration::from_millis(10));
+        let mut idle = idle_base;
+        let mut failures: u32 = 0;
+        let backoff = |failures: u32| Duration::from_millis((100u64 << failures.min(6)).min(5_000));
+        while !held.cancel.is_cancelled() {
+            let it = match iterator.take() {
+                Some(it) => it,
+                None => {
+                    let from = last.clone().map_or_else(|| initial.clone(), IteratorStart::After);
+                    match self.api.iterator(&held.shard_id, &from).await {
+                        Ok(it) => it,
+                        Err(StreamsError::Trimmed(m) | StreamsError::NotFound(m)) => {
+                            if !self.data_lost(&held, last.as_deref(), &m).await {
+                                return;
+                            }
+                            last = None;
+                            initial = IteratorStart::TrimHorizon;
+                            continue;
+                        }
+                        Err(StreamsError::ExpiredIterator) => continue,
+                        Err(StreamsError::Transient(m)) => {
+                            failures += 1;
+                            tracing::warn!(source = %self.name, shard = %held.shard_id, "get shard iterator: {m}");
+                            if !self.pause(&held, backoff(failures)).await {
+                                return;
+                            }
+                            continue;
+                        }
+                        Err(StreamsError::Fatal(m)) => {
+                            self.report(SourceError::Fatal(format!("source {}: shard {}: {m}", self.name, held.shard_id)))
+                                .await;
+                            return;
+                        }
+                    }
+                }
+            };
+            match self.api.records(&it, s.records_per_call).await {
+                Ok(page) => {
+                    failures = 0;
+                    let n = page.records.len();
+                    let events: VecDeque<(String, Event)> = page
+                        .records
+                        .iter()
+                        .filter_map(|r| self.to_event(&held.shard_id, r))
+                        .collect();
+                    if let Some((seq, _)) = events.back() {
+                        last = Some(seq.clone());
+                        held.progress.lock().await.last_read = Some(seq.clone());
+                        let page = Page {
+                            shard_id: held.shard_id.clone(),
+                            token: held.token.clone(),
+                            events,
+                        };
+                        tokio::select! {
+                            _ = held.cancel.cancelled() => return,
+                            sent = self.tx.send(Feed::Page(page)) => if sent.is_err() { return },
+                        }
+                    }
+                    let Some(next) = page.next_iterator else {
+                        self.shard_ended(&held).await;
+                        return;
+                    };
+                    iterator = Some(next);
+                    let wait = if n >= s.records_per_call as usize {
+                        idle = idle_base;
+                        Duration::ZERO
+                    } else if n > 0 {
+                        idle = idle_base;
+                        s.poll_min
+                    } else {
+                        let w = idle;
+                        idle = (idle * 2).min(s.poll_max.max(idle_base));
+                        w.min(s.poll_max)
+                    };
+                    if !self.pause(&held, wait).await {
+                        return;
+                    }
+                }
+                Err(StreamsError::ExpiredIterator) => {
+                    tracing::debug!(source = %self.name, shard = %held.shard_id, "iterator expired; renewing from the last sequence number read");
+                }
+                Err(StreamsError::Trimmed(m) | StreamsError::NotFound(m)) => {
+                    if !self.data_lost(&held, last.as_deref(), &m).await {
+                        return;
+                    }
+                    last = None;
+                    initial = IteratorStart::TrimHorizon;
+                }
+                Err(StreamsError::Transient(m)) => {
+                    failures += 1;
+                    tracing::warn!(source = %self.name, shard = %held.shard_id, "get records: {m}");
+                    iterator = Some(it);
+                    if !self.pause(&held, backoff(failures)).await {
+                        return;
+                    }
+                }
+                Err(StreamsError::Fatal(m)) => {
+                    self.report(SourceError::Fatal(format!("source {}: shard {}: {m}", self.name, held.shard_id)))
+                        .await;
+                    return;
+                }
+            }
+        }
+    }
+
+    async fn commit_mark(&self, mark: ShardMark) -> Result<(), SourceError> {
+        let held = self
+            .held_map()
+            .get(&mark.shard_id)
+            .filter(|h| h.token == mark.token)
+            .cloned();
+        let Some(held) = held else {
+            tracing::debug!(source = %self.name, shard = %mark.shard_id, "not committing: lease no longer held");
+            return Ok(());
+        };
+        let mut p = held.progress.lock().await;
+        if p.finished {
+            return Ok(());
+        }
+        let end = p.ended && p.last_read.as_deref() == Some(mark.sequence.as_str());
+        if end {
+            p.committed = Some(mark.sequence.clone());
+            return self.finish(&held, &mut p).await;
+        }
+        let stored = self
+            .leases
+            .checkpoint(&held.shard_id, &held.token, &Position::Sequence(mark.sequence.clone()))
+            .await
+            .map_err(|e| lease_error(&self.name, e))?;
+        if stored {
+            p.committed = Some(mark.sequence);
+        } else {
+            tracing::info!(source = %self.name, shard = %held.shard_id, "lease lost before commit; the new holder resumes from the stored checkpoint");
+            metrics::counter!(LEASES_LOST, "source" => self.name.clone()).increment(1);
+            self.drop_held(&held);
+        }
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl Source for DynamoDbStreamsSource {
+    async fn next_batch(&self, max_events: usize, max_wait: Duration) -> Result<SourceBatch, SourceError> {
+        let deadline = tokio::time::Instant::now() + max_wait;
+        let mut feed = self.feed.lock().await;
+        if let Some(e) = feed.error.take() {
+            return Err(e);
+        }
+        let max_events = max_events.max(1);
+        let mut events = Vec::with_capacity(max_events.min(4096));
+        let mut marks: Vec<ShardMark> = Vec::new();
+        while events.len() < max_events {
+            let page = match feed.leftover.take() {
+                Some(p) => p,
+                None => match tokio::time::timeout_at(deadline, feed.rx.recv()).await {
+                    Ok(Some(Feed::Page(p))) => p,
+                    Ok(Some(Feed::Error(e))) => {
+                        if events.is_empty() {
+                            return Err(e);
+                        }
+                        feed.error = Some(e);
+                        break;
+                    }
+                    Ok(None) | Err(_) => break,
+                },
+            };
+            if !self.inner.is_live(&page.shard_id, &page.token) {
+                continue;
+            }
+            let mut page = page;
+            let room = max_events - events.len();
+            let take = room.min(page.events.len());
+            let mut last_seq = None;
+            for (seq, ev) in page.events.drain(..take) {
+                events.push(ev);
+                last_seq = Some(seq);
+            }
+            if let Some(sequence) = last_seq {
+                match marks.iter_mut().find(|m| m.shard_id == page.shard_id) {
+                    Some(m) => {
+                        m.token = page.token.clone();
+                        m.sequence = sequence;
+                    }
+                    None => marks.push(ShardMark {
+                        shard_id: page.shard_id.clone(),
+                        token: page.token.clone(),
+                        sequence,
+                    }),
+                }
+            }
+            if !page.events.is_empty() {
+                feed.leftover = Some(page);
+            }
+        }
+        Ok(SourceBatch {
+            events,
+            checkpoint: Checkpoint::new(StreamsCheckpoint { shards: marks }),
+            exhausted: false,
+        })
+    }
+
+    async fn commit(&self, checkpoint: Checkpoint) -> Result<(), SourceError> {
+        let Some(cp) = checkpoint.downcast::<StreamsCheckpoint>() else {
+            return Err(SourceError::Fatal(format!(
+                "source {}: commit got a checkpoint of another source",
+                self.inner.name
+            )));
+        };
+        let results = futures::future::join_all(cp.shards.into_iter().map(|m| self.inner.commit_mark(m))).await;
+        results.into_iter().collect()
+    }
+
+    async fn close(&self) -> Result<(), SourceError> {
+        self.inner.stop.cancel();
+        let handle = self
+            .coordinator
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take();
+        if let Some(h) = handle {
+            let _ = h.await;
+        }
+        let held: Vec<Arc<Held>> = self.inner.held_map().drain().map(|(_, h)| h).collect();
+        for h in held {
+            h.cancel.cancel();
+            if let Err(e) = self.inner.leases.release(&h.shard_id, &h.token).await {
+                tracing::warn!(source = %self.inner.name, "releasing lease of shard {}: {e}", h.shard_id);
+            }
+        }
+        Ok(())
+    }
+
+    async fn check(&self) -> Result<(), SourceError> {
+        self.inner
+            .api
+            .describe()
+            .await
+            .map(|_| ())
+            .map_err(|e| SourceError::Transient(format!("source {}: {e}", self.inner.name)))
+    }
+}
