@@ -17,6 +17,10 @@ pub mod dynamodb;
 pub mod file;
 #[cfg(feature = "kafka")]
 pub mod kafka;
+#[cfg(feature = "mongodb")]
+pub mod mongodb;
+#[cfg(feature = "redis")]
+pub mod redis;
 #[cfg(feature = "scylla")]
 pub mod scylla;
 
@@ -121,6 +125,10 @@ sink_registry! {
     Dynamodb => dynamodb::DynamoDbSinkConfig,
     #[cfg(feature = "kafka")]
     Kafka => kafka::KafkaSinkConfig,
+    #[cfg(feature = "mongodb")]
+    Mongodb => mongodb::MongoSinkConfig,
+    #[cfg(feature = "redis")]
+    Redis => redis::RedisSinkConfig,
     #[cfg(feature = "scylla")]
     Scylla => scylla::ScyllaSinkConfig,
 }

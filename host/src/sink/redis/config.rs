@@ -1,0 +1,492 @@
+//! The `[sinks.NAME]` settings of a Redis/Valkey sink and their validation
+//! into compiled commands.
+//!
+//! ```toml
+//! [sinks.cache]
+//! type = "redis"
+//! url = "redis://127.0.0.1:16379/0"
+//!
+//! [[sinks.cache.commands]]
+//! cmd = "SET"
+//! key = "session:{value.session_id}"
+//! value = "{value}"
+//! ttl_seconds = 1800
+//!
+//! [[sinks.cache.commands]]
+//! cmd = "SADD"
+//! key = "user:{value.user_id}:sessions"
+//! members = ["{value.session_id}"]
+//! ```
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+
+use super::template::Template;
+
+/// A Redis or Valkey sink: one or more command templates run for every
+/// output, pipelined per batch.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RedisSinkConfig {
+    /// Server URL: `redis://[user:password@]host:port/db`, `rediss://` for
+    /// TLS. The database number and AUTH credentials come from the URL.
+    pub url: String,
+    /// The commands run for every output, in this order.
+    pub commands: Vec<CommandConfig>,
+    /// How long to wait for a reply to a pipeline before the write is
+    /// reported as a transient failure, in milliseconds.
+    #[serde(default = "default_response_timeout_ms")]
+    pub response_timeout_ms: u64,
+    /// How long to wait for a (re)connection, in milliseconds.
+    #[serde(default = "default_connection_timeout_ms")]
+    pub connection_timeout_ms: u64,
+}
+
+fn default_response_timeout_ms() -> u64 {
+    10_000
+}
+
+fn default_connection_timeout_ms() -> u64 {
+    2_000
+}
+
+/// One command template (`[[sinks.NAME.commands]]`). Which keys apply
+/// depends on `cmd`; a key that does not apply to the command is an error.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CommandConfig {
+    /// The command: `SET`, `HSET`, `XADD`, `SADD`, `ZINCRBY`, `PFADD`,
+    /// `INCRBY`, `INCRBYFLOAT`, `EXPIRE` or `DEL` (case-insensitive).
+    pub cmd: String,
+    /// Template of the key, e.g. `session:{value.session_id}`.
+    pub key: String,
+    /// `SET`: template of the value written. Default `{value}` (the whole
+    /// JSON value).
+    pub value: Option<String>,
+    /// `SET`: expiry in seconds (`SET ... EX`); an output's own
+    /// `ttl_seconds` takes precedence. `EXPIRE`: the expiry set (an output's
+    /// own `ttl_seconds` takes precedence; one of the two is required).
+    pub ttl_seconds: Option<u64>,
+    /// `HSET`, `XADD`: field name → value template. Default: every
+    /// top-level field of the JSON value (strings bare, the rest as JSON).
+    pub fields: Option<BTreeMap<String, String>>,
+    /// `SADD`, `PFADD`: templates of the members added.
+    pub members: Option<Vec<String>>,
+    /// `ZINCRBY`: template of the member whose score is incremented.
+    pub member: Option<String>,
+    /// `ZINCRBY`, `INCRBY`, `INCRBYFLOAT`: the increment, a number or a
+    /// template (`"{value.amount}"`). Default 1.
+    pub increment: Option<Increment>,
+    /// `XADD`: cap the stream at about this many entries (`MAXLEN ~ N`).
+    pub maxlen: Option<u64>,
+    /// `XADD`: with `maxlen`, trim exactly (`MAXLEN N`) instead of
+    /// approximately (`MAXLEN ~ N`, the default, much cheaper).
+    #[serde(default)]
+    pub exact_maxlen: bool,
+    /// `XADD`: template of the entry id. Default `*` (server-assigned).
+    pub id: Option<String>,
+    /// What this command does for an output whose op is `delete`: `del`
+    /// (delete the key), `skip`, or `apply` (run the command as for any
+    /// other output). Default `del` for `SET` and `HSET`, `skip` otherwise.
+    pub on_delete: Option<OnDelete>,
+}
+
+/// An increment: a number or a template rendering one.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum Increment {
+    /// An integer constant.
+    Int(i64),
+    /// A floating-point constant.
+    Float(f64),
+    /// A template, e.g. `{value.amount}`.
+    Template(String),
+}
+
+/// What a command does for an output whose op is `delete`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OnDelete {
+    /// `DEL` the command's key.
+    Del,
+    /// Do nothing.
+    Skip,
+    /// Run the command as for any other output.
+    Apply,
+}
+
+/// A command name this sink supports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CommandKind {
+    /// `SET key value [EX ttl]`.
+    Set,
+    /// `HSET key field value ...`.
+    HSet,
+    /// `XADD key [MAXLEN [~] n] id field value ...`.
+    XAdd,
+    /// `SADD key member ...`.
+    SAdd,
+    /// `ZINCRBY key increment member`.
+    ZIncrBy,
+    /// `PFADD key element ...`.
+    PfAdd,
+    /// `INCRBY key increment`.
+    IncrBy,
+    /// `INCRBYFLOAT key increment`.
+    IncrByFloat,
+    /// `EXPIRE key seconds`.
+    Expire,
+    /// `DEL key`.
+    Del,
+}
+
+impl CommandKind {
+    const ALL: [(&'static str, CommandKind); 10] = [
+        ("SET", CommandKind::Set),
+        ("HSET", CommandKind::HSet),
+        ("XADD", CommandKind::XAdd),
+        ("SADD", CommandKind::SAdd),
+        ("ZINCRBY", CommandKind::ZIncrBy),
+        ("PFADD", CommandKind::PfAdd),
+        ("INCRBY", CommandKind::IncrBy),
+        ("INCRBYFLOAT", CommandKind::IncrByFloat),
+        ("EXPIRE", CommandKind::Expire),
+        ("DEL", CommandKind::Del),
+    ];
+
+    fn parse(name: &str) -> Option<CommandKind> {
+        Self::ALL
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|&(_, k)| k)
+    }
+
+    /// The command's name as sent to the server.
+    pub fn name(self) -> &'static str {
+        Self::ALL
+            .iter()
+            .find(|(_, k)| *k == self)
+            .map_or("?", |&(n, _)| n)
+    }
+
+    /// Whether running it twice with the same arguments leaves the same state.
+    pub fn idempotent(self) -> bool {
+        !matches!(
+            self,
+            CommandKind::ZIncrBy | CommandKind::IncrBy | CommandKind::IncrByFloat | CommandKind::XAdd
+        )
+    }
+}
+
+/// A validated increment.
+#[derive(Debug, Clone)]
+pub enum CompiledIncrement {
+    /// A constant, as sent.
+    Const(String),
+    /// Rendered per output.
+    Template(Template),
+}
+
+/// A validated command template, ready to render.
+#[derive(Debug, Clone)]
+pub struct CompiledCommand {
+    /// Position in `commands` (for error messages).
+    pub index: usize,
+    /// Which command.
+    pub kind: CommandKind,
+    /// Key template.
+    pub key: Template,
+    /// `SET` value template.
+    pub value: Option<Template>,
+    /// Configured expiry.
+    pub ttl_seconds: Option<u64>,
+    /// `HSET`/`XADD` mapping; `None` = all top-level fields.
+    pub fields: Option<Vec<(String, Template)>>,
+    /// `SADD`/`PFADD` members, or the one `ZINCRBY` member.
+    pub members: Vec<Template>,
+    /// `ZINCRBY`/`INCRBY`/`INCRBYFLOAT` increment.
+    pub increment: Option<CompiledIncrement>,
+    /// `XADD` trimming: (exact, max length).
+    pub maxlen: Option<(bool, u64)>,
+    /// `XADD` entry id.
+    pub id: Option<Template>,
+    /// Behaviour for deletes.
+    pub on_delete: OnDelete,
+}
+
+impl CompiledCommand {
+    /// `commands[i] (CMD)`, the way errors name a command.
+    pub fn label(&self) -> String {
+        format!("commands[{}] ({})", self.index, self.kind.name())
+    }
+}
+
+/// A config mistake, naming the sink and the command.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RedisConfigError {
+    /// `commands` is empty.
+    #[error("redis sink `{sink}`: `commands` is empty; configure at least one command")]
+    NoCommands {
+        /// Sink name.
+        sink: String,
+    },
+    /// A command name we do not know.
+    #[error("redis sink `{sink}`: commands[{index}]: unknown command `{cmd}` (expected one of {expected})")]
+    UnknownCommand {
+        /// Sink name.
+        sink: String,
+        /// Position in `commands`.
+        index: usize,
+        /// What was written.
+        cmd: String,
+        /// The supported names.
+        expected: String,
+    },
+    /// A template that does not parse.
+    #[error("redis sink `{sink}`: commands[{index}] ({cmd}) `{option}`: {message}")]
+    Template {
+        /// Sink name.
+        sink: String,
+        /// Position in `commands`.
+        index: usize,
+        /// Command name.
+        cmd: &'static str,
+        /// The option holding the template.
+        option: String,
+        /// The syntax error.
+        message: String,
+    },
+    /// An option missing, or set where it does not apply.
+    #[error("redis sink `{sink}`: commands[{index}] ({cmd}): {message}")]
+    Option {
+        /// Sink name.
+        sink: String,
+        /// Position in `commands`.
+        index: usize,
+        /// Command name.
+        cmd: &'static str,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+impl RedisSinkConfig {
+    /// Validate every command and compile its templates.
+    pub fn compile(&self, sink: &str) -> Result<Vec<CompiledCommand>, RedisConfigError> {
+        if self.commands.is_empty() {
+            return Err(RedisConfigError::NoCommands {
+                sink: sink.to_owned(),
+            });
+        }
+        self.commands
+            .iter()
+            .enumerate()
+            .map(|(index, c)| c.compile(sink, index))
+            .collect()
+    }
+}
+
+impl CommandConfig {
+    fn compile(&self, sink: &str, index: usize) -> Result<CompiledCommand, RedisConfigError> {
+        let kind = CommandKind::parse(&self.cmd).ok_or_else(|| RedisConfigError::UnknownCommand {
+            sink: sink.to_owned(),
+            index,
+            cmd: self.cmd.clone(),
+            expected: CommandKind::ALL.map(|(n, _)| n).join(", "),
+        })?;
+        let cmd = kind.name();
+        let option_err = |message: String| RedisConfigError::Option {
+            sink: sink.to_owned(),
+            index,
+            cmd,
+            message,
+        };
+        let template = |option: &str, text: &str| {
+            Template::parse(text).map_err(|e| RedisConfigError::Template {
+                sink: sink.to_owned(),
+                index,
+                cmd,
+                option: option.to_owned(),
+                message: e.to_string(),
+            })
+        };
+
+        // Which options each command takes.
+        use CommandKind as K;
+        let allowed: &[&str] = match kind {
+            K::Set => &["value", "ttl_seconds"],
+            K::HSet => &["fields"],
+            K::XAdd => &["fields", "maxlen", "exact_maxlen", "id"],
+            K::SAdd | K::PfAdd => &["members"],
+            K::ZIncrBy => &["member", "increment"],
+            K::IncrBy | K::IncrByFloat => &["increment"],
+            K::Expire => &["ttl_seconds"],
+            K::Del => &[],
+        };
+        let set = [
+            ("value", self.value.is_some()),
+            ("ttl_seconds", self.ttl_seconds.is_some()),
+            ("fields", self.fields.is_some()),
+            ("members", self.members.is_some()),
+            ("member", self.member.is_some()),
+            ("increment", self.increment.is_some()),
+            ("maxlen", self.maxlen.is_some()),
+            ("exact_maxlen", self.exact_maxlen),
+            ("id", self.id.is_some()),
+        ];
+        for (name, present) in set {
+            if present && !allowed.contains(&name) {
+                return Err(option_err(format!(
+                    "`{name}` does not apply to {cmd} (it takes: {})",
+                    if allowed.is_empty() {
+                        "only `key`".to_owned()
+                    } else {
+                        allowed.join(", ")
+                    }
+                )));
+            }
+        }
+
+        let key = template("key", &self.key)?;
+        let value = match kind {
+            K::Set => Some(template("value", self.value.as_deref().unwrap_or("{value}"))?),
+            _ => None,
+        };
+        let fields = match &self.fields {
+            None => None,
+            Some(map) if map.is_empty() => {
+                return Err(option_err("`fields` is empty; leave it out to write every top-level field".to_owned()));
+            }
+            Some(map) => Some(
+                map.iter()
+                    .map(|(f, t)| Ok((f.clone(), template(&format!("fields.{f}"), t)?)))
+                    .collect::<Result<Vec<_>, RedisConfigError>>()?,
+            ),
+        };
+        let members = match kind {
+            K::SAdd | K::PfAdd => {
+                let list = self.members.as_ref().filter(|m| !m.is_empty()).ok_or_else(|| {
+                    option_err("`members` is required (a list of templates)".to_owned())
+                })?;
+                list.iter()
+                    .enumerate()
+                    .map(|(i, t)| template(&format!("members[{i}]"), t))
+                    .collect::<Result<Vec<_>, _>>()?
+            }
+            K::ZIncrBy => {
+                let t = self
+                    .member
+                    .as_deref()
+                    .ok_or_else(|| option_err("`member` is required".to_owned()))?;
+                vec![template("member", t)?]
+            }
+            _ => Vec::new(),
+        };
+        let increment = match kind {
+            K::ZIncrBy | K::IncrBy | K::IncrByFloat => Some(match &self.increment {
+                None => CompiledIncrement::Const("1".to_owned()),
+                Some(Increment::Int(n)) => CompiledIncrement::Const(n.to_string()),
+                Some(Increment::Float(f)) if kind == K::IncrBy => {
+                    return Err(option_err(format!(
+                        "`increment` = {f} is not an integer (use INCRBYFLOAT)"
+                    )));
+                }
+                Some(Increment::Float(f)) => CompiledIncrement::Const(f.to_string()),
+                Some(Increment::Template(t)) => CompiledIncrement::Template(template("increment", t)?),
+            }),
+            _ => None,
+        };
+        if kind == K::Expire && self.ttl_seconds == Some(0) {
+            return Err(option_err("`ttl_seconds` must be at least 1".to_owned()));
+        }
+        if kind == K::Set && self.ttl_seconds == Some(0) {
+            return Err(option_err("`ttl_seconds` must be at least 1 (leave it out for no expiry)".to_owned()));
+        }
+        let id = match kind {
+            K::XAdd => Some(template("id", self.id.as_deref().unwrap_or("*"))?),
+            _ => None,
+        };
+        let on_delete = self.on_delete.unwrap_or(match kind {
+            K::Set | K::HSet | K::Del => OnDelete::Del,
+            _ => OnDelete::Skip,
+        });
+        Ok(CompiledCommand {
+            index,
+            kind,
+            key,
+            value,
+            ttl_seconds: self.ttl_seconds,
+            fields,
+            members,
+            increment,
+            maxlen: self.maxlen.map(|n| (self.exact_maxlen, n)),
+            id,
+            on_delete,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn compile(toml_text: &str) -> Result<Vec<CompiledCommand>, String> {
+        let cfg: RedisSinkConfig = toml::from_str(toml_text).map_err(|e| e.to_string())?;
+        cfg.compile("cache").map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn compiles_a_full_config() {
+        let cmds = compile(
+            r#"
+            url = "redis://127.0.0.1:16379/"
+            [[commands]]
+            cmd = "set"
+            key = "session:{value.session_id}"
+            ttl_seconds = 1800
+            [[commands]]
+            cmd = "ZINCRBY"
+            key = "top"
+            member = "{value.url}"
+            [[commands]]
+            cmd = "XADD"
+            key = "s"
+            maxlen = 1000
+            "#,
+        )
+        .unwrap();
+        assert_eq!(cmds.len(), 3);
+        assert_eq!(cmds[0].kind, CommandKind::Set);
+        assert_eq!(cmds[0].on_delete, OnDelete::Del);
+        assert_eq!(cmds[1].on_delete, OnDelete::Skip);
+        assert_eq!(cmds[2].maxlen, Some((false, 1000)));
+    }
+
+    #[test]
+    fn errors_name_sink_and_command_index() {
+        let base = "url = \"redis://x/\"\n[[commands]]\ncmd = \"SET\"\nkey = \"a\"\n";
+        assert_eq!(
+            compile(&format!("{base}[[commands]]\ncmd = \"LPUSH\"\nkey = \"k\"\n")).unwrap_err(),
+            "redis sink `cache`: commands[1]: unknown command `LPUSH` (expected one of SET, HSET, XADD, SADD, ZINCRBY, PFADD, INCRBY, INCRBYFLOAT, EXPIRE, DEL)"
+        );
+        assert_eq!(
+            compile(&format!("{base}[[commands]]\ncmd = \"SADD\"\nkey = \"user:{{value.user_id\"\nmembers = [\"x\"]\n")).unwrap_err(),
+            "redis sink `cache`: commands[1] (SADD) `key`: template `user:{value.user_id`: unclosed `{` at byte 5"
+        );
+        assert_eq!(
+            compile(&format!("{base}[[commands]]\ncmd = \"SADD\"\nkey = \"k\"\n")).unwrap_err(),
+            "redis sink `cache`: commands[1] (SADD): `members` is required (a list of templates)"
+        );
+        assert_eq!(
+            compile(&format!("{base}[[commands]]\ncmd = \"SADD\"\nkey = \"k\"\nmembers = [\"a\"]\nttl_seconds = 5\n")).unwrap_err(),
+            "redis sink `cache`: commands[1] (SADD): `ttl_seconds` does not apply to SADD (it takes: members)"
+        );
+        assert_eq!(
+            compile(&format!("{base}[[commands]]\ncmd = \"INCRBY\"\nkey = \"k\"\nincrement = 1.5\n")).unwrap_err(),
+            "redis sink `cache`: commands[1] (INCRBY): `increment` = 1.5 is not an integer (use INCRBYFLOAT)"
+        );
+        assert!(compile("url = \"x\"\ncommands = []\n").unwrap_err().contains("`commands` is empty"));
+        assert!(compile(&format!("{base}bogus = 1\n")).unwrap_err().contains("unknown field `bogus`"));
+    }
+}

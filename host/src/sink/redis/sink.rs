@@ -1,0 +1,265 @@
+//! The Redis/Valkey sink: renders every command template for every output
+//! and sends the whole batch as one pipeline over a `ConnectionManager`
+//! (which reconnects by itself after a connection loss).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use serde_json::Value;
+
+use super::config::{CommandKind, CompiledCommand, CompiledIncrement, OnDelete, RedisSinkConfig};
+use super::template::{OutputView, write_scalar};
+use crate::event::{Op, Output};
+use crate::sink::{BuildSink, Rejection, Sink, SinkContext, SinkError};
+
+/// A connected Redis sink.
+pub struct RedisSink {
+    name: String,
+    commands: Vec<CompiledCommand>,
+    conn: ConnectionManager,
+}
+
+#[async_trait]
+impl BuildSink for RedisSinkConfig {
+    async fn build(&self, ctx: &SinkContext) -> Result<Arc<dyn Sink>, SinkError> {
+        let sink = RedisSink::connect(&ctx.name, self).await?;
+        Ok(Arc::new(sink))
+    }
+}
+
+impl RedisSink {
+    /// Validate the config and connect (an unreachable server is a
+    /// transient error, a bad URL or template a fatal one).
+    pub async fn connect(name: &str, config: &RedisSinkConfig) -> Result<RedisSink, SinkError> {
+        let commands = config
+            .compile(name)
+            .map_err(|e| SinkError::Fatal(e.to_string()))?;
+        let client = redis::Client::open(config.url.as_str()).map_err(|e| {
+            SinkError::Fatal(format!("redis sink `{name}`: invalid url `{}`: {e}", config.url))
+        })?;
+        // Few reconnect attempts per request: while the server is away a
+        // write fails quickly as transient, and the pipeline's own backoff
+        // paces the retries.
+        let manager_config = ConnectionManagerConfig::new()
+            .set_number_of_retries(1)
+            .set_max_delay(Duration::from_millis(500))
+            .set_response_timeout(Some(Duration::from_millis(config.response_timeout_ms)))
+            .set_connection_timeout(Some(Duration::from_millis(config.connection_timeout_ms)));
+        let conn = ConnectionManager::new_with_config(client, manager_config)
+            .await
+            .map_err(|e| classify(name, "connect", &e))?;
+        Ok(RedisSink {
+            name: name.to_owned(),
+            commands,
+            conn,
+        })
+    }
+
+    /// Render all commands for one output, or say why it cannot be written.
+    fn render(&self, output: &Output, cmds: &mut Vec<(usize, redis::Cmd)>) -> Result<(), String> {
+        let view = OutputView::new(output);
+        let start = cmds.len();
+        for c in &self.commands {
+            match self.render_one(c, &view) {
+                Ok(Some(cmd)) => cmds.push((c.index, cmd)),
+                Ok(None) => {}
+                Err(reason) => {
+                    cmds.truncate(start);
+                    return Err(format!("redis sink `{}`: {}: {reason}", self.name, c.label()));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn render_one(&self, c: &CompiledCommand, view: &OutputView<'_>) -> Result<Option<redis::Cmd>, String> {
+        let output = view.output;
+        let key = c.key.render(view).map_err(|e| format!("key {e}"))?;
+        if output.op == Op::Delete {
+            match c.on_delete {
+                OnDelete::Skip => return Ok(None),
+                OnDelete::Del => {
+                    let mut cmd = redis::cmd("DEL");
+                    cmd.arg(key);
+                    return Ok(Some(cmd));
+                }
+                OnDelete::Apply => {}
+            }
+        }
+        let mut cmd = redis::cmd(c.kind.name());
+        cmd.arg(&key);
+        match c.kind {
+            CommandKind::Set => {
+                if let Some(t) = &c.value {
+                    cmd.arg(t.render(view).map_err(|e| format!("value {e}"))?);
+                }
+                if let Some(ttl) = output.ttl_seconds.map(u64::from).or(c.ttl_seconds) {
+                    cmd.arg("EX").arg(ttl.max(1));
+                }
+            }
+            CommandKind::HSet => self.push_fields(c, view, &mut cmd)?,
+            CommandKind::XAdd => {
+                if let Some((exact, n)) = c.maxlen {
+                    cmd.arg("MAXLEN");
+                    if !exact {
+                        cmd.arg("~");
+                    }
+                    cmd.arg(n);
+                }
+                if let Some(id) = &c.id {
+                    cmd.arg(id.render(view).map_err(|e| format!("id {e}"))?);
+                }
+                self.push_fields(c, view, &mut cmd)?;
+            }
+            CommandKind::SAdd | CommandKind::PfAdd => {
+                for (i, m) in c.members.iter().enumerate() {
+                    cmd.arg(m.render(view).map_err(|e| format!("members[{i}] {e}"))?);
+                }
+            }
+            CommandKind::ZIncrBy => {
+                cmd.arg(render_increment(c, view)?);
+                for m in &c.members {
+                    cmd.arg(m.render(view).map_err(|e| format!("member {e}"))?);
+                }
+            }
+            CommandKind::IncrBy | CommandKind::IncrByFloat => {
+                cmd.arg(render_increment(c, view)?);
+            }
+            CommandKind::Expire => {
+                let ttl = output
+                    .ttl_seconds
+                    .map(u64::from)
+                    .or(c.ttl_seconds)
+                    .ok_or("no expiry: the output has no ttl_seconds and none is configured")?;
+                cmd.arg(ttl.max(1));
+            }
+            CommandKind::Del => {}
+        }
+        Ok(Some(cmd))
+    }
+
+    /// HSET/XADD field-value pairs: the mapping, or every top-level field.
+    fn push_fields(&self, c: &CompiledCommand, view: &OutputView<'_>, cmd: &mut redis::Cmd) -> Result<(), String> {
+        match &c.fields {
+            Some(map) => {
+                for (field, t) in map {
+                    cmd.arg(field.as_str())
+                        .arg(t.render(view).map_err(|e| format!("fields.{field} {e}"))?);
+                }
+            }
+            None => {
+                let json = view.json().map_err(|why| format!("value is {why}"))?;
+                let Value::Object(map) = json else {
+                    return Err("value is not a JSON object, so it has no fields to write (configure `fields`)".to_owned());
+                };
+                if map.is_empty() {
+                    return Err("value is an empty JSON object: no fields to write".to_owned());
+                }
+                let mut buf = Vec::new();
+                for (field, v) in map {
+                    buf.clear();
+                    write_scalar(v, &mut buf);
+                    cmd.arg(field.as_str()).arg(buf.as_slice());
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+fn render_increment(c: &CompiledCommand, view: &OutputView<'_>) -> Result<Vec<u8>, String> {
+    match &c.increment {
+        None => Ok(b"1".to_vec()),
+        Some(CompiledIncrement::Const(s)) => Ok(s.as_bytes().to_vec()),
+        Some(CompiledIncrement::Template(t)) => t.render(view).map_err(|e| format!("increment {e}")),
+    }
+}
+
+/// Whether an error is worth retrying, and the message naming the sink.
+fn classify(name: &str, what: &str, e: &redis::RedisError) -> SinkError {
+    let msg = format!("redis sink `{name}`: {what}: {e}");
+    if is_transient(e) {
+        SinkError::Transient(msg)
+    } else {
+        SinkError::Fatal(msg)
+    }
+}
+
+fn is_transient(e: &redis::RedisError) -> bool {
+    use redis::{ErrorKind, ServerErrorKind};
+    if e.is_io_error() || e.is_timeout() || e.is_connection_dropped() || e.is_connection_refusal() {
+        return true;
+    }
+    matches!(
+        e.kind(),
+        ErrorKind::Server(
+            ServerErrorKind::BusyLoading
+                | ServerErrorKind::TryAgain
+                | ServerErrorKind::ClusterDown
+                | ServerErrorKind::MasterDown
+                | ServerErrorKind::ReadOnly
+        ) | ErrorKind::Parse
+    )
+}
+
+#[async_trait]
+impl Sink for RedisSink {
+    async fn write(&self, outputs: &[Output]) -> Result<Vec<Rejection>, SinkError> {
+        let mut rejections = Vec::new();
+        let mut cmds: Vec<(usize, redis::Cmd)> = Vec::with_capacity(outputs.len() * self.commands.len());
+        // For each pipelined command: (output index, command index).
+        let mut owners: Vec<(usize, usize)> = Vec::with_capacity(outputs.len() * self.commands.len());
+        for (i, output) in outputs.iter().enumerate() {
+            let before = cmds.len();
+            match self.render(output, &mut cmds) {
+                Ok(()) => owners.extend(cmds[before..].iter().map(|(ci, _)| (i, *ci))),
+                Err(reason) => rejections.push(Rejection { index: i, reason }),
+            }
+        }
+        if cmds.is_empty() {
+            return Ok(rejections);
+        }
+        let mut pipe = redis::pipe();
+        for (_, cmd) in cmds {
+            pipe.add_command(cmd);
+        }
+        let mut conn = self.conn.clone();
+        let replies: Vec<redis::RedisResult<redis::Value>> = pipe
+            .ignore_errors()
+            .query_async(&mut conn)
+            .await
+            .map_err(|e| classify(&self.name, "pipeline", &e))?;
+        let mut last_rejected = None;
+        for (reply, &(i, ci)) in replies.iter().zip(&owners) {
+            let Err(e) = reply else { continue };
+            if is_transient(e) {
+                return Err(classify(&self.name, "pipeline", e));
+            }
+            if last_rejected == Some(i) || rejections.iter().any(|r| r.index == i) {
+                continue;
+            }
+            last_rejected = Some(i);
+            let label = self
+                .commands
+                .iter()
+                .find(|c| c.index == ci)
+                .map_or_else(|| format!("commands[{ci}]"), CompiledCommand::label);
+            rejections.push(Rejection {
+                index: i,
+                reason: format!("redis sink `{}`: {label}: server said: {e}", self.name),
+            });
+        }
+        rejections.sort_by_key(|r| r.index);
+        Ok(rejections)
+    }
+
+    async fn check(&self) -> Result<(), SinkError> {
+        let mut conn = self.conn.clone();
+        redis::cmd("PING")
+            .query_async::<()>(&mut conn)
+            .await
+            .map_err(|e| classify(&self.name, "PING", &e))
+    }
+}

@@ -1,0 +1,376 @@
+//! Templates that build Redis keys, members and values from an output.
+//!
+//! A template is literal text with placeholders in braces:
+//! - `{key}`: the output's key bytes, as they are;
+//! - `{value}`: the whole value (the JSON text as the plugin emitted it);
+//! - `{value.a.b}`: a field of the JSON value (a numeric segment indexes an
+//!   array); strings are written without quotes, numbers and booleans as
+//!   JSON text, objects and arrays as compact JSON;
+//! - `{header.NAME}`: the value of the output header `NAME`;
+//! - `{route}`: the output's route.
+//!
+//! `{{` and `}}` stand for literal braces. A placeholder whose data is
+//! missing (no key, no value, no such field, a `null`, no such header) is an
+//! error naming the template and the placeholder; the sink rejects that one
+//! output with it.
+
+use std::fmt;
+
+use serde_json::Value;
+
+use crate::event::Output;
+
+/// One piece of a parsed template.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Part {
+    /// Literal bytes.
+    Text(String),
+    /// The output key.
+    Key,
+    /// The whole value.
+    Value,
+    /// A path into the JSON value.
+    Field(Vec<String>),
+    /// An output header.
+    Header(String),
+    /// The output route.
+    Route,
+}
+
+/// A parsed template.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Template {
+    source: String,
+    parts: Vec<Part>,
+}
+
+/// Why a template text is not a valid template.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TemplateSyntaxError {
+    /// A `{` without its `}`.
+    #[error("template `{template}`: unclosed `{{` at byte {at}")]
+    Unclosed {
+        /// The template text.
+        template: String,
+        /// Byte offset of the `{`.
+        at: usize,
+    },
+    /// A `}` that closes nothing.
+    #[error("template `{template}`: unmatched `}}` at byte {at} (write `}}}}` for a literal brace)")]
+    Unmatched {
+        /// The template text.
+        template: String,
+        /// Byte offset of the `}`.
+        at: usize,
+    },
+    /// A placeholder that names nothing we know.
+    #[error(
+        "template `{template}`: unknown placeholder `{{{name}}}` (expected key, value, value.FIELD, header.NAME or route)"
+    )]
+    Unknown {
+        /// The template text.
+        template: String,
+        /// The placeholder text.
+        name: String,
+    },
+}
+
+/// A placeholder the output has no data for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MissingField {
+    /// The template text.
+    pub template: String,
+    /// The placeholder, as written (`value.session_id`).
+    pub field: String,
+    /// What is wrong (`missing`, `null`, `value is not JSON: ...`).
+    pub why: String,
+}
+
+impl fmt::Display for MissingField {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "template `{}`: field `{}` is {}",
+            self.template, self.field, self.why
+        )
+    }
+}
+
+impl Template {
+    /// Parse a template text.
+    pub fn parse(source: &str) -> Result<Template, TemplateSyntaxError> {
+        let mut parts = Vec::new();
+        let mut text = String::new();
+        let bytes = source.as_bytes();
+        let mut i = 0;
+        while i < bytes.len() {
+            match bytes[i] {
+                b'{' if bytes.get(i + 1) == Some(&b'{') => {
+                    text.push('{');
+                    i += 2;
+                }
+                b'}' if bytes.get(i + 1) == Some(&b'}') => {
+                    text.push('}');
+                    i += 2;
+                }
+                b'}' => {
+                    return Err(TemplateSyntaxError::Unmatched {
+                        template: source.to_owned(),
+                        at: i,
+                    });
+                }
+                b'{' => {
+                    let rest = &source[i + 1..];
+                    let Some(end) = rest.find(['}', '{']).filter(|&e| rest.as_bytes()[e] == b'}')
+                    else {
+                        return Err(TemplateSyntaxError::Unclosed {
+                            template: source.to_owned(),
+                            at: i,
+                        });
+                    };
+                    let name = rest[..end].trim();
+                    let part = parse_placeholder(name).ok_or_else(|| {
+                        TemplateSyntaxError::Unknown {
+                            template: source.to_owned(),
+                            name: name.to_owned(),
+                        }
+                    })?;
+                    if !text.is_empty() {
+                        parts.push(Part::Text(std::mem::take(&mut text)));
+                    }
+                    parts.push(part);
+                    i += 1 + end + 1;
+                }
+                _ => {
+                    // Copy the whole UTF-8 character starting here.
+                    let ch_len = source[i..].chars().next().map_or(1, char::len_utf8);
+                    text.push_str(&source[i..i + ch_len]);
+                    i += ch_len;
+                }
+            }
+        }
+        if !text.is_empty() {
+            parts.push(Part::Text(text));
+        }
+        Ok(Template {
+            source: source.to_owned(),
+            parts,
+        })
+    }
+
+    /// The template text as configured.
+    pub fn source(&self) -> &str {
+        &self.source
+    }
+
+    /// Whether rendering needs the parsed JSON value.
+    pub fn needs_json(&self) -> bool {
+        self.parts.iter().any(|p| matches!(p, Part::Field(_)))
+    }
+
+    /// Append the rendered template to `out`.
+    pub fn render_into(&self, view: &OutputView<'_>, out: &mut Vec<u8>) -> Result<(), MissingField> {
+        for part in &self.parts {
+            match part {
+                Part::Text(t) => out.extend_from_slice(t.as_bytes()),
+                Part::Key => match &view.output.key {
+                    Some(k) => out.extend_from_slice(k),
+                    None => return Err(self.missing("key", "missing (the output has no key)")),
+                },
+                Part::Value => match &view.output.value {
+                    Some(v) => out.extend_from_slice(v),
+                    None => return Err(self.missing("value", "missing (the output has no value)")),
+                },
+                Part::Route => match &view.output.route {
+                    Some(r) => out.extend_from_slice(r.as_bytes()),
+                    None => return Err(self.missing("route", "missing (the output has no route)")),
+                },
+                Part::Header(name) => {
+                    match view.output.headers.iter().find(|h| &h.key == name) {
+                        Some(h) => out.extend_from_slice(&h.value),
+                        None => {
+                            return Err(self.missing(&format!("header.{name}"), "missing"));
+                        }
+                    }
+                }
+                Part::Field(path) => {
+                    let value = view.json().map_err(|why| self.missing_path(path, why))?;
+                    match lookup(value, path) {
+                        None => return Err(self.missing_path(path, "missing".to_owned())),
+                        Some(Value::Null) => {
+                            return Err(self.missing_path(path, "null".to_owned()));
+                        }
+                        Some(found) => write_scalar(found, out),
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The rendered template as a new buffer.
+    pub fn render(&self, view: &OutputView<'_>) -> Result<Vec<u8>, MissingField> {
+        let mut out = Vec::with_capacity(self.source.len() + 16);
+        self.render_into(view, &mut out)?;
+        Ok(out)
+    }
+
+    fn missing(&self, field: &str, why: &str) -> MissingField {
+        MissingField {
+            template: self.source.clone(),
+            field: field.to_owned(),
+            why: why.to_owned(),
+        }
+    }
+
+    fn missing_path(&self, path: &[String], why: String) -> MissingField {
+        MissingField {
+            template: self.source.clone(),
+            field: format!("value.{}", path.join(".")),
+            why,
+        }
+    }
+}
+
+fn parse_placeholder(name: &str) -> Option<Part> {
+    match name {
+        "key" => Some(Part::Key),
+        "value" => Some(Part::Value),
+        "route" => Some(Part::Route),
+        _ => {
+            if let Some(path) = name.strip_prefix("value.") {
+                let segs: Vec<String> = path.split('.').map(str::to_owned).collect();
+                if segs.iter().any(String::is_empty) {
+                    return None;
+                }
+                Some(Part::Field(segs))
+            } else if let Some(h) = name.strip_prefix("header.") {
+                (!h.is_empty()).then(|| Part::Header(h.to_owned()))
+            } else {
+                None
+            }
+        }
+    }
+}
+
+/// Follow a path of object keys (and array indexes) into a JSON value.
+pub fn lookup<'v>(value: &'v Value, path: &[String]) -> Option<&'v Value> {
+    let mut cur = value;
+    for seg in path {
+        cur = match cur {
+            Value::Object(map) => map.get(seg)?,
+            Value::Array(items) => items.get(seg.parse::<usize>().ok()?)?,
+            _ => return None,
+        };
+    }
+    Some(cur)
+}
+
+/// Write a JSON value as a Redis argument: strings bare, the rest as JSON.
+pub fn write_scalar(value: &Value, out: &mut Vec<u8>) {
+    match value {
+        Value::String(s) => out.extend_from_slice(s.as_bytes()),
+        Value::Number(n) => out.extend_from_slice(n.to_string().as_bytes()),
+        Value::Bool(b) => out.extend_from_slice(if *b { b"true" } else { b"false" }),
+        Value::Null => out.extend_from_slice(b"null"),
+        other => {
+            // Serializing a `Value` into a Vec cannot fail.
+            let _ = serde_json::to_writer(&mut *out, other);
+        }
+    }
+}
+
+/// An output plus its value parsed as JSON on first use.
+pub struct OutputView<'o> {
+    /// The output.
+    pub output: &'o Output,
+    parsed: std::cell::OnceCell<Result<Value, String>>,
+}
+
+impl<'o> OutputView<'o> {
+    /// A view of one output; nothing is parsed yet.
+    pub fn new(output: &'o Output) -> Self {
+        OutputView {
+            output,
+            parsed: std::cell::OnceCell::new(),
+        }
+    }
+
+    /// The value parsed as JSON (parsed once).
+    pub fn json(&self) -> Result<&Value, String> {
+        self.parsed
+            .get_or_init(|| match &self.output.value {
+                None => Err("missing (the output has no value)".to_owned()),
+                Some(bytes) => serde_json::from_slice(bytes)
+                    .map_err(|e| format!("unreadable (the value is not JSON: {e})")),
+            })
+            .as_ref()
+            .map_err(Clone::clone)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::Header;
+
+    fn out(value: &str) -> Output {
+        Output {
+            key: Some("k1".into()),
+            value: Some(value.to_owned().into()),
+            route: Some("r".into()),
+            headers: vec![Header::new("tenant", "acme")],
+            ..Output::default()
+        }
+    }
+
+    fn render(t: &str, o: &Output) -> Result<String, String> {
+        let t = Template::parse(t).map_err(|e| e.to_string())?;
+        t.render(&OutputView::new(o))
+            .map(|b| String::from_utf8(b).unwrap())
+            .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn renders_every_placeholder_kind() {
+        let o = out(r#"{"s":"abc","n":42,"f":1.5,"b":true,"o":{"x":[1,{"y":"z"}]}}"#);
+        assert_eq!(render("session:{value.s}", &o).unwrap(), "session:abc");
+        assert_eq!(render("{value.n}/{value.f}/{value.b}", &o).unwrap(), "42/1.5/true");
+        assert_eq!(render("{value.o.x.1.y}", &o).unwrap(), "z");
+        assert_eq!(render("{value.o}", &o).unwrap(), r#"{"x":[1,{"y":"z"}]}"#);
+        assert_eq!(render("{key}|{route}|{header.tenant}", &o).unwrap(), "k1|r|acme");
+        assert_eq!(render("{{literal}}", &o).unwrap(), "{literal}");
+        assert_eq!(render("{value}", &o).unwrap(), o.value.as_ref().map(|v| String::from_utf8(v.to_vec()).unwrap()).unwrap());
+    }
+
+    #[test]
+    fn missing_data_names_template_and_field() {
+        let o = out(r#"{"s":null}"#);
+        assert_eq!(
+            render("user:{value.user_id}", &o).unwrap_err(),
+            "template `user:{value.user_id}`: field `value.user_id` is missing"
+        );
+        assert_eq!(
+            render("{value.s}", &o).unwrap_err(),
+            "template `{value.s}`: field `value.s` is null"
+        );
+        assert_eq!(
+            render("{header.nope}", &o).unwrap_err(),
+            "template `{header.nope}`: field `header.nope` is missing"
+        );
+        let not_json = Output { value: Some("nope".into()), ..Output::default() };
+        assert!(render("{value.a}", &not_json).unwrap_err().contains("not JSON"));
+    }
+
+    #[test]
+    fn syntax_errors_are_caught_at_parse() {
+        assert_eq!(
+            Template::parse("a:{value.x").unwrap_err().to_string(),
+            "template `a:{value.x`: unclosed `{` at byte 2"
+        );
+        assert!(matches!(Template::parse("a}b"), Err(TemplateSyntaxError::Unmatched { at: 1, .. })));
+        assert!(matches!(Template::parse("{a{b}"), Err(TemplateSyntaxError::Unclosed { at: 0, .. })));
+        assert!(matches!(Template::parse("{nope}"), Err(TemplateSyntaxError::Unknown { .. })));
+        assert!(matches!(Template::parse("{value.}"), Err(TemplateSyntaxError::Unknown { .. })));
+    }
+}
