@@ -1,0 +1,437 @@
+//! The Wasm engine: compile plugins (with an on-disk cache), check their
+//! contract, instantiate them in a sandbox with a memory cap and a CPU
+//! deadline, call them per batch, and isolate poison events.
+//!
+//! - [`Engine`]: one per process; wasmtime engine, linker, epoch ticker,
+//!   compile cache.
+//! - [`PluginVersion`]: one loaded plugin file with its config, shared;
+//!   makes [`PluginInstance`]s cheaply from an `InstancePre`.
+//! - [`PluginInstance`]: a store and an instance, used by one thread at a
+//!   time through the [`Transform`] trait.
+//!
+//! Submodules: `cache` (compiled artifacts on disk), `limits` (memory cap,
+//! epoch ticker), `wasi` (the sandbox), `state` (store data, `host.log`),
+//! `isolate` (bisecting a failed batch), `inspect` (header and contract
+//! checks, `weir plugin inspect`), `error`.
+
+mod cache;
+mod error;
+mod inspect;
+mod isolate;
+mod limits;
+mod state;
+mod wasi;
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
+use sha2::{Digest, Sha256};
+use wasmtime::component::{Component, HasSelf, Linker, ResourceTable};
+use wasmtime::{Store, Trap};
+use weir_contract::{Event, Outcome, decode_outcomes, encode_batch};
+
+pub use cache::default_cache_dir;
+pub use error::{EngineError, PluginError, PluginErrorKind};
+pub use inspect::{ComponentInfo, ItemInfo};
+
+use crate::config::{PluginGrants, PluginLimits};
+use cache::CompileCache;
+use isolate::BatchRunner;
+use limits::{MemoryLimiter, Ticker};
+use state::{HostState, PluginLog};
+
+/// Bindings generated from `wit/transform.wit`.
+mod bindings {
+    wasmtime::component::bindgen!({
+        path: "../wit",
+        world: "transform",
+    });
+}
+
+/// How the engine is set up.
+#[derive(Debug, Clone, Default)]
+pub struct EngineOptions {
+    /// Directory of the compiled-plugin cache. `None` compiles on every
+    /// load; [`default_cache_dir`] is the usual choice.
+    pub cache_dir: Option<PathBuf>,
+}
+
+/// The Wasm engine of a process: compiles and loads plugins.
+///
+/// Dropping it stops the deadline ticker once every [`PluginVersion`] made
+/// by it is gone too.
+pub struct Engine {
+    engine: wasmtime::Engine,
+    linker: Linker<HostState>,
+    cache: Option<CompileCache>,
+    ticker: Arc<Ticker>,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine")
+            .field("cache", &self.cache)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Everything needed to load one plugin.
+#[derive(Debug, Clone)]
+pub struct PluginSpec {
+    /// The plugin's name, used in errors and logs.
+    pub name: String,
+    /// The `.wasm` component.
+    pub path: PathBuf,
+    /// Passed to the plugin's `init`.
+    pub config: Vec<(String, String)>,
+    /// Memory cap and CPU deadline per instance.
+    pub limits: PluginLimits,
+    /// Capabilities beyond the default sandbox.
+    pub grants: PluginGrants,
+}
+
+impl Engine {
+    /// Set up wasmtime (component model, epoch interruption, no async
+    /// machinery) and start the deadline ticker.
+    pub fn new(options: EngineOptions) -> Result<Engine, EngineError> {
+        let mut config = wasmtime::Config::new();
+        config
+            .wasm_component_model(true)
+            .epoch_interruption(true)
+            // Calls are synchronous: skip the per-call bookkeeping of
+            // component-model concurrency.
+            .concurrency_support(false)
+            .cranelift_opt_level(wasmtime::OptLevel::Speed)
+            .wasm_backtrace_details(wasmtime::WasmBacktraceDetails::Disable);
+        let engine =
+            wasmtime::Engine::new(&config).map_err(|e| EngineError::Config(format!("{e:#}")))?;
+
+        let mut linker = Linker::<HostState>::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_sync(&mut linker)
+            .map_err(|e| EngineError::Config(format!("{e:#}")))?;
+        bindings::Transform::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |s| s)
+            .map_err(|e| EngineError::Config(format!("{e:#}")))?;
+
+        let cache = match options.cache_dir {
+            Some(dir) => match CompileCache::new(dir.clone(), &engine) {
+                Ok(cache) => Some(cache),
+                Err(err) => {
+                    tracing::warn!(
+                        dir = %dir.display(),
+                        error = %err,
+                        "cannot use the compiled-plugin cache directory; plugins will be compiled on every load"
+                    );
+                    None
+                }
+            },
+            None => None,
+        };
+        let ticker = Arc::new(Ticker::start(engine.clone()).map_err(EngineError::Ticker)?);
+        Ok(Engine {
+            engine,
+            linker,
+            cache,
+            ticker,
+        })
+    }
+
+    /// The directory of the compiled-plugin cache, if one is in use.
+    pub fn cache_dir(&self) -> Option<&Path> {
+        self.cache.as_ref().map(CompileCache::dir)
+    }
+
+    /// Read, check and compile (or load from the cache) a plugin file and
+    /// run one instance's `init`, so a refused config fails here and not on
+    /// the first batch.
+    pub fn load(&self, spec: &PluginSpec) -> Result<Arc<PluginVersion>, PluginError> {
+        let err = |kind| PluginError {
+            plugin: spec.name.clone(),
+            path: spec.path.clone(),
+            kind,
+        };
+        let bytes =
+            std::fs::read(&spec.path).map_err(|e| err(PluginErrorKind::Read(e.to_string())))?;
+        let (component, hash, from_cache) = self.compile(&bytes).map_err(err)?;
+        inspect::check_contract(&component, &self.engine).map_err(err)?;
+        let pre = self
+            .linker
+            .instantiate_pre(&component)
+            .map_err(|e| err(PluginErrorKind::Link(format!("{e:#}"))))?;
+        let pre = bindings::TransformPre::new(pre)
+            .map_err(|e| err(PluginErrorKind::Link(format!("{e:#}"))))?;
+        let version = Arc::new(PluginVersion {
+            spec: spec.clone(),
+            hash,
+            from_cache,
+            deadline_ticks: limits::deadline_ticks(spec.limits.deadline_ms),
+            pre,
+            spare: Mutex::new(None),
+            _ticker: Arc::clone(&self.ticker),
+        });
+        let first = version.new_live()?;
+        if let Ok(mut spare) = version.spare.lock() {
+            *spare = Some(first);
+        }
+        tracing::debug!(
+            plugin = %spec.name,
+            path = %spec.path.display(),
+            hash = %version.hash,
+            from_cache,
+            "plugin loaded"
+        );
+        Ok(version)
+    }
+
+    /// Describe a plugin file: contract version, exports, imports. Works
+    /// on components of other contract versions too.
+    pub fn inspect(&self, path: &Path) -> Result<ComponentInfo, PluginError> {
+        let err = |kind| PluginError {
+            plugin: path
+                .file_stem()
+                .map_or_else(String::new, |s| s.to_string_lossy().into_owned()),
+            path: path.to_owned(),
+            kind,
+        };
+        let bytes = std::fs::read(path).map_err(|e| err(PluginErrorKind::Read(e.to_string())))?;
+        let (component, hash, _) = self.compile(&bytes).map_err(err)?;
+        Ok(ComponentInfo::of(
+            &component,
+            &self.engine,
+            hash,
+            bytes.len() as u64,
+        ))
+    }
+
+    /// Check the header, then load the compiled component from the cache
+    /// or compile it (and cache it). Returns the component, the hex sha256
+    /// of `bytes`, and whether it came from the cache.
+    fn compile(&self, bytes: &[u8]) -> Result<(Component, String, bool), PluginErrorKind> {
+        inspect::check_header(bytes)?;
+        let hash = hex::encode(Sha256::digest(bytes));
+        if let Some(component) = self
+            .cache
+            .as_ref()
+            .and_then(|c| c.load(&self.engine, &hash))
+        {
+            return Ok((component, hash, true));
+        }
+        let component = Component::new(&self.engine, bytes)
+            .map_err(|e| PluginErrorKind::Invalid(format!("{e:#}")))?;
+        if let Some(cache) = &self.cache {
+            cache.store(&hash, &component);
+        }
+        Ok((component, hash, false))
+    }
+}
+
+/// A loaded plugin file with its config: compiled, linked and known to
+/// initialise. Shared (`Arc`) by every instance made from it.
+pub struct PluginVersion {
+    spec: PluginSpec,
+    hash: String,
+    from_cache: bool,
+    deadline_ticks: u64,
+    pre: bindings::TransformPre<HostState>,
+    /// The instance `load` initialised, handed out by the first
+    /// `instantiate`.
+    spare: Mutex<Option<Live>>,
+    /// Keeps the epoch ticker running while this version can run.
+    _ticker: Arc<Ticker>,
+}
+
+impl std::fmt::Debug for PluginVersion {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PluginVersion")
+            .field("name", &self.spec.name)
+            .field("path", &self.spec.path)
+            .field("hash", &self.hash)
+            .field("from_cache", &self.from_cache)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A store and the plugin instance living in it.
+struct Live {
+    store: Store<HostState>,
+    bindings: bindings::Transform,
+}
+
+impl PluginVersion {
+    /// The plugin's name.
+    pub fn name(&self) -> &str {
+        &self.spec.name
+    }
+
+    /// Hex sha256 of the `.wasm` file this version was loaded from.
+    pub fn hash(&self) -> &str {
+        &self.hash
+    }
+
+    /// What this version was loaded from.
+    pub fn spec(&self) -> &PluginSpec {
+        &self.spec
+    }
+
+    /// Whether the compiled code came from the on-disk cache.
+    pub fn loaded_from_cache(&self) -> bool {
+        self.from_cache
+    }
+
+    /// A ready instance: `init` has run with the plugin's config.
+    pub fn instantiate(self: &Arc<Self>) -> Result<PluginInstance, PluginError> {
+        let spare = self.spare.lock().ok().and_then(|mut s| s.take());
+        let live = match spare {
+            Some(live) => live,
+            None => self.new_live()?,
+        };
+        Ok(PluginInstance {
+            version: Arc::clone(self),
+            live,
+            buf: Vec::new(),
+            rebuilds: 0,
+        })
+    }
+
+    fn error(&self, kind: PluginErrorKind) -> PluginError {
+        PluginError {
+            plugin: self.spec.name.clone(),
+            path: self.spec.path.clone(),
+            kind,
+        }
+    }
+
+    /// A new store and instance, initialised.
+    fn new_live(&self) -> Result<Live, PluginError> {
+        let state = HostState {
+            wasi: wasi::build_ctx(&self.spec.grants),
+            table: ResourceTable::new(),
+            limiter: MemoryLimiter::new(self.spec.limits.memory_mib),
+            log: PluginLog::new(self.spec.name.clone()),
+        };
+        let mut store = Store::new(self.pre.engine(), state);
+        store.limiter(|s| &mut s.limiter);
+        store.set_epoch_deadline(self.deadline_ticks);
+        let bindings = self.pre.instantiate(&mut store).map_err(|e| {
+            let cause = self.describe_failure(&store, &e);
+            self.error(PluginErrorKind::Instantiate(cause))
+        })?;
+        store.data_mut().limiter.reset();
+        store.set_epoch_deadline(self.deadline_ticks);
+        match bindings
+            .weir_transform_plugin()
+            .call_init(&mut store, &self.spec.config)
+        {
+            Ok(Ok(())) => Ok(Live { store, bindings }),
+            Ok(Err(message)) => Err(self.error(PluginErrorKind::InitRefused(message))),
+            Err(e) => {
+                let cause = self.describe_failure(&store, &e);
+                Err(self.error(PluginErrorKind::InitFailed(cause)))
+            }
+        }
+    }
+
+    /// The reason a failed call gives its event: memory cap, deadline,
+    /// stack overflow or the trap message.
+    fn describe_failure(&self, store: &Store<HostState>, err: &wasmtime::Error) -> String {
+        if store.data().limiter.exceeded {
+            return format!("memory limit {} MiB exceeded", self.spec.limits.memory_mib);
+        }
+        match err.downcast_ref::<Trap>() {
+            Some(Trap::Interrupt) => format!(
+                "deadline exceeded after {} ms",
+                self.spec.limits.deadline_ms
+            ),
+            Some(Trap::StackOverflow) => {
+                format!("stack overflow ({})", Trap::StackOverflow)
+            }
+            Some(trap) => format!("{trap}"),
+            None => format!("{err:#}"),
+        }
+    }
+}
+
+/// Whatever transforms a batch: a Wasm plugin instance, or a native
+/// function in tests and benchmarks. The pipeline only sees this.
+pub trait Transform: Send {
+    /// The plugin's name, for logs and metrics.
+    fn name(&self) -> &str;
+
+    /// One outcome per event, in order.
+    ///
+    /// Isolation happens inside: a trap, deadline or memory cap hit on the
+    /// batch discards the instance, rebuilds it (re-running `init`) and
+    /// bisects the batch until the poison events are isolated; each gets
+    /// `Outcome::Fail(cause)` and every other event its normal outcome.
+    /// `Err` only if the plugin can no longer be instantiated.
+    fn process_batch(&mut self, events: &[Event]) -> Result<Vec<Outcome>, PluginError>;
+}
+
+/// One instance of a plugin: a store, the instance, and the reused batch
+/// buffer. Runs on one thread at a time.
+pub struct PluginInstance {
+    version: Arc<PluginVersion>,
+    live: Live,
+    buf: Vec<u8>,
+    rebuilds: u64,
+}
+
+impl std::fmt::Debug for PluginInstance {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PluginInstance")
+            .field("version", &self.version)
+            .field("rebuilds", &self.rebuilds)
+            .finish_non_exhaustive()
+    }
+}
+
+impl PluginInstance {
+    /// The version this instance runs.
+    pub fn version(&self) -> &Arc<PluginVersion> {
+        &self.version
+    }
+
+    /// How many times the instance was thrown away and rebuilt after a
+    /// failed call.
+    pub fn rebuilds(&self) -> u64 {
+        self.rebuilds
+    }
+}
+
+impl BatchRunner for PluginInstance {
+    fn run(&mut self, events: &[Event]) -> Result<Vec<Outcome>, String> {
+        encode_batch(events, &mut self.buf);
+        let live = &mut self.live;
+        live.store.data_mut().limiter.reset();
+        live.store.set_epoch_deadline(self.version.deadline_ticks);
+        let result = live
+            .bindings
+            .weir_transform_plugin()
+            .call_process(&mut live.store, &self.buf);
+        match result {
+            Ok(out) => decode_outcomes(Bytes::from(out), events.len()).map_err(|e| {
+                format!(
+                    "malformed outcome buffer at byte {}: {}",
+                    e.offset, e.problem
+                )
+            }),
+            Err(e) => Err(self.version.describe_failure(&live.store, &e)),
+        }
+    }
+
+    fn reset(&mut self) -> Result<(), PluginError> {
+        self.live = self.version.new_live()?;
+        self.rebuilds += 1;
+        Ok(())
+    }
+}
+
+impl Transform for PluginInstance {
+    fn name(&self) -> &str {
+        self.version.name()
+    }
+
+    fn process_batch(&mut self, events: &[Event]) -> Result<Vec<Outcome>, PluginError> {
+        isolate::process_isolating(self, events)
+    }
+}

@@ -1,0 +1,87 @@
+//! The WASI sandbox a plugin runs in.
+//!
+//! Rust's standard library for `wasm32-wasip2` imports WASI interfaces
+//! (environment, clocks, random, stdio, filesystem), so the host provides
+//! them, but nothing real lies behind them unless the plugin's `grants`
+//! say so:
+//! - no preopened directories, so no file can be opened;
+//! - no TCP, UDP or name lookup;
+//! - no environment variables except those named in `grants.env`;
+//! - wall and monotonic clocks frozen at the Unix epoch unless `grants.clock`;
+//! - a fixed pseudo-random sequence unless `grants.random`, so a plugin's
+//!   output is a function of its input;
+//! - stdin empty, stdout and stderr discarded (plugins log through `host.log`).
+
+use std::time::Duration;
+
+use wasmtime_wasi::random::Deterministic;
+use wasmtime_wasi::{HostMonotonicClock, HostWallClock, WasiCtx, WasiCtxBuilder};
+
+use crate::config::PluginGrants;
+
+/// A wall clock that always reads 1970-01-01T00:00:00Z.
+struct FrozenWallClock;
+
+impl HostWallClock for FrozenWallClock {
+    fn resolution(&self) -> Duration {
+        Duration::from_secs(1)
+    }
+
+    fn now(&self) -> Duration {
+        Duration::ZERO
+    }
+}
+
+/// A monotonic clock that never advances.
+struct FrozenMonotonicClock;
+
+impl HostMonotonicClock for FrozenMonotonicClock {
+    fn resolution(&self) -> u64 {
+        1_000_000_000
+    }
+
+    fn now(&self) -> u64 {
+        0
+    }
+}
+
+/// The fixed byte cycle behind the deterministic random generators: 256
+/// bytes of a xorshift sequence, so the output looks random but is the same
+/// on every run.
+fn deterministic_bytes() -> Vec<u8> {
+    let mut x: u32 = 0x2545_f491;
+    (0..256)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            x.to_le_bytes()[0]
+        })
+        .collect()
+}
+
+/// The WASI context of one instance, built from the plugin's grants.
+pub(crate) fn build_ctx(grants: &PluginGrants) -> WasiCtx {
+    let mut builder = WasiCtxBuilder::new();
+    builder
+        .allow_tcp(false)
+        .allow_udp(false)
+        .allow_ip_name_lookup(false);
+    for name in &grants.env {
+        if let Ok(value) = std::env::var(name) {
+            builder.env(name, value);
+        }
+    }
+    if !grants.clock {
+        builder
+            .wall_clock(FrozenWallClock)
+            .monotonic_clock(FrozenMonotonicClock);
+    }
+    if !grants.random {
+        builder
+            .secure_random(Deterministic::new(deterministic_bytes()))
+            .insecure_random(Deterministic::new(deterministic_bytes()))
+            .insecure_random_seed(0x5745_4952_5745_4952);
+    }
+    builder.build()
+}
