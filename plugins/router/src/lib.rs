@@ -1,0 +1,1 @@
+//! Weir example plugin `router` (being written).

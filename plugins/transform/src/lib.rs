@@ -1,0 +1,1 @@
+//! Weir example plugin `transform` (being written).
