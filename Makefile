@@ -13,9 +13,9 @@ CARGO ?= cargo
 PLUGIN_DIR := $(CARGO_TARGET_DIR)/wasm32-wasip2/plugin
 export WEIR_PLUGIN_DIR := $(PLUGIN_DIR)
 WEIR := $(CARGO_TARGET_DIR)/debug/weir
-EXAMPLE_PLUGINS := -p weir-plugin-filter -p weir-plugin-transform -p weir-plugin-router
+EXAMPLE_PLUGINS := -p weir-plugin-filter -p weir-plugin-transform -p weir-plugin-router -p weir-plugin-iot-telemetry
 
-.PHONY: all setup build plugins demo test lint fmt bench services-start services-stop clean-services
+.PHONY: all setup build plugins demo test test-scylla lint fmt bench services-start services-stop clean-services
 
 all: build plugins
 
@@ -39,6 +39,12 @@ lint: setup
 
 test: setup services-start lint
 	$(CARGO) test --workspace --no-fail-fast
+
+# The scylla sink against a real ScyllaDB/Cassandra node (opt-in: no CQL
+# server can be installed on the project's machines; docs/sinks/scylla.md).
+test-scylla: setup
+	@if [ -z "$${SCYLLA_NODES:-}" ]; then echo "test-scylla: set SCYLLA_NODES=host:port of a ScyllaDB/Cassandra node (see docs/sinks/scylla.md)" >&2; exit 2; fi
+	$(CARGO) test -p weir-tests --test scylla_cluster -- --ignored --test-threads 1
 
 bench: setup services-start
 	$(CARGO) bench -p weir-tests
