@@ -92,9 +92,7 @@ impl Transform for Filter {
             1 => conditions.remove(0),
             0 => return Err("set one of `equals`, `not_equals`, `exists`, `in`".to_owned()),
             _ => {
-                return Err(
-                    "set only one of `equals`, `not_equals`, `exists`, `in`".to_owned(),
-                );
+                return Err("set only one of `equals`, `not_equals`, `exists`, `in`".to_owned());
             }
         };
         let keep_matching = config.choice("action", &["drop", "keep"], "drop")? == "keep";
@@ -162,7 +160,10 @@ mod tests {
 
     #[test]
     fn equals_drops_matching_events() {
-        let passed = run(&[("field", "event_type"), ("equals", "heartbeat")], &events());
+        let passed = run(
+            &[("field", "event_type"), ("equals", "heartbeat")],
+            &events(),
+        );
         assert_eq!(passed, [true, true, false, true]);
         let passed = run(&[("field", "event_type"), ("equals", "42")], &events());
         assert_eq!(passed, [true, true, true, false]);
@@ -170,13 +171,20 @@ mod tests {
 
     #[test]
     fn not_equals_treats_missing_as_different() {
-        let passed = run(&[("field", "user.country"), ("not_equals", "FR")], &events());
+        let passed = run(
+            &[("field", "user.country"), ("not_equals", "FR")],
+            &events(),
+        );
         assert_eq!(passed, [true, false, false, false]);
     }
 
     #[test]
     fn exists_and_keep() {
-        let cfg = [("field", "user.country"), ("exists", "true"), ("action", "keep")];
+        let cfg = [
+            ("field", "user.country"),
+            ("exists", "true"),
+            ("action", "keep"),
+        ];
         assert_eq!(run(&cfg, &events()), [true, true, false, true]);
         let cfg = [("field", "user.country"), ("exists", "false")];
         assert_eq!(run(&cfg, &events()), [true, true, false, true]);
@@ -184,7 +192,11 @@ mod tests {
 
     #[test]
     fn in_list_with_keep() {
-        let cfg = [("field", "event_type"), ("in", "purchase, view"), ("action", "keep")];
+        let cfg = [
+            ("field", "event_type"),
+            ("in", "purchase, view"),
+            ("action", "keep"),
+        ];
         assert_eq!(run(&cfg, &events()), [true, true, false, false]);
     }
 
@@ -220,7 +232,10 @@ mod tests {
     #[test]
     fn bad_configs_are_refused_with_reasons() {
         let err = |cfg: &[(&str, &str)]| Harness::<Filter>::new(cfg.iter().copied()).unwrap_err();
-        assert_eq!(err(&[("equals", "x")]), "config `field`: required but not set");
+        assert_eq!(
+            err(&[("equals", "x")]),
+            "config `field`: required but not set"
+        );
         assert_eq!(
             err(&[("field", "a")]),
             "set one of `equals`, `not_equals`, `exists`, `in`"
