@@ -1,12 +1,13 @@
-//! `weir validate <config>`: load a config file, report every problem at
-//! once (gcc-style `file:line:col: key.path: message`), exit 1 on errors.
+//! `weir validate <config>`: load a config file and print every problem at
+//! once, one per line, gcc-style (`weir.toml:12:5: sinks.out: unknown field
+//! ...`, warnings as `weir.toml:3:1: warning: ...`) so editors can jump to
+//! them. Exit status 1 if there is any error; otherwise a one-line summary
+//! and status 0. Also the loader `weir run` uses.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use anyhow::Context;
-
-use crate::config::Config;
+use crate::config::{Config, ConfigErrors, LoadedConfig};
 
 /// Arguments of `weir validate`.
 #[derive(Debug, clap::Args)]
@@ -15,30 +16,86 @@ pub struct ValidateArgs {
     pub config: PathBuf,
 }
 
-/// Check `args.config` and print what is wrong with it.
+/// Check `args.config`, print what is wrong with it (stdout), and say so
+/// in the exit status.
 pub fn validate(args: ValidateArgs) -> anyhow::Result<ExitCode> {
-    let (config, _) = load_for_run(&args.config)?;
-    println!(
-        "{}: ok — {} sources, {} plugins, {} sinks, {} pipelines",
-        args.config.display(),
-        config.sources.len(),
-        config.plugins.len(),
-        config.sinks.len(),
-        config.pipelines.len()
+    let (report, ok) = report(&args.config);
+    print!("{report}");
+    Ok(if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+/// What `weir validate` prints for `path` (every line ends in a newline),
+/// and whether the config is free of errors.
+pub fn report(path: &Path) -> (String, bool) {
+    match Config::load(path) {
+        Ok(loaded) => {
+            let mut out = String::new();
+            for w in &loaded.warnings {
+                out.push_str(&format!("{w}\n"));
+            }
+            out.push_str(&loaded.summary());
+            out.push('\n');
+            (out, true)
+        }
+        Err(errors) => {
+            let mut out = String::new();
+            for d in errors.all() {
+                out.push_str(&format!("{d}\n"));
+            }
+            out.push_str(&failure_summary(path, &errors));
+            out.push('\n');
+            (out, false)
+        }
+    }
+}
+
+/// `weir.toml: 3 errors, 1 warning`.
+fn failure_summary(path: &Path, errors: &ConfigErrors) -> String {
+    let plural = |n: usize, noun: &str| {
+        if n == 1 {
+            format!("1 {noun}")
+        } else {
+            format!("{n} {noun}s")
+        }
+    };
+    let mut line = format!(
+        "{}: {}",
+        path.display(),
+        plural(errors.errors.len(), "error")
     );
-    Ok(ExitCode::SUCCESS)
+    if !errors.warnings.is_empty() {
+        line.push_str(&format!(", {}", plural(errors.warnings.len(), "warning")));
+    }
+    line
 }
 
 /// Load and validate a config for `weir run`: the typed config and the
-/// directory relative paths in it are resolved against.
-pub fn load_for_run(path: &std::path::Path) -> anyhow::Result<(Config, PathBuf)> {
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("cannot read config file {}", path.display()))?;
-    let config: Config =
-        toml::from_str(&text).with_context(|| format!("invalid config {}", path.display()))?;
-    let dir = path
-        .parent()
-        .map(|p| if p.as_os_str().is_empty() { PathBuf::from(".") } else { p.to_path_buf() })
-        .unwrap_or_else(|| PathBuf::from("."));
-    Ok((config, dir))
+/// directory relative paths in it are resolved against. Warnings go to
+/// stderr; errors come back as one error listing all of them, one per
+/// line.
+pub fn load_for_run(path: &Path) -> anyhow::Result<(Config, PathBuf)> {
+    let loaded = load_checked(path)?;
+    for w in &loaded.warnings {
+        eprintln!("{w}");
+    }
+    Ok((loaded.config, loaded.dir))
+}
+
+/// [`Config::load`], with the errors turned into one `anyhow` error whose
+/// message is the gcc-style list.
+pub fn load_checked(path: &Path) -> anyhow::Result<LoadedConfig> {
+    Config::load(path).map_err(|errors| {
+        anyhow::anyhow!(
+            "invalid config {} ({}):\n{errors}",
+            path.display(),
+            failure_summary(path, &errors)
+                .rsplit(": ")
+                .next()
+                .unwrap_or_default()
+        )
+    })
 }

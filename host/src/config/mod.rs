@@ -25,6 +25,9 @@
 //!
 //! Unknown keys are errors everywhere; `${VAR}` in any string is replaced by
 //! the environment variable `VAR` (an unset variable is an error).
+//!
+//! [`Config::load`] reads a file and reports every problem at once, each
+//! with its line, column and key path (see `docs/configuration.md`).
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -33,6 +36,15 @@ use serde::Deserialize;
 
 use crate::sink::SinkConfig;
 use crate::source::SourceConfig;
+
+mod check;
+pub mod connectors;
+mod diagnostic;
+mod interpolate;
+mod load;
+
+pub use diagnostic::{ConfigErrors, Diagnostic, Location, Locations, Severity};
+pub use load::{LoadedConfig, config_dir};
 
 /// A whole config file.
 #[derive(Debug, Clone, Deserialize)]

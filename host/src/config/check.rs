@@ -1,0 +1,196 @@
+//! Checks that need the whole config: names that pipelines use must exist,
+//! plugin files must be readable, plugin config values must be scalars,
+//! sizes and deadlines must not be zero; unused sources, plugins and sinks
+//! are warnings.
+//!
+//! A dead-letter sink that is also the pipeline's default route is a
+//! warning, not an error: it works (handy for a quick look on stdout), but
+//! dead letters and normal outputs end up mixed in one place.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+
+use super::Config;
+use super::diagnostic::join_key;
+use super::load::{Defined, Loader, Nodes, Referenced, resolve};
+
+/// What the checks read and where they report.
+pub(crate) struct Ctx<'a, 't> {
+    pub loader: &'a mut Loader<'t>,
+    pub nodes: &'a Nodes,
+    pub dir: &'a Path,
+    pub defined: &'a Defined,
+    pub referenced: &'a Referenced,
+}
+
+impl Ctx<'_, '_> {
+    fn error(&mut self, key: String, message: String) {
+        let span = self.nodes.nearest_value(&key).unwrap_or(0..0);
+        self.loader.error(span, key, message);
+    }
+
+    fn warning(&mut self, key: String, message: String) {
+        let span = self.nodes.nearest_value(&key).unwrap_or(0..0);
+        self.loader.warning(span, key, message);
+    }
+
+    /// An error at `key` (if it is in the file, else its nearest parent)
+    /// when `value` is zero.
+    fn nonzero(&mut self, key: String, value: u64) {
+        if value == 0 {
+            self.error(key, "must be at least 1".to_owned());
+        }
+    }
+
+    /// An error when `name` (used at `key`) is not one of `defined`.
+    fn exists(&mut self, key: String, what: &str, name: &str, defined: &BTreeSet<String>) {
+        if defined.contains(name) {
+            return;
+        }
+        let known = if defined.is_empty() {
+            format!("no {what}s are defined")
+        } else {
+            format!(
+                "defined {what}s: {}",
+                defined
+                    .iter()
+                    .map(|n| format!("`{n}`"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        };
+        self.error(key, format!("no {what} named `{name}` ({known})"));
+    }
+}
+
+/// Run every whole-config check on `config`.
+pub(crate) fn check(config: &Config, ctx: &mut Ctx<'_, '_>) {
+    for (name, plugin) in &config.plugins {
+        let base = join_key("plugins", name);
+        let path = resolve(ctx.dir, &plugin.path);
+        if let Err(reason) = readable(&path) {
+            ctx.error(
+                join_key(&base, "path"),
+                format!("cannot read plugin file {}: {reason}", path.display()),
+            );
+        }
+        for (key, value) in &plugin.config {
+            if matches!(value, toml::Value::Array(_) | toml::Value::Table(_)) {
+                ctx.error(
+                    join_key(&join_key(&base, "config"), key),
+                    format!(
+                        "plugin config values must be strings, numbers, booleans or date-times (they are passed to `init` as strings), found {}",
+                        value.type_str()
+                    ),
+                );
+            }
+        }
+        let limits = join_key(&base, "limits");
+        ctx.nonzero(
+            join_key(&limits, "memory_mib"),
+            u64::from(plugin.limits.memory_mib),
+        );
+        ctx.nonzero(join_key(&limits, "deadline_ms"), plugin.limits.deadline_ms);
+    }
+
+    for (name, p) in &config.pipelines {
+        let base = join_key("pipelines", name);
+        let defined = ctx.defined;
+        ctx.exists(
+            join_key(&base, "source"),
+            "source",
+            &p.source,
+            &defined.sources,
+        );
+        for (i, plugin) in p.plugins.iter().enumerate() {
+            ctx.exists(
+                format!("{}[{i}]", join_key(&base, "plugins")),
+                "plugin",
+                plugin,
+                &defined.plugins,
+            );
+        }
+        ctx.exists(
+            join_key(&base, "default_route"),
+            "sink",
+            &p.default_route,
+            &defined.sinks,
+        );
+        for (route, sink) in &p.routes {
+            ctx.exists(
+                join_key(&join_key(&base, "routes"), route),
+                "sink",
+                sink,
+                &defined.sinks,
+            );
+        }
+        if let Some(dl) = &p.dead_letter {
+            let key = join_key(&base, "dead_letter");
+            ctx.exists(key.clone(), "sink", dl, &defined.sinks);
+            if *dl == p.default_route {
+                ctx.warning(
+                    key,
+                    format!(
+                        "dead-letter sink `{dl}` is also the default route: dead letters and normal outputs will be mixed"
+                    ),
+                );
+            }
+        }
+        let batch = join_key(&base, "batch");
+        ctx.nonzero(join_key(&batch, "max_events"), p.batch.max_events as u64);
+        ctx.nonzero(
+            join_key(&batch, "max_in_flight"),
+            p.batch.max_in_flight as u64,
+        );
+        let retry = join_key(&base, "retry");
+        ctx.nonzero(join_key(&retry, "initial_ms"), p.retry.initial_ms);
+        if p.retry.max_ms < p.retry.initial_ms {
+            ctx.error(
+                join_key(&retry, "max_ms"),
+                format!(
+                    "must be at least `initial_ms` ({} ms), is {} ms",
+                    p.retry.initial_ms, p.retry.max_ms
+                ),
+            );
+        }
+    }
+
+    let (defined, referenced) = (ctx.defined, ctx.referenced);
+    for name in defined.sources.difference(&referenced.sources) {
+        ctx.warning(
+            join_key("sources", name),
+            format!("source `{name}` is not used by any pipeline"),
+        );
+    }
+    for name in defined.plugins.difference(&referenced.plugins) {
+        ctx.warning(
+            join_key("plugins", name),
+            format!("plugin `{name}` is not used by any pipeline"),
+        );
+    }
+    for name in defined.sinks.difference(&referenced.sinks) {
+        ctx.warning(
+            join_key("sinks", name),
+            format!(
+                "sink `{name}` is not a default_route, routes target or dead_letter of any pipeline (only outputs a plugin routes to `{name}` by name reach it)"
+            ),
+        );
+    }
+    if config.pipelines.is_empty() {
+        ctx.warning(
+            "pipelines".to_owned(),
+            "no pipelines are defined: `weir run` has nothing to do".to_owned(),
+        );
+    }
+}
+
+/// Whether `path` is a file this process can open.
+fn readable(path: &Path) -> Result<(), String> {
+    let meta = std::fs::metadata(path).map_err(|e| e.to_string())?;
+    if meta.is_dir() {
+        return Err("is a directory".to_owned());
+    }
+    std::fs::File::open(path)
+        .map(drop)
+        .map_err(|e| e.to_string())
+}

@@ -1,0 +1,162 @@
+//! What the source and sink registries tell validation: which `type`s this
+//! build supports, which exist but were compiled out (and by which cargo
+//! feature), so `weir validate` can say "compiled without feature
+//! `mongodb`" instead of just "unknown type".
+//!
+//! The `sink_registry!` and `source_registry!` macros emit one [`Registry`]
+//! each (`SinkConfig::REGISTRY`, `SourceConfig::REGISTRY`); adding a
+//! connector line to a registry updates it with no change here.
+
+/// One line of a connector registry.
+#[derive(Debug, Clone, Copy)]
+pub struct Entry {
+    /// The enum variant name (`DynamodbStreams`).
+    pub variant: &'static str,
+    /// The attributes of the registry line as text (`cfg(feature =
+    /// "dynamodb")`), empty when the connector is always built.
+    pub cfg: &'static str,
+}
+
+/// Every connector of one kind (sources or sinks).
+#[derive(Debug, Clone, Copy)]
+pub struct Registry {
+    /// `source` or `sink`, for messages.
+    pub kind: &'static str,
+    /// Every registry line, compiled in or not.
+    pub all: &'static [Entry],
+    /// Variant names of the connectors compiled into this build.
+    pub compiled: &'static [&'static str],
+}
+
+impl Registry {
+    /// The `type = "..."` names this build supports, sorted.
+    pub fn types(&self) -> Vec<String> {
+        let mut types: Vec<String> = self.compiled.iter().map(|v| type_name(v)).collect();
+        types.sort();
+        types
+    }
+
+    /// Whether this build supports `type_name`.
+    pub fn supports(&self, name: &str) -> bool {
+        self.compiled.iter().any(|v| type_name(v) == name)
+    }
+
+    /// The cargo feature that would add `type_name` to this build, if it is
+    /// a connector of the registry that was compiled out.
+    pub fn missing_feature(&self, name: &str) -> Option<String> {
+        if self.supports(name) {
+            return None;
+        }
+        let entry = self.all.iter().find(|e| type_name(e.variant) == name)?;
+        Some(feature_of(entry.cfg).unwrap_or_else(|| name.to_owned()))
+    }
+
+    /// The message for a `type` this build does not support.
+    pub fn unsupported_message(&self, name: &str) -> String {
+        let supported = self
+            .types()
+            .iter()
+            .map(|t| format!("`{t}`"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let supported = if supported.is_empty() {
+            "none".to_owned()
+        } else {
+            supported
+        };
+        match self.missing_feature(name) {
+            Some(feature) => format!(
+                "{} type `{name}` is not available: weir was compiled without feature `{feature}` (this build supports: {supported})",
+                self.kind
+            ),
+            None => format!(
+                "unknown {} type `{name}` (this build supports: {supported})",
+                self.kind
+            ),
+        }
+    }
+}
+
+/// The `type` name serde gives a variant under `rename_all = "snake_case"`:
+/// an underscore before every uppercase letter but the first, all lowercase
+/// (`DynamodbStreams` -> `dynamodb_streams`). This is serde's own rule.
+pub fn type_name(variant: &str) -> String {
+    let mut name = String::with_capacity(variant.len() + 4);
+    for (i, ch) in variant.char_indices() {
+        if i > 0 && ch.is_uppercase() {
+            name.push('_');
+        }
+        name.push(ch.to_ascii_lowercase());
+    }
+    name
+}
+
+/// The feature named in a registry line's `cfg(feature = "x")`.
+fn feature_of(cfg: &str) -> Option<String> {
+    let compact: String = cfg.chars().filter(|c| !c.is_whitespace()).collect();
+    let start = compact.find("feature=\"")? + "feature=\"".len();
+    let len = compact[start..].find('"')?;
+    Some(compact[start..start + len].to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const REG: Registry = Registry {
+        kind: "sink",
+        all: &[
+            Entry {
+                variant: "File",
+                cfg: "",
+            },
+            Entry {
+                variant: "DynamodbStreams",
+                cfg: "cfg(feature = \"dynamodb\")",
+            },
+        ],
+        compiled: &["File"],
+    };
+
+    #[test]
+    fn type_names_follow_serde_snake_case() {
+        assert_eq!(type_name("File"), "file");
+        assert_eq!(type_name("DynamodbStreams"), "dynamodb_streams");
+    }
+
+    #[test]
+    fn compiled_out_connectors_name_their_feature() {
+        assert!(REG.supports("file"));
+        assert_eq!(
+            REG.missing_feature("dynamodb_streams").as_deref(),
+            Some("dynamodb")
+        );
+        assert_eq!(REG.missing_feature("nope"), None);
+        assert_eq!(
+            REG.unsupported_message("dynamodb_streams"),
+            "sink type `dynamodb_streams` is not available: weir was compiled without feature `dynamodb` (this build supports: `file`)"
+        );
+        assert_eq!(
+            REG.unsupported_message("mongo"),
+            "unknown sink type `mongo` (this build supports: `file`)"
+        );
+    }
+
+    #[test]
+    fn registry_type_names_are_the_ones_serde_accepts() {
+        for t in crate::sink::SinkConfig::REGISTRY.types() {
+            let err = toml::from_str::<crate::sink::SinkConfig>(&format!("type = \"{t}\""))
+                .err()
+                .map(|e| e.to_string())
+                .unwrap_or_default();
+            assert!(!err.contains("unknown variant"), "sink type {t}: {err}");
+        }
+        for t in crate::source::SourceConfig::REGISTRY.types() {
+            let err = toml::from_str::<crate::source::SourceConfig>(&format!("type = \"{t}\""))
+                .err()
+                .map(|e| e.to_string())
+                .unwrap_or_default();
+            assert!(!err.contains("unknown variant"), "source type {t}: {err}");
+        }
+    }
+}
