@@ -176,9 +176,10 @@ pub(crate) fn check(config: &Config, ctx: &mut Ctx<'_, '_>) {
             ),
         );
     }
-    if config.pipelines.is_empty() {
-        ctx.warning(
-            "pipelines".to_owned(),
+    if defined.pipelines.is_empty() {
+        ctx.loader.warning(
+            0..0,
+            String::new(),
             "no pipelines are defined: `weir run` has nothing to do".to_owned(),
         );
     }

@@ -172,6 +172,7 @@ impl Config {
             sources: table_keys(sources_raw.as_ref()),
             sinks: table_keys(sinks_raw.as_ref()),
             plugins: table_keys(section(&root, "plugins")),
+            pipelines: table_keys(section(&root, "pipelines")),
         };
         let referenced = referenced_names(section(&root, "pipelines"));
 
@@ -212,6 +213,7 @@ pub(crate) struct Defined {
     pub sources: BTreeSet<String>,
     pub sinks: BTreeSet<String>,
     pub plugins: BTreeSet<String>,
+    pub pipelines: BTreeSet<String>,
 }
 
 /// Names the pipelines of the file use, whatever else is wrong with them.

@@ -1,0 +1,496 @@
+//! `weir validate`: broken configs, each with the exact problem reported
+//! and where (line:column and key path), several problems reported at
+//! once, and the summary of a valid config. The binary itself is driven in
+//! `host/tests/validate_cli.rs` (where cargo hands tests its path).
+
+use std::path::{Path, PathBuf};
+
+use weir::config::{Config, ConfigErrors, LoadedConfig};
+
+/// A config file in its own directory, with a (fake) plugin file at
+/// `plugins/filter.wasm` beside it.
+struct Fixture {
+    _dir: tempfile::TempDir,
+    path: PathBuf,
+}
+
+fn fixture(toml: &str) -> Fixture {
+    let dir = tempfile::tempdir().expect("temp dir");
+    std::fs::create_dir(dir.path().join("plugins")).expect("plugins dir");
+    // A component header is enough: validation only checks that the file
+    // can be read; compiling it is the engine's job at `weir run`.
+    std::fs::write(
+        dir.path().join("plugins/filter.wasm"),
+        b"\0asm\x0d\x00\x01\x00",
+    )
+    .expect("plugin file");
+    let path = dir.path().join("weir.toml");
+    std::fs::write(&path, toml).expect("config file");
+    Fixture { _dir: dir, path }
+}
+
+fn no_env(_: &str) -> Option<String> {
+    None
+}
+
+fn load(f: &Fixture) -> Result<LoadedConfig, ConfigErrors> {
+    Config::load_with_env(&f.path, &no_env)
+}
+
+/// Every reported line without the `<file>:` prefix, as `weir validate`
+/// prints them (errors and warnings in file order).
+fn problems(path: &Path, errors: &ConfigErrors) -> Vec<String> {
+    let prefix = format!("{}:", path.display());
+    errors
+        .all()
+        .iter()
+        .map(|d| {
+            let line = d.to_string();
+            line.strip_prefix(&prefix)
+                .unwrap_or_else(|| panic!("{line:?} does not start with {prefix:?}"))
+                .to_owned()
+        })
+        .collect()
+}
+
+fn errors_of(f: &Fixture) -> Vec<String> {
+    match load(f) {
+        Ok(_) => panic!(
+            "config was accepted:\n{}",
+            std::fs::read_to_string(&f.path).unwrap()
+        ),
+        Err(e) => problems(&f.path, &e),
+    }
+}
+
+const VALID: &str = r#"[sources.clicks]
+type = "kafka"
+brokers = "127.0.0.1:19092"
+topics = ["clicks"]
+
+[plugins.only_purchases]
+path = "plugins/filter.wasm"
+config = { field = "event_type", min = 3, ratio = 0.5, strict = true }
+
+[sinks.archive]
+type = "file"
+path = "out/archive.jsonl"
+
+[sinks.dlq]
+type = "file"
+path = "out/dlq.jsonl"
+
+[pipelines.purchases]
+source = "clicks"
+plugins = ["only_purchases"]
+default_route = "archive"
+dead_letter = "dlq"
+batch = { max_events = 500, max_wait_ms = 50 }
+"#;
+
+#[test]
+fn valid_config_loads_with_its_summary() {
+    let f = fixture(VALID);
+    let loaded = load(&f).unwrap_or_else(|e| panic!("{e}"));
+    assert!(loaded.warnings.is_empty(), "{:?}", loaded.warnings);
+    assert_eq!(
+        loaded.summary(),
+        format!(
+            "{}: ok — 1 source, 1 plugin, 2 sinks, 1 pipeline",
+            f.path.display()
+        )
+    );
+    let p = &loaded.config.pipelines["purchases"];
+    assert_eq!(p.batch.max_events, 500);
+    assert_eq!(p.dead_letter.as_deref(), Some("dlq"));
+    assert_eq!(loaded.dir, f.path.parent().unwrap());
+    // Plugin config values reach `init` as strings, non-strings in TOML form.
+    assert_eq!(
+        loaded.config.plugins["only_purchases"].init_pairs(),
+        vec![
+            ("field".to_owned(), "event_type".to_owned()),
+            ("min".to_owned(), "3".to_owned()),
+            ("ratio".to_owned(), "0.5".to_owned()),
+            ("strict".to_owned(), "true".to_owned()),
+        ]
+    );
+    // Every key's position is kept for later messages.
+    let loc = loaded
+        .locations
+        .get("pipelines.purchases.dead_letter")
+        .unwrap();
+    assert_eq!((loc.line, loc.column), (22, 1));
+    let loc = loaded
+        .locations
+        .get("pipelines.purchases.batch.max_events")
+        .unwrap();
+    assert_eq!((loc.line, loc.column), (23, 11));
+}
+
+#[test]
+fn validate_report_of_a_valid_config_is_its_summary_line() {
+    let f = fixture(VALID);
+    let (report, ok) = weir::cli::validate::report(&f.path);
+    assert!(ok, "{report}");
+    assert_eq!(
+        report,
+        format!(
+            "{}: ok — 1 source, 1 plugin, 2 sinks, 1 pipeline\n",
+            f.path.display()
+        )
+    );
+}
+
+#[test]
+fn unknown_key_in_a_sink_is_reported_at_the_key() {
+    let f = fixture(&VALID.replace(
+        "path = \"out/archive.jsonl\"\n",
+        "path = \"out/archive.jsonl\"\nfsnyc = false\n",
+    ));
+    assert_eq!(
+        errors_of(&f),
+        ["13:1: sinks.archive: unknown field `fsnyc`, expected one of `path`, `format`, `fsync`"]
+    );
+}
+
+#[test]
+fn wrong_type_is_reported_at_the_value() {
+    let f = fixture(&VALID.replace("max_events = 500", "max_events = \"500\""));
+    assert_eq!(
+        errors_of(&f),
+        [
+            "23:24: pipelines.purchases.batch.max_events: invalid type: string \"500\", expected usize"
+        ]
+    );
+}
+
+#[test]
+fn wrong_type_inside_a_source_is_reported_at_the_value() {
+    let f = fixture(&VALID.replace("topics = [\"clicks\"]", "topics = \"clicks\""));
+    assert_eq!(
+        errors_of(&f),
+        ["4:10: sources.clicks.topics: invalid type: string \"clicks\", expected a sequence"]
+    );
+}
+
+#[test]
+fn missing_required_field_is_reported_at_its_table() {
+    let f = fixture(&VALID.replace("default_route = \"archive\"\n", ""));
+    assert_eq!(
+        errors_of(&f),
+        [
+            // Without its default route, `archive` is named by no pipeline.
+            "10:1: warning: sinks.archive: sink `archive` is not a default_route, routes target or dead_letter of any pipeline (only outputs a plugin routes to `archive` by name reach it)",
+            "18:1: pipelines.purchases: missing field `default_route`",
+        ]
+    );
+    let f = fixture(&VALID.replace("path = \"out/dlq.jsonl\"\n", ""));
+    assert_eq!(errors_of(&f), ["14:1: sinks.dlq: missing field `path`"]);
+}
+
+#[test]
+fn unknown_sink_type_lists_the_types_this_build_supports() {
+    let f = fixture(&VALID.replace(
+        "type = \"file\"\npath = \"out/dlq.jsonl\"",
+        "type = \"mongo\"",
+    ));
+    let supported = weir::sink::SinkConfig::REGISTRY
+        .types()
+        .iter()
+        .map(|t| format!("`{t}`"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    assert!(supported.contains("`file`") && supported.contains("`mongodb`"));
+    assert_eq!(
+        errors_of(&f),
+        [format!(
+            "15:8: sinks.dlq.type: unknown sink type `mongo` (this build supports: {supported})"
+        )]
+    );
+}
+
+#[test]
+fn missing_sink_type_is_reported_at_its_table() {
+    let f = fixture(&VALID.replace("type = \"file\"\npath = \"out/dlq.jsonl\"", "path = \"x\""));
+    let errors = errors_of(&f);
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert!(
+        errors[0].starts_with("14:1: sinks.dlq: missing field `type` (this build supports: "),
+        "{errors:?}"
+    );
+}
+
+#[test]
+fn pipeline_naming_a_missing_source_plugin_or_sink_is_reported_at_the_name() {
+    let f = fixture(
+        &VALID
+            .replace("source = \"clicks\"", "source = \"clics\"")
+            .replace(
+                "plugins = [\"only_purchases\"]",
+                "plugins = [\"only_purchases\", \"enrich\"]",
+            )
+            .replace("default_route = \"archive\"", "default_route = \"archiv\"")
+            .replace(
+                "dead_letter = \"dlq\"",
+                "dead_letter = \"dlq\"\nroutes = { big = \"mongo\" }",
+            ),
+    );
+    assert_eq!(
+        errors_of(&f),
+        [
+            // What the typos left unused is reported too, as warnings.
+            "1:1: warning: sources.clicks: source `clicks` is not used by any pipeline",
+            "10:1: warning: sinks.archive: sink `archive` is not a default_route, routes target or dead_letter of any pipeline (only outputs a plugin routes to `archive` by name reach it)",
+            "19:10: pipelines.purchases.source: no source named `clics` (defined sources: `clicks`)",
+            "20:30: pipelines.purchases.plugins[1]: no plugin named `enrich` (defined plugins: `only_purchases`)",
+            "21:17: pipelines.purchases.default_route: no sink named `archiv` (defined sinks: `archive`, `dlq`)",
+            "23:18: pipelines.purchases.routes.big: no sink named `mongo` (defined sinks: `archive`, `dlq`)",
+        ]
+    );
+}
+
+#[test]
+fn unreadable_plugin_file_names_the_path_and_the_io_error() {
+    let f = fixture(&VALID.replace("plugins/filter.wasm", "plugins/missing.wasm"));
+    let resolved = f.path.parent().unwrap().join("plugins/missing.wasm");
+    assert_eq!(
+        errors_of(&f),
+        [format!(
+            "7:8: plugins.only_purchases.path: cannot read plugin file {}: No such file or directory (os error 2)",
+            resolved.display()
+        )]
+    );
+    let f = fixture(&VALID.replace("plugins/filter.wasm", "plugins"));
+    let resolved = f.path.parent().unwrap().join("plugins");
+    assert_eq!(
+        errors_of(&f),
+        [format!(
+            "7:8: plugins.only_purchases.path: cannot read plugin file {}: is a directory",
+            resolved.display()
+        )]
+    );
+}
+
+#[test]
+fn unset_env_var_is_reported_at_the_variable() {
+    let f = fixture(&VALID.replace("127.0.0.1:19092", "${KAFKA_HOST}:${KAFKA_PORT}"));
+    let errors = match Config::load_with_env(&f.path, &|name| {
+        (name == "KAFKA_HOST").then(|| "10.0.0.7".to_owned())
+    }) {
+        Ok(_) => panic!("accepted with KAFKA_PORT unset"),
+        Err(e) => problems(&f.path, &e),
+    };
+    assert_eq!(
+        errors,
+        ["3:26: sources.clicks.brokers: environment variable `KAFKA_PORT` is not set"]
+    );
+}
+
+#[test]
+fn env_vars_are_substituted_in_strings_and_double_dollar_escapes() {
+    let f = fixture(
+        &VALID
+            .replace("127.0.0.1:19092", "${KAFKA_HOST}:19092")
+            .replace(
+                "field = \"event_type\"",
+                "field = \"$${not_a_var}\", who = \"${USER_NAME}\"",
+            ),
+    );
+    let loaded = Config::load_with_env(&f.path, &|name| match name {
+        "KAFKA_HOST" => Some("10.0.0.7".to_owned()),
+        "USER_NAME" => Some("ops".to_owned()),
+        _ => None,
+    })
+    .unwrap_or_else(|e| panic!("{e}"));
+    let pairs = loaded.config.plugins["only_purchases"].init_pairs();
+    assert!(
+        pairs.contains(&("field".to_owned(), "${not_a_var}".to_owned())),
+        "{pairs:?}"
+    );
+    assert!(
+        pairs.contains(&("who".to_owned(), "ops".to_owned())),
+        "{pairs:?}"
+    );
+    let weir::source::SourceConfig::Kafka(kafka) = &loaded.config.sources["clicks"] else {
+        panic!("not a kafka source");
+    };
+    assert_eq!(kafka.brokers.as_deref(), Some("10.0.0.7:19092"));
+}
+
+#[test]
+fn zero_sizes_deadlines_and_memory_caps_are_errors() {
+    let f = fixture(
+        &VALID.replace("max_events = 500", "max_events = 0").replace(
+            "strict = true }",
+            "strict = true }\nlimits = { memory_mib = 0, deadline_ms = 0 }",
+        ),
+    );
+    assert_eq!(
+        errors_of(&f),
+        [
+            "9:25: plugins.only_purchases.limits.memory_mib: must be at least 1",
+            "9:42: plugins.only_purchases.limits.deadline_ms: must be at least 1",
+            "24:24: pipelines.purchases.batch.max_events: must be at least 1",
+        ]
+    );
+}
+
+#[test]
+fn non_scalar_plugin_config_values_are_errors() {
+    let f = fixture(&VALID.replace("strict = true", "strict = true, fields = [\"a\"]"));
+    assert_eq!(
+        errors_of(&f),
+        [
+            "8:80: plugins.only_purchases.config.fields: plugin config values must be strings, numbers, booleans or date-times (they are passed to `init` as strings), found array"
+        ]
+    );
+}
+
+#[test]
+fn unused_entries_and_dead_letter_as_default_route_are_warnings() {
+    let f = fixture(
+        &VALID
+            .replace("dead_letter = \"dlq\"", "dead_letter = \"archive\"")
+            .replace("[sinks.dlq]", "[sinks.dlq]\n# kept for later"),
+    );
+    let loaded = load(&f).unwrap_or_else(|e| panic!("{e}"));
+    let prefix = format!("{}:", f.path.display());
+    let warnings: Vec<String> = loaded
+        .warnings
+        .iter()
+        .map(|w| w.to_string().strip_prefix(&prefix).unwrap().to_owned())
+        .collect();
+    assert_eq!(
+        warnings,
+        [
+            "14:1: warning: sinks.dlq: sink `dlq` is not a default_route, routes target or dead_letter of any pipeline (only outputs a plugin routes to `dlq` by name reach it)",
+            "23:15: warning: pipelines.purchases.dead_letter: dead-letter sink `archive` is also the default route: dead letters and normal outputs will be mixed",
+        ]
+    );
+    assert!(
+        loaded.summary().ends_with("1 pipeline (2 warnings)"),
+        "{}",
+        loaded.summary()
+    );
+}
+
+#[test]
+fn a_config_without_pipelines_is_valid_with_a_warning() {
+    let f = fixture("[host]\nshutdown_timeout_ms = 5000\n");
+    let loaded = load(&f).unwrap_or_else(|e| panic!("{e}"));
+    let warnings: Vec<String> = loaded.warnings.iter().map(|w| w.to_string()).collect();
+    assert_eq!(
+        warnings,
+        [format!(
+            "{}:1:1: warning: no pipelines are defined: `weir run` has nothing to do",
+            f.path.display()
+        )]
+    );
+    assert_eq!(loaded.config.host.shutdown_timeout_ms, 5000);
+}
+
+#[test]
+fn several_problems_in_one_file_are_all_reported_at_once() {
+    let f = fixture(
+        r#"[host]
+shutdown_timeout_ms = "soon"
+log_fromat = "json"
+
+[sources.clicks]
+type = "kafka"
+brokers = "${BROKERS}"
+topics = ["clicks"]
+grup = "g"
+
+[plugins.only_purchases]
+path = "plugins/nope.wasm"
+limits = { memory_mib = "64" }
+
+[sinks.archive]
+type = "file"
+path = "out/archive.jsonl"
+fsnyc = false
+
+[sinks.mongo]
+type = "mongo"
+
+[pipelines.purchases]
+source = "clicks"
+plugins = ["only_purchases", "enrich"]
+default_route = "archive"
+dead_letter = "dlq"
+
+[pipelines.other]
+plugins = ["only_purchases"]
+default_route = "archive"
+
+[sink.typo]
+path = "x"
+"#,
+    );
+    let dir = f.path.parent().unwrap();
+    let errors = errors_of(&f);
+    let sink_types = weir::sink::SinkConfig::REGISTRY
+        .types()
+        .iter()
+        .map(|t| format!("`{t}`"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let expected = [
+        "2:23: host.shutdown_timeout_ms: invalid type: string \"soon\", expected u64".to_owned(),
+        // The list of `[host]` keys grows; its start is enough here.
+        "3:1: host: unknown field `log_fromat`, expected one of `cache_dir`, `shutdown_timeout_ms`, `log_format`, ...".to_owned(),
+        "7:12: sources.clicks.brokers: environment variable `BROKERS` is not set".to_owned(),
+        "9:1: sources.clicks: unknown field `grup`, expected one of `brokers`, `topics`, `group_id`, `start`, `options`, `embedded`, `stop_at_end`".to_owned(),
+        format!(
+            "12:8: plugins.only_purchases.path: cannot read plugin file {}: No such file or directory (os error 2)",
+            dir.join("plugins/nope.wasm").display()
+        ),
+        "13:25: plugins.only_purchases.limits.memory_mib: invalid type: string \"64\", expected u32".to_owned(),
+        "18:1: sinks.archive: unknown field `fsnyc`, expected one of `path`, `format`, `fsync`".to_owned(),
+        "20:1: warning: sinks.mongo: sink `mongo` is not a default_route, routes target or dead_letter of any pipeline (only outputs a plugin routes to `mongo` by name reach it)".to_owned(),
+        format!("21:8: sinks.mongo.type: unknown sink type `mongo` (this build supports: {sink_types})"),
+        "25:30: pipelines.purchases.plugins[1]: no plugin named `enrich` (defined plugins: `only_purchases`)".to_owned(),
+        "27:15: pipelines.purchases.dead_letter: no sink named `dlq` (defined sinks: `archive`, `mongo`)".to_owned(),
+        "29:1: pipelines.other: missing field `source`".to_owned(),
+        "33:2: unknown field `sink`, expected one of `host`, `sources`, `plugins`, `sinks`, `pipelines`".to_owned(),
+    ];
+    assert_lines(&errors, &expected);
+}
+
+/// `actual == expected`, except that an expected line ending in `...`
+/// only has to start with what comes before it.
+fn assert_lines(actual: &[String], expected: &[String]) {
+    let matches = actual.len() == expected.len()
+        && actual
+            .iter()
+            .zip(expected)
+            .all(|(a, e)| match e.strip_suffix("...") {
+                Some(prefix) => a.starts_with(prefix),
+                None => a == e,
+            });
+    assert!(
+        matches,
+        "reported:\n{}\nexpected:\n{}",
+        actual.join("\n"),
+        expected.join("\n")
+    );
+}
+
+#[test]
+fn toml_syntax_errors_are_reported_at_their_position() {
+    let f = fixture(&VALID.replace("default_route = \"archive\"", "default_route = archive"));
+    let errors = errors_of(&f);
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert!(errors[0].starts_with("21:17: invalid TOML: "), "{errors:?}");
+}
+
+#[test]
+fn an_unreadable_config_file_is_one_error_without_a_position() {
+    let path = Path::new("/nonexistent/weir.toml");
+    let e = Config::load(path).err().expect("missing file accepted");
+    assert_eq!(
+        e.to_string(),
+        "/nonexistent/weir.toml: cannot read config file: No such file or directory (os error 2)"
+    );
+}
