@@ -10,7 +10,7 @@
 //!   time through the [`Transform`] trait.
 //!
 //! Submodules: `cache` (compiled artifacts on disk), `limits` (memory cap,
-//! epoch ticker), `wasi` (the sandbox), `state` (store data, `host.log`),
+//! epoch ticker), `wasi` (the sandbox), `stderr` (panic messages), `state` (store data, `host.log`),
 //! `isolate` (bisecting a failed batch), `inspect` (header and contract
 //! checks, `weir plugin inspect`), `error`.
 
@@ -20,6 +20,7 @@ mod inspect;
 mod isolate;
 mod limits;
 mod state;
+mod stderr;
 mod wasi;
 
 use std::path::{Path, PathBuf};
@@ -303,8 +304,10 @@ impl PluginVersion {
 
     /// A new store and instance, initialised.
     fn new_live(&self) -> Result<Live, PluginError> {
+        let stderr = stderr::StderrTail::default();
         let state = HostState {
-            wasi: wasi::build_ctx(&self.spec.grants),
+            wasi: wasi::build_ctx(&self.spec.grants, stderr.clone()),
+            stderr,
             table: ResourceTable::new(),
             limiter: MemoryLimiter::new(self.spec.limits.memory_mib),
             log: PluginLog::new(self.spec.name.clone()),
@@ -345,7 +348,10 @@ impl PluginVersion {
             Some(Trap::StackOverflow) => {
                 format!("stack overflow ({})", Trap::StackOverflow)
             }
-            Some(trap) => format!("{trap}"),
+            Some(trap) => match store.data().stderr.panic_message() {
+                Some(panic) => format!("{trap} (plugin {panic})"),
+                None => format!("{trap}"),
+            },
             None => format!("{err:#}"),
         }
     }

@@ -1,5 +1,5 @@
 //! The data each instance's `Store` holds: its WASI context and resource
-//! table, its memory limiter, and the plugin's log (the `host.log` import,
+//! table, its memory limiter, the tail of its stderr, and the plugin's log (the `host.log` import,
 //! forwarded to `tracing` under the plugin's name and rate-limited).
 
 use std::time::Instant;
@@ -9,6 +9,7 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use super::bindings::weir::transform::host::{Host, Level};
 use super::limits::MemoryLimiter;
+use super::stderr::StderrTail;
 
 /// Log lines a plugin instance may write in a burst.
 const LOG_BURST: f64 = 100.0;
@@ -83,6 +84,7 @@ pub(crate) struct HostState {
     pub(crate) table: ResourceTable,
     pub(crate) limiter: MemoryLimiter,
     pub(crate) log: PluginLog,
+    pub(crate) stderr: StderrTail,
 }
 
 impl WasiView for HostState {

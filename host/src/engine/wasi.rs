@@ -10,13 +10,15 @@
 //! - wall and monotonic clocks frozen at the Unix epoch unless `grants.clock`;
 //! - a fixed pseudo-random sequence unless `grants.random`, so a plugin's
 //!   output is a function of its input;
-//! - stdin empty, stdout and stderr discarded (plugins log through `host.log`).
+//! - stdin empty, stdout discarded (plugins log through `host.log`), stderr
+//!   kept as a short tail for panic messages (`stderr`).
 
 use std::time::Duration;
 
 use wasmtime_wasi::random::Deterministic;
 use wasmtime_wasi::{HostMonotonicClock, HostWallClock, WasiCtx, WasiCtxBuilder};
 
+use super::stderr::StderrTail;
 use crate::config::PluginGrants;
 
 /// A wall clock that always reads 1970-01-01T00:00:00Z.
@@ -60,10 +62,12 @@ fn deterministic_bytes() -> Vec<u8> {
         .collect()
 }
 
-/// The WASI context of one instance, built from the plugin's grants.
-pub(crate) fn build_ctx(grants: &PluginGrants) -> WasiCtx {
+/// The WASI context of one instance, built from the plugin's grants, with
+/// stderr going to `stderr`.
+pub(crate) fn build_ctx(grants: &PluginGrants, stderr: StderrTail) -> WasiCtx {
     let mut builder = WasiCtxBuilder::new();
     builder
+        .stderr(stderr)
         .allow_tcp(false)
         .allow_udp(false)
         .allow_ip_name_lookup(false);
