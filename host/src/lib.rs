@@ -9,11 +9,15 @@
 //! - [`config`]: the typed TOML config and `weir validate`.
 //! - [`engine`]: wasmtime: compile (with an on-disk cache), instantiate,
 //!   limits, calls, poison-event isolation.
+//! - [`plugin`]: each plugin's versions and hot reload (file watch,
+//!   swap at batch boundaries).
+//! - [`admin`]: the HTTP admin API: health, metrics, plugins, reload.
 //! - [`pipeline`]: source -> plugin chain -> router -> sinks, batching,
 //!   backpressure, acknowledgements, dead letters.
 //! - [`source`], [`sink`]: the connectors, one folder and one cargo feature each.
 //! - [`cli`]: the `weir` command line.
 
+pub mod admin;
 pub mod cli;
 pub mod config;
 #[cfg(feature = "dynamodb")]
@@ -22,6 +26,7 @@ pub mod engine;
 pub mod event;
 pub mod metrics;
 pub mod pipeline;
+pub mod plugin;
 pub mod runtime;
 pub mod sink;
 pub mod source;

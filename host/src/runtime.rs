@@ -4,19 +4,29 @@
 //! pipelines that use it), connects every sink (shared, so two pipelines
 //! writing to `mongo` share one client), builds one source per pipeline, and
 //! runs the pipelines until they stop or the host is asked to stop.
+//!
+//! Plugins live in a [`PluginRegistry`]: each pipeline stage runs a
+//! [`ReloadableTransform`](crate::plugin::ReloadableTransform), so a reload
+//! (file watch, admin API, SIGHUP) reaches every pipeline using the plugin
+//! at its next batch boundary. [`Runtime::admin_state`] is what the admin
+//! API serves.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
+use crate::admin::{AdminState, PipelineHealth, RunState};
 use crate::config::{Config, PipelineConfig};
 use crate::engine::{
     Engine, EngineError, EngineOptions, PluginError, PluginSpec, PluginVersion, Transform,
     default_cache_dir,
 };
+use crate::plugin::watch::{self, WatchOptions};
+use crate::plugin::{PluginOptions, PluginRegistry, ReloadError};
 use crate::pipeline::{NamedSink, Pipeline, PipelineError, PipelineParts, PipelineStats};
 use crate::sink::{SinkContext, SinkError};
 use crate::source::{SourceContext, SourceError};
@@ -55,19 +65,33 @@ pub enum RuntimeError {
     /// A pipeline stopped with an error.
     #[error(transparent)]
     Pipeline(#[from] PipelineError),
+    /// Plugin files could not be watched.
+    #[error(transparent)]
+    Watch(#[from] watch::WatchError),
+}
+
+impl From<ReloadError> for RuntimeError {
+    fn from(err: ReloadError) -> Self {
+        match err {
+            ReloadError::Load(e) => RuntimeError::Plugin(e),
+            other => RuntimeError::Config(other.to_string()),
+        }
+    }
 }
 
 /// Pipelines ready to run.
 pub struct Runtime {
     engine: Arc<Engine>,
-    plugins: BTreeMap<String, Arc<PluginVersion>>,
+    registry: Arc<PluginRegistry>,
     pipelines: Vec<Pipeline>,
+    health: Vec<PipelineHealth>,
+    watch: WatchOptions,
 }
 
 impl std::fmt::Debug for Runtime {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Runtime")
-            .field("plugins", &self.plugins.keys().collect::<Vec<_>>())
+            .field("plugins", &self.registry.names())
             .field(
                 "pipelines",
                 &self.pipelines.iter().map(Pipeline::name).collect::<Vec<_>>(),
@@ -88,9 +112,9 @@ impl Runtime {
             .or_else(default_cache_dir);
         let engine = Arc::new(Engine::new(EngineOptions { cache_dir })?);
 
-        let mut plugins = BTreeMap::new();
+        let mut registry = PluginRegistry::new(Arc::clone(&engine), config_dir);
         for name in config.pipelines.values().flat_map(|p| &p.plugins) {
-            if plugins.contains_key(name) {
+            if registry.current(name).is_some() {
                 continue;
             }
             let plugin = config
@@ -104,10 +128,14 @@ impl Runtime {
                 limits: plugin.limits,
                 grants: plugin.grants.clone(),
             };
-            let version = engine.load(&spec)?;
+            let options = PluginOptions {
+                version_header: plugin.version_header.clone(),
+                watch: plugin.watch,
+            };
+            let version = registry.register(spec, options)?;
             tracing::info!(plugin = %name, version = %version.hash(), "plugin loaded");
-            plugins.insert(name.clone(), version);
         }
+        let registry = Arc::new(registry);
 
         let mut sinks = BTreeMap::new();
         for (name, sink) in &config.sinks {
@@ -129,13 +157,21 @@ impl Runtime {
         }
 
         let mut pipelines = Vec::new();
+        let mut health = Vec::new();
         for (name, p) in &config.pipelines {
-            pipelines.push(build_pipeline(config, config_dir, name, p, &plugins, &sinks).await?);
+            let (pipeline, h) = build_pipeline(config, config_dir, name, p, &registry, &sinks).await?;
+            pipelines.push(pipeline);
+            health.push(h);
         }
         Ok(Runtime {
             engine,
-            plugins,
+            registry,
             pipelines,
+            health,
+            watch: WatchOptions {
+                poll_interval: Duration::from_millis(config.host.plugin_poll_interval_ms.max(10)),
+                ..WatchOptions::default()
+            },
         })
     }
 
@@ -144,9 +180,26 @@ impl Runtime {
         &self.engine
     }
 
-    /// The loaded plugins by name.
-    pub fn plugins(&self) -> &BTreeMap<String, Arc<PluginVersion>> {
-        &self.plugins
+    /// The current version of every plugin, by name.
+    pub fn plugins(&self) -> BTreeMap<String, Arc<PluginVersion>> {
+        self.registry
+            .names()
+            .into_iter()
+            .filter_map(|n| self.registry.current(&n).map(|v| (n, v)))
+            .collect()
+    }
+
+    /// The plugins and their hot-swap machinery (reloads, history).
+    pub fn registry(&self) -> &Arc<PluginRegistry> {
+        &self.registry
+    }
+
+    /// What the admin API serves for this runtime.
+    pub fn admin_state(&self) -> AdminState {
+        AdminState {
+            registry: Arc::clone(&self.registry),
+            pipelines: self.health.clone(),
+        }
     }
 
     /// Live counters per pipeline name.
@@ -160,11 +213,20 @@ impl Runtime {
     /// Run every pipeline until all have stopped: bounded sources run out,
     /// `shutdown` is cancelled (pipelines drain and commit), or one fails
     /// (the others are then stopped too, and the first error is returned).
+    /// Plugin files are watched while the pipelines run (`watch` per plugin).
     pub async fn run(self, shutdown: CancellationToken) -> Result<(), RuntimeError> {
+        let watching = shutdown.child_token();
+        let watcher = watch::spawn(Arc::clone(&self.registry), self.watch, watching.clone())?;
         let mut running = JoinSet::new();
-        for pipeline in self.pipelines {
+        for (pipeline, health) in self.pipelines.into_iter().zip(&self.health) {
             let token = shutdown.child_token();
-            running.spawn(pipeline.run(token));
+            let state = Arc::clone(&health.state);
+            state.set_running();
+            running.spawn(async move {
+                let result = pipeline.run(token).await;
+                state.set_stopped(result.is_ok());
+                result
+            });
         }
         let mut first_error = None;
         while let Some(done) = running.join_next().await {
@@ -178,6 +240,10 @@ impl Runtime {
                 first_error.get_or_insert(e);
             }
         }
+        watching.cancel();
+        if let Some(task) = watcher {
+            let _ = task.await;
+        }
         first_error.map_or(Ok(()), Err)
     }
 }
@@ -187,9 +253,9 @@ async fn build_pipeline(
     config_dir: &Path,
     name: &str,
     p: &PipelineConfig,
-    plugins: &BTreeMap<String, Arc<PluginVersion>>,
+    registry: &PluginRegistry,
     sinks: &BTreeMap<String, NamedSink>,
-) -> Result<Pipeline, RuntimeError> {
+) -> Result<(Pipeline, PipelineHealth), RuntimeError> {
     let missing = |what: &str, n: &str| {
         RuntimeError::Config(format!("pipeline `{name}`: no {what} named `{n}`"))
     };
@@ -212,9 +278,11 @@ async fn build_pipeline(
         })?;
 
     let mut chain: Vec<Box<dyn Transform>> = Vec::new();
-    for plugin in &p.plugins {
-        let version = plugins.get(plugin).ok_or_else(|| missing("plugin", plugin))?;
-        chain.push(Box::new(version.instantiate()?));
+    for (stage, plugin) in p.plugins.iter().enumerate() {
+        if registry.current(plugin).is_none() {
+            return Err(missing("plugin", plugin));
+        }
+        chain.push(Box::new(registry.transform(plugin, name, stage)?));
     }
 
     let sink = |n: &str| sinks.get(n).cloned().ok_or_else(|| missing("sink", n));
@@ -222,17 +290,35 @@ async fn build_pipeline(
     for (route, target) in &p.routes {
         routes.insert(route.clone(), sink(target)?);
     }
-    Ok(Pipeline::new(PipelineParts {
+    let default_route = sink(&p.default_route)?;
+    let dead_letter = p.dead_letter.as_deref().map(sink).transpose()?;
+    // Readiness checks the sinks the pipeline names.
+    let mut used: BTreeMap<String, NamedSink> = BTreeMap::new();
+    for s in std::iter::once(&default_route)
+        .chain(p.routes.values().filter_map(|t| sinks.get(t)))
+        .chain(dead_letter.as_ref())
+    {
+        used.insert(s.name.clone(), s.clone());
+    }
+    let health = PipelineHealth {
+        name: name.to_owned(),
+        source_name: p.source.clone(),
+        source: Arc::clone(&source),
+        sinks: used.into_values().collect(),
+        state: Arc::new(RunState::default()),
+    };
+    let pipeline = Pipeline::new(PipelineParts {
         name: name.to_owned(),
         source_name: p.source.clone(),
         source,
         chain,
-        default_route: sink(&p.default_route)?,
+        default_route,
         routes,
-        dead_letter: p.dead_letter.as_deref().map(sink).transpose()?,
+        dead_letter,
         batch: p.batch,
         retry: p.retry,
-    }))
+    });
+    Ok((pipeline, health))
 }
 
 fn resolve(dir: &Path, path: &Path) -> PathBuf {

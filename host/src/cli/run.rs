@@ -1,8 +1,10 @@
 //! `weir run <config>`: run every pipeline until SIGINT/SIGTERM, or until
-//! bounded sources are exhausted.
+//! bounded sources are exhausted; serve the admin API while they run, and
+//! on SIGHUP read the config again and reload plugins whose settings
+//! changed.
 
 use std::io::IsTerminal;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -10,8 +12,11 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use tokio_util::sync::CancellationToken;
 
+use crate::admin::AdminServer;
 use crate::config::{Config, LogFormat};
+use crate::engine::PluginSpec;
 use crate::pipeline::PipelineStats;
+use crate::plugin::{PluginRegistry, ReloadOutcome, ReloadTrigger};
 use crate::runtime::Runtime;
 
 /// Arguments of `weir run`.
@@ -69,11 +74,20 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         .thread_name("weir")
         .build()
         .context("cannot start the async runtime")?;
-    rt.block_on(run_config(config, config_dir, progress))
+    rt.block_on(run_config(config, config_dir, progress, args.config))
 }
 
-async fn run_config(config: Config, config_dir: PathBuf, progress_s: u64) -> anyhow::Result<ExitCode> {
+async fn run_config(
+    config: Config,
+    config_dir: PathBuf,
+    progress_s: u64,
+    config_path: PathBuf,
+) -> anyhow::Result<ExitCode> {
     let started = Instant::now();
+    // Install the metrics recorder before anything records.
+    if config.host.admin.enabled {
+        let _ = crate::metrics::prometheus();
+    }
     let runtime = Runtime::build(&config, &config_dir)
         .await
         .context("cannot start the pipelines")?;
@@ -81,6 +95,19 @@ async fn run_config(config: Config, config_dir: PathBuf, progress_s: u64) -> any
     tracing::info!(pipelines = stats.len(), "running");
 
     let shutdown = CancellationToken::new();
+    let admin = if config.host.admin.enabled {
+        let server = AdminServer::bind(&config.host.admin, runtime.admin_state()).await?;
+        tracing::info!("admin API on http://{}", server.local_addr());
+        Some(tokio::spawn(server.serve(shutdown.clone())))
+    } else {
+        None
+    };
+    let reloader = spawn_sighup_reload(
+        config_path,
+        Arc::clone(runtime.registry()),
+        config.clone(),
+        shutdown.clone(),
+    );
     let mut run = tokio::spawn(runtime.run(shutdown.clone()));
     let progress = spawn_progress(stats.clone(), progress_s, shutdown.clone());
     let timeout = Duration::from_millis(config.host.shutdown_timeout_ms);
@@ -106,6 +133,16 @@ async fn run_config(config: Config, config_dir: PathBuf, progress_s: u64) -> any
     shutdown.cancel();
     if let Some(p) = progress {
         p.abort();
+    }
+    if let Some(r) = reloader {
+        r.abort();
+    }
+    if let Some(a) = admin {
+        match a.await {
+            Ok(Err(e)) => tracing::warn!(error = %e, "admin API stopped with an error"),
+            Err(e) => tracing::warn!(error = %e, "admin API task failed"),
+            Ok(Ok(())) => {}
+        }
     }
     print_summary(&stats, started);
     result.context("the pipelines task panicked")??;
@@ -133,6 +170,112 @@ async fn shutdown_signal() -> &'static str {
     {
         let _ = tokio::signal::ctrl_c().await;
         "Ctrl-C"
+    }
+}
+
+/// On SIGHUP: read the config file again and reload every plugin whose
+/// file, `config`, `limits` or `grants` changed (each swaps at its next
+/// batch boundary, as any reload). Everything else (sources, sinks,
+/// pipelines, `[host]`, a plugin's `version_header` and `watch`, plugins
+/// added or removed) needs a restart; such changes are logged.
+fn spawn_sighup_reload(
+    path: PathBuf,
+    registry: Arc<PluginRegistry>,
+    running: Config,
+    shutdown: CancellationToken,
+) -> Option<tokio::task::JoinHandle<()>> {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut hup = match signal(SignalKind::hangup()) {
+            Ok(h) => h,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot listen for SIGHUP; config reload by signal is off");
+                return None;
+            }
+        };
+        Some(tokio::spawn(async move {
+            let mut running = running;
+            loop {
+                tokio::select! {
+                    _ = shutdown.cancelled() => return,
+                    got = hup.recv() => if got.is_none() { return },
+                }
+                tracing::info!(config = %path.display(), "SIGHUP received: reading the config again");
+                let p = path.clone();
+                let loaded =
+                    tokio::task::spawn_blocking(move || super::validate::load_for_run(&p)).await;
+                match loaded {
+                    Ok(Ok((config, dir))) => {
+                        reload_changed_plugins(&registry, &running, &config, &dir).await;
+                        running = config;
+                    }
+                    Ok(Err(e)) => {
+                        tracing::error!(error = %format!("{e:#}"), "the new config is invalid; nothing was changed");
+                    }
+                    Err(e) => tracing::error!(error = %e, "config reload task failed"),
+                }
+            }
+        }))
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = (path, registry, running, shutdown);
+        None
+    }
+}
+
+/// Apply the plugin part of a re-read config; log what needs a restart.
+async fn reload_changed_plugins(registry: &Arc<PluginRegistry>, old: &Config, new: &Config, dir: &Path) {
+    // The configs have no equality of their own; their debug forms compare
+    // every field (and never show the admin token).
+    let differs = |a: &dyn std::fmt::Debug, b: &dyn std::fmt::Debug| format!("{a:?}") != format!("{b:?}");
+    for (section, changed) in [
+        ("[host]", differs(&old.host, &new.host)),
+        ("[sources]", differs(&old.sources, &new.sources)),
+        ("[sinks]", differs(&old.sinks, &new.sinks)),
+        ("[pipelines]", differs(&old.pipelines, &new.pipelines)),
+    ] {
+        if changed {
+            tracing::warn!("{section} changed: a restart is needed to apply it");
+        }
+    }
+    for name in registry.names() {
+        let Some(plugin) = new.plugins.get(&name) else {
+            tracing::warn!(plugin = %name, "plugin removed from the config: it keeps running until a restart");
+            continue;
+        };
+        if let Some(options) = registry.options(&name)
+            && (options.version_header != plugin.version_header || options.watch != plugin.watch)
+        {
+            tracing::warn!(plugin = %name, "`version_header` or `watch` changed: a restart is needed to apply it");
+        }
+        let spec = PluginSpec {
+            name: name.clone(),
+            path: if plugin.path.is_absolute() {
+                plugin.path.clone()
+            } else {
+                dir.join(&plugin.path)
+            },
+            config: plugin.init_pairs(),
+            limits: plugin.limits,
+            grants: plugin.grants.clone(),
+        };
+        let reg = Arc::clone(registry);
+        match tokio::task::spawn_blocking(move || reg.reload_spec(spec, ReloadTrigger::Signal)).await {
+            Ok(Ok(ReloadOutcome::Reloaded { hash, .. })) => {
+                tracing::info!(plugin = %name, %hash, "plugin reloaded with the new settings");
+            }
+            Ok(Ok(ReloadOutcome::Unchanged { .. })) => {}
+            // Logged and recorded by the registry; the old version runs on.
+            Ok(Err(_)) => {}
+            Err(e) => tracing::error!(plugin = %name, error = %e, "plugin reload task failed"),
+        }
+    }
+    for name in new.plugins.keys() {
+        if registry.current(name).is_none() {
+            tracing::warn!(plugin = %name, "new plugin in the config: a restart is needed to run it");
+        }
     }
 }
 

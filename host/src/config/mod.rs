@@ -84,6 +84,12 @@ pub struct HostConfig {
     /// pipeline); 0 turns them off. Printed only when stderr is a terminal
     /// unless set explicitly.
     pub progress_interval_s: Option<u64>,
+    /// `[host.admin]`: the admin HTTP API (health, metrics, plugins,
+    /// reload). On by default, on `127.0.0.1:9464`.
+    pub admin: crate::admin::AdminConfig,
+    /// How often plugin files with `watch = "poll"` (or `"auto"` where file
+    /// events are unavailable) are checked for changes, in milliseconds.
+    pub plugin_poll_interval_ms: u64,
 }
 
 impl Default for HostConfig {
@@ -93,6 +99,8 @@ impl Default for HostConfig {
             shutdown_timeout_ms: 30_000,
             log_format: LogFormat::Text,
             progress_interval_s: None,
+            admin: crate::admin::AdminConfig::default(),
+            plugin_poll_interval_ms: 1_000,
         }
     }
 }
@@ -124,6 +132,15 @@ pub struct PluginConfig {
     /// Capabilities granted beyond the default sandbox.
     #[serde(default)]
     pub grants: PluginGrants,
+    /// Name of a header added to every output of this plugin, carrying the
+    /// content hash (hex sha256) of the plugin version that produced it,
+    /// e.g. `"weir-plugin-version"`. Default: none.
+    #[serde(default)]
+    pub version_header: Option<String>,
+    /// Reload when the file changes on disk: `auto` (default: file events,
+    /// polling where there are none), `poll`, or `off`.
+    #[serde(default)]
+    pub watch: crate::plugin::WatchMode,
 }
 
 impl PluginConfig {

@@ -1,0 +1,35 @@
+//! Errors of plugin reloads. Each names the plugin, so a log line or an
+//! admin API answer says which plugin to look at.
+
+use std::path::PathBuf;
+
+use crate::engine::PluginError;
+
+/// Why a reload was refused. The running version keeps serving.
+#[derive(Debug, thiserror::Error)]
+pub enum ReloadError {
+    /// No plugin of that name is configured.
+    #[error("no plugin named `{0}`")]
+    UnknownPlugin(String),
+    /// The new file could not be read.
+    #[error("plugin `{plugin}` ({}): cannot read the new file: {message}", path.display())]
+    Read {
+        /// Plugin name.
+        plugin: String,
+        /// The file.
+        path: PathBuf,
+        /// What the OS said.
+        message: String,
+    },
+    /// The new version failed to compile, link, instantiate or initialise.
+    #[error(transparent)]
+    Load(#[from] PluginError),
+}
+
+impl ReloadError {
+    /// Whether the caller asked for something that does not exist (as
+    /// opposed to a version that was refused).
+    pub fn is_unknown_plugin(&self) -> bool {
+        matches!(self, ReloadError::UnknownPlugin(_))
+    }
+}

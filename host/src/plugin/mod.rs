@@ -1,0 +1,26 @@
+//! Plugins as the running host sees them: each configured plugin, the
+//! version it runs, and swapping versions while events flow.
+//!
+//! - `registry`: [`PluginRegistry`], name -> current version, load time,
+//!   history, counters, last reload error, and the reload procedure
+//!   (compile and `init` off the hot path, one ready instance per pipeline
+//!   stage, hand-over).
+//! - `stage`: [`ReloadableTransform`], the [`Transform`](crate::engine::Transform)
+//!   a pipeline runs, which takes a new version only at the start of a
+//!   batch, so every batch runs wholly on one version; optional version
+//!   header on outputs; rollback of a version that traps on everything.
+//! - [`watch`]: reload on a change of the plugin file on disk.
+//! - `error`: [`ReloadError`].
+
+mod error;
+mod registry;
+mod stage;
+pub mod watch;
+
+pub use error::ReloadError;
+pub use registry::{
+    PluginCounters, PluginOptions, PluginRegistry, PluginSnapshot, ReloadFailure, ReloadOutcome,
+    ReloadRecord, ReloadTrigger, StageSnapshot, VersionRecord,
+};
+pub use stage::{ReloadableTransform, SwapRecord};
+pub use watch::WatchMode;
