@@ -162,5 +162,5 @@ sink_registry! {
     #[cfg(feature = "redis")]
     Redis => redis::RedisSinkConfig,
     #[cfg(feature = "scylla")]
-    Scylla => scylla::ScyllaSinkConfig,
+    Scylla => Box<scylla::ScyllaSinkConfig>,
 }
