@@ -87,9 +87,10 @@ path = "filter.wasm"
 type = "file"
 path = "out.jsonl"
 
-[sinks.spare]
-type = "file"
-path = "spare.jsonl"
+[sources.old_clicks]
+type = "kafka"
+brokers = "127.0.0.1:19092"
+topics = ["old"]
 
 [pipelines.main]
 source = "clicks"
@@ -102,8 +103,8 @@ default_route = "out"
     assert_eq!(
         String::from_utf8_lossy(&out.stdout),
         format!(
-            "{c}:13:1: warning: sinks.spare: sink `spare` is not a default_route, routes target or dead_letter of any pipeline (only outputs a plugin routes to `spare` by name reach it)\n\
-             {c}: ok — 1 source, 1 plugin, 2 sinks, 1 pipeline (1 warning)\n"
+            "{c}:13:1: warning: sources.old_clicks: source `old_clicks` is not used by any pipeline\n\
+             {c}: ok — 2 sources, 1 plugin, 1 sink, 1 pipeline (1 warning)\n"
         ),
         "stderr: {}",
         String::from_utf8_lossy(&out.stderr)

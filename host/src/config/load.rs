@@ -222,6 +222,8 @@ pub(crate) struct Referenced {
     pub sources: BTreeSet<String>,
     pub sinks: BTreeSet<String>,
     pub plugins: BTreeSet<String>,
+    /// Some pipeline runs plugins, which can route to any sink by name.
+    pub routes_by_name: bool,
 }
 
 fn section<'a, 'i>(root: &'a Spanned<DeValue<'i>>, name: &str) -> Option<&'a Spanned<DeValue<'i>>> {
@@ -259,7 +261,9 @@ fn referenced_names(pipelines: Option<&Spanned<DeValue<'_>>>) -> Referenced {
             continue;
         };
         r.sources.extend(strings(p.get("source")));
-        r.plugins.extend(strings(p.get("plugins")));
+        let plugins = strings(p.get("plugins"));
+        r.routes_by_name |= !plugins.is_empty();
+        r.plugins.extend(plugins);
         r.sinks.extend(strings(p.get("default_route")));
         r.sinks.extend(strings(p.get("dead_letter")));
         r.sinks.extend(strings(p.get("routes")));
@@ -362,6 +366,11 @@ struct Hit {
 impl Loader<'_> {
     pub(crate) fn error(&mut self, span: Span, key: String, message: String) {
         self.push(Severity::Error, span, key, message);
+    }
+
+    /// Whether an error was reported for `key` already.
+    pub(crate) fn has_error_at(&self, key: &str) -> bool {
+        self.errors.iter().any(|d| d.key == key)
     }
 
     pub(crate) fn warning(&mut self, span: Span, key: String, message: String) {
