@@ -1,4 +1,5 @@
-# Redis: Debian's redis-server, no persistence (tests start from what they write).
+# Redis: Debian's redis-server. Append-only file in the service directory, so
+# a stop/start (the outage tests) keeps what was written; no RDB snapshots.
 # --daemonize writes the server's own PID to the pidfile.
 REDIS_PORT=${WEIR_REDIS_PORT:-16379}
 
@@ -9,7 +10,7 @@ redis_install() {
 
 redis_start() {
   local dir="$SERVICES_DIR/redis"
-  redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly no \
+  redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly yes --appendfsync everysec \
     --daemonize yes --pidfile "$dir/redis.pid" --logfile "$dir/redis.log" --dir "$dir"
 }
 

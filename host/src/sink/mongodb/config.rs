@@ -222,7 +222,10 @@ impl MongoSinkConfig {
             return Err(err("`database` is empty".to_owned()));
         }
         if self.collection.as_deref().is_none_or(str::is_empty) && self.collection_from.is_none() {
-            return Err(err("set `collection`, or `collection_from` (\"route\" or { header = \"NAME\" })".to_owned()));
+            return Err(err(
+                "set `collection`, or `collection_from` (\"route\" or { header = \"NAME\" })"
+                    .to_owned(),
+            ));
         }
         let id = self.id.unwrap_or(if self.id_fields.is_empty() {
             IdSource::Key
@@ -231,12 +234,18 @@ impl MongoSinkConfig {
         });
         match id {
             IdSource::Fields if self.id_fields.is_empty() => {
-                return Err(err("`id = \"fields\"` needs `id_fields` (value field paths)".to_owned()));
+                return Err(err(
+                    "`id = \"fields\"` needs `id_fields` (value field paths)".to_owned(),
+                ));
             }
             IdSource::Key | IdSource::Generated if !self.id_fields.is_empty() => {
                 return Err(err(format!(
                     "`id_fields` is set but `id` is `{}`; use `id = \"fields\"`",
-                    if id == IdSource::Key { "key" } else { "generated" }
+                    if id == IdSource::Key {
+                        "key"
+                    } else {
+                        "generated"
+                    }
                 )));
             }
             IdSource::Generated if self.write_model != WriteModelKind::Insert => {
@@ -249,7 +258,9 @@ impl MongoSinkConfig {
         let id_paths = self
             .id_fields
             .iter()
-            .map(|p| split_path(p).ok_or_else(|| err(format!("`id_fields`: `{p}` is not a field path"))))
+            .map(|p| {
+                split_path(p).ok_or_else(|| err(format!("`id_fields`: `{p}` is not a field path")))
+            })
             .collect::<Result<Vec<_>, _>>()?;
         if self.write_model != WriteModelKind::Update {
             for (set, name) in [
@@ -258,7 +269,9 @@ impl MongoSinkConfig {
                 (self.dedup_field.is_some(), "dedup_field"),
             ] {
                 if set {
-                    return Err(err(format!("`{name}` only applies to `write_model = \"update\"`")));
+                    return Err(err(format!(
+                        "`{name}` only applies to `write_model = \"update\"`"
+                    )));
                 }
             }
         }
@@ -273,7 +286,10 @@ impl MongoSinkConfig {
             }
         }
         if self.dedup_field.is_some() && self.inc.is_empty() {
-            return Err(err("`dedup_field` only matters with `inc` (set and replace are idempotent already)".to_owned()));
+            return Err(err(
+                "`dedup_field` only matters with `inc` (set and replace are idempotent already)"
+                    .to_owned(),
+            ));
         }
         if let Some(f) = &self.dedup_field
             && split_path(f).is_none()
@@ -283,10 +299,19 @@ impl MongoSinkConfig {
         if self.dedup_window == 0 {
             return Err(err("`dedup_window` must be at least 1".to_owned()));
         }
-        if self.dedup_array.is_empty() || self.dedup_array.starts_with('$') || self.dedup_array.contains('.') {
-            return Err(err(format!("`dedup_array`: `{}` is not a top-level field name", self.dedup_array)));
+        if self.dedup_array.is_empty()
+            || self.dedup_array.starts_with('$')
+            || self.dedup_array.contains('.')
+        {
+            return Err(err(format!(
+                "`dedup_array`: `{}` is not a top-level field name",
+                self.dedup_array
+            )));
         }
-        if let CollectionFrom::Header(h) = self.collection_from.as_ref().unwrap_or(&CollectionFrom::Route)
+        if let CollectionFrom::Header(h) = self
+            .collection_from
+            .as_ref()
+            .unwrap_or(&CollectionFrom::Route)
             && h.is_empty()
         {
             return Err(err("`collection_from.header` is empty".to_owned()));
@@ -315,7 +340,8 @@ mod tests {
         .unwrap();
         assert_eq!(r.id, IdSource::Fields);
         assert_eq!(r.id_paths, vec![vec!["user".to_owned(), "id".to_owned()]]);
-        let cfg: MongoSinkConfig = toml::from_str(&format!("{BASE}collection_from = \"route\"\n")).unwrap();
+        let cfg: MongoSinkConfig =
+            toml::from_str(&format!("{BASE}collection_from = \"route\"\n")).unwrap();
         assert_eq!(cfg.collection_from, Some(CollectionFrom::Route));
     }
 
@@ -329,8 +355,20 @@ mod tests {
             validate(&format!("{BASE}inc = {{ n = 1 }}\n")).unwrap_err(),
             "mongodb sink `m`: `inc` only applies to `write_model = \"update\"`"
         );
-        assert!(validate(&format!("{BASE}id = \"fields\"\n")).unwrap_err().contains("needs `id_fields`"));
-        assert!(validate("uri = \"x\"\ndatabase = \"d\"\n").unwrap_err().contains("set `collection`"));
-        assert!(validate(&format!("{BASE}colection = \"x\"\n")).unwrap_err().contains("unknown field `colection`"));
+        assert!(
+            validate(&format!("{BASE}id = \"fields\"\n"))
+                .unwrap_err()
+                .contains("needs `id_fields`")
+        );
+        assert!(
+            validate("uri = \"x\"\ndatabase = \"d\"\n")
+                .unwrap_err()
+                .contains("set `collection`")
+        );
+        assert!(
+            validate(&format!("{BASE}colection = \"x\"\n"))
+                .unwrap_err()
+                .contains("unknown field `colection`")
+        );
     }
 }

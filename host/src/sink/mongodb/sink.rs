@@ -190,9 +190,12 @@ impl MongoSink {
                     .as_ref()
                     .ok_or("the output has no key (the id comes from the key)")?;
                 match serde_json::from_slice::<Value>(key) {
-                    Ok(v @ (Value::Object(_) | Value::String(_) | Value::Number(_) | Value::Bool(_))) => {
-                        Bson::try_from(v).map_err(|e| format!("key is not a usable id: {e}"))
-                    }
+                    Ok(
+                        v @ (Value::Object(_)
+                        | Value::String(_)
+                        | Value::Number(_)
+                        | Value::Bool(_)),
+                    ) => Bson::try_from(v).map_err(|e| format!("key is not a usable id: {e}")),
                     Ok(_) | Err(_) => Ok(match std::str::from_utf8(key) {
                         Ok(s) => Bson::String(s.to_owned()),
                         Err(_) => Bson::Binary(mongodb::bson::Binary {
@@ -203,14 +206,17 @@ impl MongoSink {
                 }
             }
             IdSource::Fields => {
-                let json = json.ok_or("the output has no value (the id comes from value fields)")?;
+                let json =
+                    json.ok_or("the output has no value (the id comes from value fields)")?;
                 let mut parts = Vec::with_capacity(self.resolved.id_paths.len());
                 for (path, name) in self.resolved.id_paths.iter().zip(&self.config.id_fields) {
                     let v = lookup(json, path)
                         .filter(|v| !v.is_null())
                         .ok_or_else(|| format!("id field `{name}` is missing from the value"))?;
                     if v.is_array() {
-                        return Err(format!("id field `{name}` is an array, which cannot be an id"));
+                        return Err(format!(
+                            "id field `{name}` is an array, which cannot be an id"
+                        ));
                     }
                     parts.push((name, v));
                 }
@@ -257,19 +263,33 @@ impl MongoSink {
         let id = self.id(output, json.as_ref())?;
         if output.op == Op::Delete {
             if self.resolved.id == IdSource::Generated {
-                return Err("cannot delete: ids are generated, so there is no id to delete by".to_owned());
+                return Err(
+                    "cannot delete: ids are generated, so there is no id to delete by".to_owned(),
+                );
             }
             let model = DeleteOneModel::builder()
                 .namespace(namespace)
                 .filter(doc! { "_id": id.clone() })
                 .build();
-            return Ok(Planned { index, kind: Kind::Delete, model: model.into(), id, ns });
+            return Ok(Planned {
+                index,
+                kind: Kind::Delete,
+                model: model.into(),
+                id,
+                ns,
+            });
         }
         let Some(json) = json else {
-            return Err(format!("the output has no value to {}", self.config.write_model.verb()));
+            return Err(format!(
+                "the output has no value to {}",
+                self.config.write_model.verb()
+            ));
         };
         let Value::Object(map) = json else {
-            return Err(format!("the value is {}, not a JSON object, so it cannot be a document", kind_of(&json)));
+            return Err(format!(
+                "the value is {}, not a JSON object, so it cannot be a document",
+                kind_of(&json)
+            ));
         };
         match self.config.write_model {
             WriteModelKind::Insert | WriteModelKind::Replace => {
@@ -277,7 +297,10 @@ impl MongoSink {
                     .map_err(|e| format!("the value cannot be a document: {e}"))?;
                 document.insert("_id", id.clone());
                 let (kind, model) = if self.config.write_model == WriteModelKind::Insert {
-                    let m = InsertOneModel::builder().namespace(namespace).document(document).build();
+                    let m = InsertOneModel::builder()
+                        .namespace(namespace)
+                        .document(document)
+                        .build();
                     (Kind::Insert, m.into())
                 } else {
                     let m = ReplaceOneModel::builder()
@@ -288,7 +311,13 @@ impl MongoSink {
                         .build();
                     (Kind::Replace, m.into())
                 };
-                Ok(Planned { index, kind, model, id, ns })
+                Ok(Planned {
+                    index,
+                    kind,
+                    model,
+                    id,
+                    ns,
+                })
             }
             WriteModelKind::Update => {
                 let map_value = Value::Object(map);
@@ -298,7 +327,10 @@ impl MongoSink {
                         IncPlan::Const(b) => b.clone(),
                         IncPlan::Field(path) => {
                             let v = lookup(&map_value, path).ok_or_else(|| {
-                                format!("inc `{target}`: field `{}` is missing from the value", path.join("."))
+                                format!(
+                                    "inc `{target}`: field `{}` is missing from the value",
+                                    path.join(".")
+                                )
                             })?;
                             if !v.is_number() {
                                 return Err(format!(
@@ -320,7 +352,10 @@ impl MongoSink {
                             .map(to_bson)
                             .transpose()?
                             .ok_or_else(|| {
-                                format!("dedup field `{}` is missing from the value", path.join("."))
+                                format!(
+                                    "dedup field `{}` is missing from the value",
+                                    path.join(".")
+                                )
                             })?,
                     ),
                 };
@@ -332,7 +367,11 @@ impl MongoSink {
                     if field == "_id"
                         || inc.contains_key(&field)
                         || field == self.config.dedup_array
-                        || self.config.set_fields.as_ref().is_some_and(|only| !only.contains(&field))
+                        || self
+                            .config
+                            .set_fields
+                            .as_ref()
+                            .is_some_and(|only| !only.contains(&field))
                     {
                         continue;
                     }
@@ -369,7 +408,13 @@ impl MongoSink {
                     .update(update)
                     .upsert(upsert)
                     .build();
-                Ok(Planned { index, kind, model: m.into(), id, ns })
+                Ok(Planned {
+                    index,
+                    kind,
+                    model: m.into(),
+                    id,
+                    ns,
+                })
             }
         }
     }
@@ -384,7 +429,8 @@ impl MongoSink {
     ) -> Result<(), SinkError> {
         let mut start = 0;
         while start < planned.len() {
-            let models: Vec<WriteModel> = planned[start..].iter().map(|p| p.model.clone()).collect();
+            let models: Vec<WriteModel> =
+                planned[start..].iter().map(|p| p.model.clone()).collect();
             let result = self
                 .client
                 .bulk_write(models)
@@ -403,7 +449,9 @@ impl MongoSink {
                     self.name, wce.message, wce.code
                 )));
             }
-            if let Some(cause) = std::error::Error::source(&e).and_then(|s| s.downcast_ref::<MongoError>()) {
+            if let Some(cause) =
+                std::error::Error::source(&e).and_then(|s| s.downcast_ref::<MongoError>())
+            {
                 return Err(self.classify("bulk write", cause));
             }
             if bulk.write_errors.is_empty() {
@@ -511,9 +559,14 @@ impl WriteModelKind {
 /// Whether a driver error is worth retrying.
 pub fn is_transient(e: &MongoError) -> bool {
     use mongodb::error::{RETRYABLE_WRITE_ERROR, TRANSIENT_TRANSACTION_ERROR};
-    if [RETRYABLE_WRITE_ERROR, TRANSIENT_TRANSACTION_ERROR, "RetryableError", "SystemOverloadedError"]
-        .iter()
-        .any(|l| e.contains_label(l))
+    if [
+        RETRYABLE_WRITE_ERROR,
+        TRANSIENT_TRANSACTION_ERROR,
+        "RetryableError",
+        "SystemOverloadedError",
+    ]
+    .iter()
+    .any(|l| e.contains_label(l))
     {
         return true;
     }

@@ -174,7 +174,10 @@ impl CommandKind {
     pub fn idempotent(self) -> bool {
         !matches!(
             self,
-            CommandKind::ZIncrBy | CommandKind::IncrBy | CommandKind::IncrByFloat | CommandKind::XAdd
+            CommandKind::ZIncrBy
+                | CommandKind::IncrBy
+                | CommandKind::IncrByFloat
+                | CommandKind::XAdd
         )
     }
 }
@@ -232,7 +235,9 @@ pub enum RedisConfigError {
         sink: String,
     },
     /// A command name we do not know.
-    #[error("redis sink `{sink}`: commands[{index}]: unknown command `{cmd}` (expected one of {expected})")]
+    #[error(
+        "redis sink `{sink}`: commands[{index}]: unknown command `{cmd}` (expected one of {expected})"
+    )]
     UnknownCommand {
         /// Sink name.
         sink: String,
@@ -289,12 +294,13 @@ impl RedisSinkConfig {
 
 impl CommandConfig {
     fn compile(&self, sink: &str, index: usize) -> Result<CompiledCommand, RedisConfigError> {
-        let kind = CommandKind::parse(&self.cmd).ok_or_else(|| RedisConfigError::UnknownCommand {
-            sink: sink.to_owned(),
-            index,
-            cmd: self.cmd.clone(),
-            expected: CommandKind::ALL.map(|(n, _)| n).join(", "),
-        })?;
+        let kind =
+            CommandKind::parse(&self.cmd).ok_or_else(|| RedisConfigError::UnknownCommand {
+                sink: sink.to_owned(),
+                index,
+                cmd: self.cmd.clone(),
+                expected: CommandKind::ALL.map(|(n, _)| n).join(", "),
+            })?;
         let cmd = kind.name();
         let option_err = |message: String| RedisConfigError::Option {
             sink: sink.to_owned(),
@@ -350,13 +356,18 @@ impl CommandConfig {
 
         let key = template("key", &self.key)?;
         let value = match kind {
-            K::Set => Some(template("value", self.value.as_deref().unwrap_or("{value}"))?),
+            K::Set => Some(template(
+                "value",
+                self.value.as_deref().unwrap_or("{value}"),
+            )?),
             _ => None,
         };
         let fields = match &self.fields {
             None => None,
             Some(map) if map.is_empty() => {
-                return Err(option_err("`fields` is empty; leave it out to write every top-level field".to_owned()));
+                return Err(option_err(
+                    "`fields` is empty; leave it out to write every top-level field".to_owned(),
+                ));
             }
             Some(map) => Some(
                 map.iter()
@@ -366,9 +377,13 @@ impl CommandConfig {
         };
         let members = match kind {
             K::SAdd | K::PfAdd => {
-                let list = self.members.as_ref().filter(|m| !m.is_empty()).ok_or_else(|| {
-                    option_err("`members` is required (a list of templates)".to_owned())
-                })?;
+                let list = self
+                    .members
+                    .as_ref()
+                    .filter(|m| !m.is_empty())
+                    .ok_or_else(|| {
+                        option_err("`members` is required (a list of templates)".to_owned())
+                    })?;
                 list.iter()
                     .enumerate()
                     .map(|(i, t)| template(&format!("members[{i}]"), t))
@@ -393,7 +408,9 @@ impl CommandConfig {
                     )));
                 }
                 Some(Increment::Float(f)) => CompiledIncrement::Const(f.to_string()),
-                Some(Increment::Template(t)) => CompiledIncrement::Template(template("increment", t)?),
+                Some(Increment::Template(t)) => {
+                    CompiledIncrement::Template(template("increment", t)?)
+                }
             }),
             _ => None,
         };
@@ -401,7 +418,9 @@ impl CommandConfig {
             return Err(option_err("`ttl_seconds` must be at least 1".to_owned()));
         }
         if kind == K::Set && self.ttl_seconds == Some(0) {
-            return Err(option_err("`ttl_seconds` must be at least 1 (leave it out for no expiry)".to_owned()));
+            return Err(option_err(
+                "`ttl_seconds` must be at least 1 (leave it out for no expiry)".to_owned(),
+            ));
         }
         let id = match kind {
             K::XAdd => Some(template("id", self.id.as_deref().unwrap_or("*"))?),
@@ -467,7 +486,10 @@ mod tests {
     fn errors_name_sink_and_command_index() {
         let base = "url = \"redis://x/\"\n[[commands]]\ncmd = \"SET\"\nkey = \"a\"\n";
         assert_eq!(
-            compile(&format!("{base}[[commands]]\ncmd = \"LPUSH\"\nkey = \"k\"\n")).unwrap_err(),
+            compile(&format!(
+                "{base}[[commands]]\ncmd = \"LPUSH\"\nkey = \"k\"\n"
+            ))
+            .unwrap_err(),
             "redis sink `cache`: commands[1]: unknown command `LPUSH` (expected one of SET, HSET, XADD, SADD, ZINCRBY, PFADD, INCRBY, INCRBYFLOAT, EXPIRE, DEL)"
         );
         assert_eq!(
@@ -475,7 +497,10 @@ mod tests {
             "redis sink `cache`: commands[1] (SADD) `key`: template `user:{value.user_id`: unclosed `{` at byte 5"
         );
         assert_eq!(
-            compile(&format!("{base}[[commands]]\ncmd = \"SADD\"\nkey = \"k\"\n")).unwrap_err(),
+            compile(&format!(
+                "{base}[[commands]]\ncmd = \"SADD\"\nkey = \"k\"\n"
+            ))
+            .unwrap_err(),
             "redis sink `cache`: commands[1] (SADD): `members` is required (a list of templates)"
         );
         assert_eq!(
@@ -483,10 +508,21 @@ mod tests {
             "redis sink `cache`: commands[1] (SADD): `ttl_seconds` does not apply to SADD (it takes: members)"
         );
         assert_eq!(
-            compile(&format!("{base}[[commands]]\ncmd = \"INCRBY\"\nkey = \"k\"\nincrement = 1.5\n")).unwrap_err(),
+            compile(&format!(
+                "{base}[[commands]]\ncmd = \"INCRBY\"\nkey = \"k\"\nincrement = 1.5\n"
+            ))
+            .unwrap_err(),
             "redis sink `cache`: commands[1] (INCRBY): `increment` = 1.5 is not an integer (use INCRBYFLOAT)"
         );
-        assert!(compile("url = \"x\"\ncommands = []\n").unwrap_err().contains("`commands` is empty"));
-        assert!(compile(&format!("{base}bogus = 1\n")).unwrap_err().contains("unknown field `bogus`"));
+        assert!(
+            compile("url = \"x\"\ncommands = []\n")
+                .unwrap_err()
+                .contains("`commands` is empty")
+        );
+        assert!(
+            compile(&format!("{base}bogus = 1\n"))
+                .unwrap_err()
+                .contains("unknown field `bogus`")
+        );
     }
 }

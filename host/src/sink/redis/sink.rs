@@ -37,7 +37,10 @@ impl RedisSink {
             .compile(name)
             .map_err(|e| SinkError::Fatal(e.to_string()))?;
         let client = redis::Client::open(config.url.as_str()).map_err(|e| {
-            SinkError::Fatal(format!("redis sink `{name}`: invalid url `{}`: {e}", config.url))
+            SinkError::Fatal(format!(
+                "redis sink `{name}`: invalid url `{}`: {e}",
+                config.url
+            ))
         })?;
         // Few reconnect attempts per request: while the server is away a
         // write fails quickly as transient, and the pipeline's own backoff
@@ -67,14 +70,22 @@ impl RedisSink {
                 Ok(None) => {}
                 Err(reason) => {
                     cmds.truncate(start);
-                    return Err(format!("redis sink `{}`: {}: {reason}", self.name, c.label()));
+                    return Err(format!(
+                        "redis sink `{}`: {}: {reason}",
+                        self.name,
+                        c.label()
+                    ));
                 }
             }
         }
         Ok(())
     }
 
-    fn render_one(&self, c: &CompiledCommand, view: &OutputView<'_>) -> Result<Option<redis::Cmd>, String> {
+    fn render_one(
+        &self,
+        c: &CompiledCommand,
+        view: &OutputView<'_>,
+    ) -> Result<Option<redis::Cmd>, String> {
         let output = view.output;
         let key = c.key.render(view).map_err(|e| format!("key {e}"))?;
         if output.op == Op::Delete {
@@ -141,7 +152,12 @@ impl RedisSink {
     }
 
     /// HSET/XADD field-value pairs: the mapping, or every top-level field.
-    fn push_fields(&self, c: &CompiledCommand, view: &OutputView<'_>, cmd: &mut redis::Cmd) -> Result<(), String> {
+    fn push_fields(
+        &self,
+        c: &CompiledCommand,
+        view: &OutputView<'_>,
+        cmd: &mut redis::Cmd,
+    ) -> Result<(), String> {
         match &c.fields {
             Some(map) => {
                 for (field, t) in map {
@@ -173,7 +189,18 @@ fn render_increment(c: &CompiledCommand, view: &OutputView<'_>) -> Result<Vec<u8
     match &c.increment {
         None => Ok(b"1".to_vec()),
         Some(CompiledIncrement::Const(s)) => Ok(s.as_bytes().to_vec()),
-        Some(CompiledIncrement::Template(t)) => t.render(view).map_err(|e| format!("increment {e}")),
+        Some(CompiledIncrement::Template(t)) => {
+            t.render(view).map_err(|e| format!("increment {e}"))
+        }
+    }
+}
+
+/// A server error as the server wrote it (`WRONGTYPE Operation against ...`).
+fn server_message(e: &redis::RedisError) -> String {
+    match (e.code(), e.detail()) {
+        (Some(code), Some(detail)) => format!("{code} {detail}"),
+        (Some(code), None) => code.to_owned(),
+        _ => e.to_string(),
     }
 }
 
@@ -208,9 +235,11 @@ fn is_transient(e: &redis::RedisError) -> bool {
 impl Sink for RedisSink {
     async fn write(&self, outputs: &[Output]) -> Result<Vec<Rejection>, SinkError> {
         let mut rejections = Vec::new();
-        let mut cmds: Vec<(usize, redis::Cmd)> = Vec::with_capacity(outputs.len() * self.commands.len());
+        let mut cmds: Vec<(usize, redis::Cmd)> =
+            Vec::with_capacity(outputs.len() * self.commands.len());
         // For each pipelined command: (output index, command index).
-        let mut owners: Vec<(usize, usize)> = Vec::with_capacity(outputs.len() * self.commands.len());
+        let mut owners: Vec<(usize, usize)> =
+            Vec::with_capacity(outputs.len() * self.commands.len());
         for (i, output) in outputs.iter().enumerate() {
             let before = cmds.len();
             match self.render(output, &mut cmds) {
@@ -248,7 +277,11 @@ impl Sink for RedisSink {
                 .map_or_else(|| format!("commands[{ci}]"), CompiledCommand::label);
             rejections.push(Rejection {
                 index: i,
-                reason: format!("redis sink `{}`: {label}: server said: {e}", self.name),
+                reason: format!(
+                    "redis sink `{}`: {label}: server said: {}",
+                    self.name,
+                    server_message(e)
+                ),
             });
         }
         rejections.sort_by_key(|r| r.index);

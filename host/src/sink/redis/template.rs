@@ -56,7 +56,9 @@ pub enum TemplateSyntaxError {
         at: usize,
     },
     /// A `}` that closes nothing.
-    #[error("template `{template}`: unmatched `}}` at byte {at} (write `}}}}` for a literal brace)")]
+    #[error(
+        "template `{template}`: unmatched `}}` at byte {at} (write `}}}}` for a literal brace)"
+    )]
     Unmatched {
         /// The template text.
         template: String,
@@ -121,7 +123,9 @@ impl Template {
                 }
                 b'{' => {
                     let rest = &source[i + 1..];
-                    let Some(end) = rest.find(['}', '{']).filter(|&e| rest.as_bytes()[e] == b'}')
+                    let Some(end) = rest
+                        .find(['}', '{'])
+                        .filter(|&e| rest.as_bytes()[e] == b'}')
                     else {
                         return Err(TemplateSyntaxError::Unclosed {
                             template: source.to_owned(),
@@ -129,12 +133,11 @@ impl Template {
                         });
                     };
                     let name = rest[..end].trim();
-                    let part = parse_placeholder(name).ok_or_else(|| {
-                        TemplateSyntaxError::Unknown {
+                    let part =
+                        parse_placeholder(name).ok_or_else(|| TemplateSyntaxError::Unknown {
                             template: source.to_owned(),
                             name: name.to_owned(),
-                        }
-                    })?;
+                        })?;
                     if !text.is_empty() {
                         parts.push(Part::Text(std::mem::take(&mut text)));
                     }
@@ -169,7 +172,11 @@ impl Template {
     }
 
     /// Append the rendered template to `out`.
-    pub fn render_into(&self, view: &OutputView<'_>, out: &mut Vec<u8>) -> Result<(), MissingField> {
+    pub fn render_into(
+        &self,
+        view: &OutputView<'_>,
+        out: &mut Vec<u8>,
+    ) -> Result<(), MissingField> {
         for part in &self.parts {
             match part {
                 Part::Text(t) => out.extend_from_slice(t.as_bytes()),
@@ -185,14 +192,12 @@ impl Template {
                     Some(r) => out.extend_from_slice(r.as_bytes()),
                     None => return Err(self.missing("route", "missing (the output has no route)")),
                 },
-                Part::Header(name) => {
-                    match view.output.headers.iter().find(|h| &h.key == name) {
-                        Some(h) => out.extend_from_slice(&h.value),
-                        None => {
-                            return Err(self.missing(&format!("header.{name}"), "missing"));
-                        }
+                Part::Header(name) => match view.output.headers.iter().find(|h| &h.key == name) {
+                    Some(h) => out.extend_from_slice(&h.value),
+                    None => {
+                        return Err(self.missing(&format!("header.{name}"), "missing"));
                     }
-                }
+                },
                 Part::Field(path) => {
                     let value = view.json().map_err(|why| self.missing_path(path, why))?;
                     match lookup(value, path) {
@@ -335,12 +340,24 @@ mod tests {
     fn renders_every_placeholder_kind() {
         let o = out(r#"{"s":"abc","n":42,"f":1.5,"b":true,"o":{"x":[1,{"y":"z"}]}}"#);
         assert_eq!(render("session:{value.s}", &o).unwrap(), "session:abc");
-        assert_eq!(render("{value.n}/{value.f}/{value.b}", &o).unwrap(), "42/1.5/true");
+        assert_eq!(
+            render("{value.n}/{value.f}/{value.b}", &o).unwrap(),
+            "42/1.5/true"
+        );
         assert_eq!(render("{value.o.x.1.y}", &o).unwrap(), "z");
         assert_eq!(render("{value.o}", &o).unwrap(), r#"{"x":[1,{"y":"z"}]}"#);
-        assert_eq!(render("{key}|{route}|{header.tenant}", &o).unwrap(), "k1|r|acme");
+        assert_eq!(
+            render("{key}|{route}|{header.tenant}", &o).unwrap(),
+            "k1|r|acme"
+        );
         assert_eq!(render("{{literal}}", &o).unwrap(), "{literal}");
-        assert_eq!(render("{value}", &o).unwrap(), o.value.as_ref().map(|v| String::from_utf8(v.to_vec()).unwrap()).unwrap());
+        assert_eq!(
+            render("{value}", &o).unwrap(),
+            o.value
+                .as_ref()
+                .map(|v| String::from_utf8(v.to_vec()).unwrap())
+                .unwrap()
+        );
     }
 
     #[test]
@@ -358,8 +375,15 @@ mod tests {
             render("{header.nope}", &o).unwrap_err(),
             "template `{header.nope}`: field `header.nope` is missing"
         );
-        let not_json = Output { value: Some("nope".into()), ..Output::default() };
-        assert!(render("{value.a}", &not_json).unwrap_err().contains("not JSON"));
+        let not_json = Output {
+            value: Some("nope".into()),
+            ..Output::default()
+        };
+        assert!(
+            render("{value.a}", &not_json)
+                .unwrap_err()
+                .contains("not JSON")
+        );
     }
 
     #[test]
@@ -368,9 +392,21 @@ mod tests {
             Template::parse("a:{value.x").unwrap_err().to_string(),
             "template `a:{value.x`: unclosed `{` at byte 2"
         );
-        assert!(matches!(Template::parse("a}b"), Err(TemplateSyntaxError::Unmatched { at: 1, .. })));
-        assert!(matches!(Template::parse("{a{b}"), Err(TemplateSyntaxError::Unclosed { at: 0, .. })));
-        assert!(matches!(Template::parse("{nope}"), Err(TemplateSyntaxError::Unknown { .. })));
-        assert!(matches!(Template::parse("{value.}"), Err(TemplateSyntaxError::Unknown { .. })));
+        assert!(matches!(
+            Template::parse("a}b"),
+            Err(TemplateSyntaxError::Unmatched { at: 1, .. })
+        ));
+        assert!(matches!(
+            Template::parse("{a{b}"),
+            Err(TemplateSyntaxError::Unclosed { at: 0, .. })
+        ));
+        assert!(matches!(
+            Template::parse("{nope}"),
+            Err(TemplateSyntaxError::Unknown { .. })
+        ));
+        assert!(matches!(
+            Template::parse("{value.}"),
+            Err(TemplateSyntaxError::Unknown { .. })
+        ));
     }
 }
