@@ -153,7 +153,6 @@ macro_rules! export {
                 fn init(
                     config: ::std::vec::Vec<(::std::string::String, ::std::string::String)>,
                 ) -> ::core::result::Result<(), ::std::string::String> {
-                    $crate::__private::install_panic_hook();
                     let config = $crate::Config::from_pairs(config);
                     __WEIR_RUNTIME.with(|rt| rt.borrow_mut().init(&config))
                 }
@@ -177,19 +176,4 @@ pub mod __private {
     pub use crate::bindings::exports::weir::transform::plugin::Guest;
     #[cfg(target_arch = "wasm32")]
     pub use wit_bindgen;
-
-    /// Send panic messages to the host's log before the trap, so the
-    /// operator sees why an event failed.
-    #[cfg(target_arch = "wasm32")]
-    pub fn install_panic_hook() {
-        static INSTALLED: std::sync::Once = std::sync::Once::new();
-        INSTALLED.call_once(|| {
-            std::panic::set_hook(Box::new(|info| {
-                crate::log::write(
-                    crate::log::Level::Error,
-                    &format!("plugin panicked: {info}"),
-                );
-            }));
-        });
-    }
 }
