@@ -40,6 +40,8 @@ use crate::source::SourceConfig;
 mod check;
 pub mod connectors;
 mod diagnostic;
+#[cfg(test)]
+mod docs_check;
 mod interpolate;
 mod load;
 
