@@ -47,15 +47,16 @@ impl CompileCache {
     /// The compiled component for `hash`, if a usable artifact exists.
     pub(crate) fn load(&self, engine: &wasmtime::Engine, hash: &str) -> Option<Component> {
         let path = self.artifact_path(hash);
-        if !path.is_file() {
-            return None;
-        }
-        // SAFETY: `deserialize_file` trusts the file to be an artifact that
+        // Read into memory rather than `deserialize_file`'s mmap: a mapped
+        // file that someone truncates or rewrites in place would crash the
+        // host with SIGBUS; reading costs well under a millisecond.
+        let bytes = std::fs::read(&path).ok()?;
+        // SAFETY: `deserialize` trusts the bytes to be an artifact that
         // wasmtime produced. Only this module writes into the cache
         // directory, always through a temporary file and a rename, and the
         // file name carries the engine's compatibility key; wasmtime also
-        // checks its own header and version before using the file.
-        match unsafe { Component::deserialize_file(engine, &path) } {
+        // checks its own header and version before using the bytes.
+        match unsafe { Component::deserialize(engine, &bytes) } {
             Ok(component) => Some(component),
             Err(err) => {
                 tracing::warn!(

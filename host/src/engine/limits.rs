@@ -65,6 +65,9 @@ pub(crate) struct MemoryLimiter {
     max_bytes: usize,
     /// Set when a growth was refused.
     pub(crate) exceeded: bool,
+    /// The largest linear memory size granted, in bytes (for the
+    /// `weir_plugin_memory_bytes` metric).
+    pub(crate) memory_bytes: usize,
 }
 
 impl MemoryLimiter {
@@ -72,6 +75,7 @@ impl MemoryLimiter {
         MemoryLimiter {
             max_bytes: (memory_mib as usize).saturating_mul(1 << 20),
             exceeded: false,
+            memory_bytes: 0,
         }
     }
 
@@ -94,6 +98,7 @@ impl ResourceLimiter for MemoryLimiter {
             self.exceeded = true;
             return Ok(false);
         }
+        self.memory_bytes = self.memory_bytes.max(desired);
         Ok(true)
     }
 

@@ -104,7 +104,8 @@ impl Engine {
             // component-model concurrency.
             .concurrency_support(false)
             .cranelift_opt_level(wasmtime::OptLevel::Speed)
-            .wasm_backtrace_details(wasmtime::WasmBacktraceDetails::Disable);
+            .wasm_backtrace_details(wasmtime::WasmBacktraceDetails::Disable)
+            .wasm_backtrace_max_frames(std::num::NonZeroUsize::new(BACKTRACE_FRAMES));
         let engine =
             wasmtime::Engine::new(&config).map_err(|e| EngineError::Config(format!("{e:#}")))?;
 
@@ -348,6 +349,10 @@ impl PluginVersion {
             Some(Trap::StackOverflow) => {
                 format!("stack overflow ({})", Trap::StackOverflow)
             }
+            Some(Trap::MemoryOutOfBounds) if stack_exhausted(err) => format!(
+                "stack overflow ({}: the plugin's shadow stack in linear memory is exhausted by recursion)",
+                Trap::MemoryOutOfBounds
+            ),
             Some(trap) => match store.data().stderr.panic_message() {
                 Some(panic) => format!("{trap} (plugin {panic})"),
                 None => format!("{trap}"),
@@ -356,6 +361,38 @@ impl PluginVersion {
         }
     }
 }
+
+/// Whether an out-of-bounds trap is a guest's shadow stack running out.
+///
+/// Rust (and C) guests keep large locals on a stack in linear memory that
+/// grows down towards address 0; deep recursion pushes the stack pointer
+/// below 0 and the next store traps as out of bounds, usually before
+/// wasmtime's own call-stack limit is reached. Safe Rust does not access
+/// memory out of bounds otherwise, so a trap whose backtrace is full (the
+/// capture limit reached) and made of at most two functions repeating is
+/// reported as the stack overflow it is.
+fn stack_exhausted(err: &wasmtime::Error) -> bool {
+    let Some(trace) = err.downcast_ref::<wasmtime::WasmBacktrace>() else {
+        return false;
+    };
+    let frames = trace.frames();
+    if frames.len() < BACKTRACE_FRAMES {
+        return false;
+    }
+    let mut seen: Vec<u32> = Vec::with_capacity(3);
+    for frame in frames {
+        if !seen.contains(&frame.func_index()) {
+            seen.push(frame.func_index());
+            if seen.len() > 2 {
+                return false;
+            }
+        }
+    }
+    true
+}
+
+/// Frames of a trap's backtrace the engine captures.
+const BACKTRACE_FRAMES: usize = 20;
 
 /// Whatever transforms a batch: a Wasm plugin instance, or a native
 /// function in tests and benchmarks. The pipeline only sees this.
@@ -401,6 +438,11 @@ impl PluginInstance {
     /// failed call.
     pub fn rebuilds(&self) -> u64 {
         self.rebuilds
+    }
+
+    /// The size of the instance's largest linear memory, in bytes.
+    pub fn memory_bytes(&self) -> u64 {
+        self.live.store.data().limiter.memory_bytes as u64
     }
 }
 

@@ -1,0 +1,159 @@
+//! Benchmark: the reference transform natively and through the engine.
+//!
+//! `cargo bench -p weir-tests --bench transform`
+//!
+//! The reference transform (`plugins/fixtures/reference`) parses ~300-byte
+//! JSON events, drops one in five, adds a field, removes one, serializes
+//! and picks a route. It runs twice per batch size:
+//! - native: the same Rust code compiled for this machine, through the
+//!   SDK's batch loop (`weir_sdk::testing::Harness`): encode the batch,
+//!   decode it, call `process` per event, encode the outcomes, decode and
+//!   validate them — the work the host and the plugin do around the
+//!   transform, minus Wasm;
+//! - wasm: the component through `weir::engine`, with the production
+//!   limits on (64 MiB memory cap, 1000 ms deadline by epoch interruption).
+//!
+//! Environment: `WEIR_BENCH_EVENTS` (events per run, default 1,000,000),
+//! `WEIR_BENCH_ROUNDS` (runs per configuration, default 3; the best is
+//! reported), `WEIR_BENCH_BATCHES` (comma-separated batch sizes, default
+//! `1,64,256,1024`).
+
+use std::hint::black_box;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use weir::config::{PluginGrants, PluginLimits};
+use weir::engine::{Engine, EngineOptions, PluginSpec, Transform};
+use weir::event::{Event, Outcome};
+use weir_fixture_reference::{Reference, sample_event};
+use weir_sdk::testing::Harness;
+
+/// The reference transform compiled natively, behind the same trait the
+/// pipeline uses for Wasm plugins.
+struct Native(Harness<Reference>);
+
+impl Transform for Native {
+    fn name(&self) -> &str {
+        "reference-native"
+    }
+
+    fn process_batch(
+        &mut self,
+        events: &[Event],
+    ) -> Result<Vec<Outcome>, weir::engine::PluginError> {
+        Ok(self.0.run(events))
+    }
+}
+
+/// Distinct events the runs cycle through (a multiple of every batch size).
+const POOL: usize = 4096;
+
+fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// Run `total` events through `transform` in batches of `batch`; returns
+/// the elapsed time and the number of outputs (to check both paths agree).
+fn run(
+    transform: &mut dyn Transform,
+    pool: &[Event],
+    batch: usize,
+    total: usize,
+) -> (Duration, usize) {
+    let mut outputs = 0;
+    let mut done = 0;
+    let mut at = 0;
+    let started = Instant::now();
+    while done < total {
+        let events = &pool[at..at + batch];
+        at = (at + batch) % pool.len();
+        let outcomes = transform
+            .process_batch(events)
+            .unwrap_or_else(|e| panic!("{}: {e}", transform.name()));
+        for o in &outcomes {
+            match o {
+                Outcome::Emit(out) => outputs += out.len(),
+                Outcome::Drop => {}
+                Outcome::Fail(reason) => panic!("{}: event failed: {reason}", transform.name()),
+            }
+        }
+        black_box(outcomes);
+        done += batch;
+    }
+    (started.elapsed(), outputs)
+}
+
+fn main() {
+    let total: usize = env_or("WEIR_BENCH_EVENTS", 1_000_000);
+    let rounds: usize = env_or("WEIR_BENCH_ROUNDS", 3).max(1);
+    let batches: Vec<usize> = std::env::var("WEIR_BENCH_BATCHES")
+        .unwrap_or_else(|_| "1,64,256,1024".to_owned())
+        .split(',')
+        .filter_map(|s| s.trim().parse().ok())
+        .filter(|&b| b > 0 && POOL % b == 0)
+        .collect();
+
+    let pool: Vec<Event> = (0..POOL as u64)
+        .map(|i| Event {
+            key: Some(Bytes::from(format!("evt-{i:012}"))),
+            value: Some(Bytes::from(sample_event(i))),
+            timestamp_ms: 1_700_000_000_000 + i as i64,
+            origin: format!("bench/0/{i}"),
+            ..Event::default()
+        })
+        .collect();
+    let mean_size = pool
+        .iter()
+        .map(|e| e.value.as_ref().map_or(0, Bytes::len))
+        .sum::<usize>()
+        / pool.len();
+
+    let engine = Engine::new(EngineOptions { cache_dir: None }).expect("engine");
+    let spec = PluginSpec {
+        name: "reference".to_owned(),
+        path: PathBuf::from(weir_tests::plugins::REFERENCE),
+        config: Vec::new(),
+        limits: PluginLimits::default(),
+        grants: PluginGrants::default(),
+    };
+    let version = engine.load(&spec).expect("load the reference plugin");
+    let mut wasm = version.instantiate().expect("instantiate");
+    let mut native =
+        Native(Harness::<Reference>::new(Vec::<(String, String)>::new()).expect("native init"));
+
+    println!(
+        "reference transform, {total} events per run, mean value {mean_size} bytes, best of {rounds}; limits: {} MiB, {} ms deadline",
+        spec.limits.memory_mib, spec.limits.deadline_ms
+    );
+    println!(
+        "{:>6} {:>14} {:>14} {:>10} {:>10} {:>7}",
+        "batch", "native ev/s", "wasm ev/s", "native ns", "wasm ns", "ratio"
+    );
+    for &batch in &batches {
+        // Warm up both paths (allocator pools, caches, branch predictors).
+        run(&mut native, &pool, batch, POOL.min(total));
+        run(&mut wasm, &pool, batch, POOL.min(total));
+        let mut best_native = Duration::MAX;
+        let mut best_wasm = Duration::MAX;
+        for _ in 0..rounds {
+            let (n, n_out) = run(&mut native, &pool, batch, total);
+            let (w, w_out) = run(&mut wasm, &pool, batch, total);
+            assert_eq!(n_out, w_out, "native and wasm disagree");
+            best_native = best_native.min(n);
+            best_wasm = best_wasm.min(w);
+        }
+        let done = total.div_ceil(batch) * batch;
+        let native_rate = done as f64 / best_native.as_secs_f64();
+        let wasm_rate = done as f64 / best_wasm.as_secs_f64();
+        println!(
+            "{batch:>6} {native_rate:>14.0} {wasm_rate:>14.0} {:>10.0} {:>10.0} {:>7.3}",
+            1e9 / native_rate,
+            1e9 / wasm_rate,
+            wasm_rate / native_rate
+        );
+    }
+}

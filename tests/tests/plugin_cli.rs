@@ -1,0 +1,309 @@
+//! `weir plugin test` and `weir plugin inspect` end to end: the real `weir`
+//! binary as a subprocess, on real plugin files built for wasm32-wasip2.
+//!
+//! The binary belongs to package `weir`, so Cargo does not build it for this
+//! package's tests; the first test that needs it runs `cargo build -p weir
+//! --bin weir` (same profile, same target directory) and uses the
+//! executable Cargo reports.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::OnceLock;
+
+use weir_tests::plugins;
+
+/// The `weir` executable, built once per test run.
+fn weir_bin() -> &'static Path {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| {
+        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+        let release = std::env::current_exe()
+            .ok()
+            .and_then(|exe| exe.parent()?.parent()?.file_name().map(|n| n == "release"))
+            .unwrap_or(false);
+        let mut cmd = Command::new(cargo);
+        cmd.args([
+            "build",
+            "-p",
+            "weir",
+            "--bin",
+            "weir",
+            "--message-format=json-render-diagnostics",
+        ])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .stderr(Stdio::inherit());
+        if release {
+            cmd.arg("--release");
+        }
+        let out = cmd
+            .output()
+            .expect("cannot run cargo to build the weir binary");
+        assert!(
+            out.status.success(),
+            "`cargo build -p weir --bin weir` failed (see its output above)"
+        );
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .filter(|m| m["reason"] == "compiler-artifact" && m["target"]["name"] == "weir")
+            .find_map(|m| m["executable"].as_str().map(PathBuf::from))
+            .expect("cargo reported no executable for the weir binary")
+    })
+}
+
+/// A fresh directory for input files and the compiled-plugin cache.
+fn scratch() -> tempfile::TempDir {
+    tempfile::tempdir().expect("cannot create a temporary directory")
+}
+
+/// Run `weir` with `args`, optional standard input, and a private cache.
+fn weir(dir: &Path, args: &[&str], stdin: Option<&str>) -> Output {
+    let mut child = Command::new(weir_bin())
+        .args(args)
+        .env("WEIR_CACHE_DIR", dir.join("cache"))
+        .env("WEIR_LOG", "warn")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("cannot start weir");
+    let mut input = child.stdin.take().expect("stdin is piped");
+    input
+        .write_all(stdin.unwrap_or("").as_bytes())
+        .expect("cannot write to weir's stdin");
+    drop(input);
+    child.wait_with_output().expect("weir did not finish")
+}
+
+fn stdout_lines(out: &Output) -> Vec<serde_json::Value> {
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON: {l}: {e}")))
+        .collect()
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+const FILTER_EVENTS: &str = r#"{"event_type":"view","user":"ann"}
+{"event_type":"heartbeat"}
+
+{"key":"order-7","value":{"event_type":"purchase","amount":12.5},"headers":{"trace":"t-1"}}
+{"key":"order-8","value":null}
+"#;
+
+#[test]
+fn plugin_test_prints_one_outcome_per_event() {
+    let dir = scratch();
+    let input = dir.path().join("events.jsonl");
+    std::fs::write(&input, FILTER_EVENTS).unwrap();
+    let out = weir(
+        dir.path(),
+        &[
+            "plugin",
+            "test",
+            plugins::FILTER,
+            "--config",
+            "field=event_type",
+            "--config",
+            "equals=heartbeat",
+            "--input",
+            input.to_str().unwrap(),
+        ],
+        None,
+    );
+    assert!(
+        out.status.success(),
+        "exit {:?}: {}",
+        out.status,
+        stderr(&out)
+    );
+    let lines = stdout_lines(&out);
+    assert_eq!(lines.len(), 4, "{lines:?}");
+
+    assert_eq!(lines[0]["line"], 1);
+    assert_eq!(lines[0]["outcome"], "emit");
+    assert_eq!(
+        lines[0]["outputs"][0]["value"],
+        serde_json::json!({"event_type": "view", "user": "ann"})
+    );
+
+    assert_eq!(lines[1], serde_json::json!({"line": 2, "outcome": "drop"}));
+
+    // Line 3 is blank; line 4 is an envelope: key and headers go through.
+    assert_eq!(lines[2]["line"], 4);
+    assert_eq!(lines[2]["outcome"], "emit");
+    let output = &lines[2]["outputs"][0];
+    assert_eq!(output["key"], "order-7");
+    assert_eq!(
+        output["value"],
+        serde_json::json!({"amount": 12.5, "event_type": "purchase"})
+    );
+    assert_eq!(output["headers"], serde_json::json!({"trace": "t-1"}));
+
+    // A tombstone cannot be tested: the filter fails it (its default), and
+    // a fail outcome still counts as processed.
+    assert_eq!(lines[3]["line"], 5);
+    assert_eq!(lines[3]["outcome"], "fail");
+    assert!(
+        lines[3]["reason"].as_str().unwrap().starts_with("filter: "),
+        "{}",
+        lines[3]
+    );
+
+    let err = stderr(&out);
+    assert!(
+        err.contains("4 events: 2 outputs emitted, 1 dropped, 1 failed"),
+        "summary missing from stderr: {err}"
+    );
+}
+
+#[test]
+fn plugin_test_reads_stdin() {
+    let dir = scratch();
+    let out = weir(
+        dir.path(),
+        &[
+            "plugin",
+            "test",
+            plugins::FILTER,
+            "--config",
+            "field=n",
+            "--config",
+            "in=1,3",
+            "--batch-size",
+            "2",
+        ],
+        Some("{\"n\":1}\n{\"n\":2}\n{\"n\":3}\n"),
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let outcomes: Vec<_> = stdout_lines(&out)
+        .iter()
+        .map(|l| l["outcome"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(outcomes, ["drop", "emit", "drop"]);
+}
+
+#[test]
+fn plugin_test_rejects_a_malformed_line_with_its_number() {
+    let dir = scratch();
+    let input = dir.path().join("events.jsonl");
+    std::fs::write(
+        &input,
+        "{\"event_type\":\"view\"}\n{\"event_type\":\"view\"}\n{\"event_type\": \n{\"event_type\":\"view\"}\n",
+    )
+    .unwrap();
+    let out = weir(
+        dir.path(),
+        &[
+            "plugin",
+            "test",
+            plugins::FILTER,
+            "--config",
+            "field=event_type",
+            "--config",
+            "equals=heartbeat",
+            "--input",
+            input.to_str().unwrap(),
+        ],
+        None,
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("events.jsonl line 3: not valid JSON"),
+        "message does not name the line: {err}"
+    );
+    // Every line is checked before the plugin runs: nothing half-printed.
+    assert!(
+        out.stdout.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+}
+
+#[test]
+fn plugin_test_rejects_a_bad_envelope_field() {
+    let dir = scratch();
+    let out = weir(
+        dir.path(),
+        &[
+            "plugin",
+            "test",
+            plugins::FILTER,
+            "--config",
+            "field=a",
+            "--config",
+            "exists=true",
+        ],
+        Some("{\"a\":1}\n{\"value\":{\"a\":1},\"op\":\"merge\"}\n"),
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("stdin line 2: op must be insert, upsert or delete, not `merge`"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn plugin_test_refuses_a_file_that_is_not_wasm() {
+    let dir = scratch();
+    let bogus = dir.path().join("bogus.wasm");
+    std::fs::write(&bogus, "#!/bin/sh\necho not wasm\n").unwrap();
+    let out = weir(
+        dir.path(),
+        &["plugin", "test", bogus.to_str().unwrap()],
+        Some("{}\n"),
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(
+        err.contains(&format!(
+            "plugin `bogus` ({}): not a WebAssembly file",
+            bogus.display()
+        )),
+        "{err}"
+    );
+    assert!(out.stdout.is_empty());
+}
+
+#[test]
+fn plugin_test_reports_a_refused_config() {
+    let dir = scratch();
+    let out = weir(
+        dir.path(),
+        &["plugin", "test", plugins::FILTER, "--config", "feild=x"],
+        Some("{}\n"),
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(err.contains("init refused its config: "), "{err}");
+    assert!(err.contains("feild"), "{err}");
+}
+
+#[test]
+fn plugin_inspect_prints_contract_and_exports() {
+    let dir = scratch();
+    let out = weir(dir.path(), &["plugin", "inspect", plugins::FILTER], None);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("contract: weir:transform@0.1.0\n"), "{text}");
+    assert!(
+        text.contains("weir:transform/plugin@0.1.0 (instance: init, process)"),
+        "{text}"
+    );
+    assert!(text.contains("\n  wasi:cli/environment@0.2"), "{text}");
+
+    let out = weir(
+        dir.path(),
+        &["plugin", "inspect", "--json", plugins::OTHER_CONTRACT],
+        None,
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let info: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(info["contract_version"], "0.2.0");
+    assert_eq!(info["compatible"], false);
+}
