@@ -6,6 +6,8 @@
 //! - `{value.a.b}`: a field of the JSON value (a numeric segment indexes an
 //!   array); strings are written without quotes, numbers and booleans as
 //!   JSON text, objects and arrays as compact JSON;
+//! - `{value.a.b|date}`: the UTC date (`YYYY-MM-DD`) of a timestamp field
+//!   (epoch milliseconds, or RFC 3339 text), for daily keys;
 //! - `{header.NAME}`: the value of the output header `NAME`;
 //! - `{route}`: the output's route.
 //!
@@ -29,8 +31,8 @@ enum Part {
     Key,
     /// The whole value.
     Value,
-    /// A path into the JSON value.
-    Field(Vec<String>),
+    /// A path into the JSON value, and whether `|date` formats it.
+    Field(Vec<String>, bool),
     /// An output header.
     Header(String),
     /// The output route.
@@ -67,7 +69,7 @@ pub enum TemplateSyntaxError {
     },
     /// A placeholder that names nothing we know.
     #[error(
-        "template `{template}`: unknown placeholder `{{{name}}}` (expected key, value, value.FIELD, header.NAME or route)"
+        "template `{template}`: unknown placeholder `{{{name}}}` (expected key, value, value.FIELD, value.FIELD|date, header.NAME or route)"
     )]
     Unknown {
         /// The template text.
@@ -168,7 +170,7 @@ impl Template {
 
     /// Whether rendering needs the parsed JSON value.
     pub fn needs_json(&self) -> bool {
-        self.parts.iter().any(|p| matches!(p, Part::Field(_)))
+        self.parts.iter().any(|p| matches!(p, Part::Field(..)))
     }
 
     /// Append the rendered template to `out`.
@@ -198,13 +200,24 @@ impl Template {
                         return Err(self.missing(&format!("header.{name}"), "missing"));
                     }
                 },
-                Part::Field(path) => {
+                Part::Field(path, as_date) => {
                     let value = view.json().map_err(|why| self.missing_path(path, why))?;
                     match lookup(value, path) {
                         None => return Err(self.missing_path(path, "missing".to_owned())),
                         Some(Value::Null) => {
                             return Err(self.missing_path(path, "null".to_owned()));
                         }
+                        Some(found) if *as_date => match utc_date(found) {
+                            Some(date) => out.extend_from_slice(date.as_bytes()),
+                            None => {
+                                return Err(self.missing_path(
+                                    path,
+                                    format!(
+                                        "not a timestamp for |date (epoch milliseconds or RFC 3339 text): {found}"
+                                    ),
+                                ));
+                            }
+                        },
                         Some(found) => write_scalar(found, out),
                     }
                 }
@@ -244,11 +257,16 @@ fn parse_placeholder(name: &str) -> Option<Part> {
         "route" => Some(Part::Route),
         _ => {
             if let Some(path) = name.strip_prefix("value.") {
+                let (path, as_date) = match path.split_once('|') {
+                    None => (path, false),
+                    Some((p, "date")) => (p.trim_end(), true),
+                    Some(_) => return None,
+                };
                 let segs: Vec<String> = path.split('.').map(str::to_owned).collect();
                 if segs.iter().any(String::is_empty) {
                     return None;
                 }
-                Some(Part::Field(segs))
+                Some(Part::Field(segs, as_date))
             } else if let Some(h) = name.strip_prefix("header.") {
                 (!h.is_empty()).then(|| Part::Header(h.to_owned()))
             } else {
@@ -256,6 +274,42 @@ fn parse_placeholder(name: &str) -> Option<Part> {
             }
         }
     }
+}
+
+/// The UTC calendar date (`YYYY-MM-DD`) of a timestamp: a number of
+/// milliseconds since the Unix epoch, or text starting with an RFC 3339
+/// date (`2026-11-21T10:00:00Z`).
+pub fn utc_date(value: &Value) -> Option<String> {
+    match value {
+        Value::Number(n) => {
+            let ms = n.as_i64().or_else(|| n.as_f64().map(|f| f as i64))?;
+            let (y, m, d) = civil_from_days(ms.div_euclid(86_400_000));
+            Some(format!("{y:04}-{m:02}-{d:02}"))
+        }
+        Value::String(s) => {
+            let date = s.get(..10)?;
+            let b = date.as_bytes();
+            let digits = |r: std::ops::Range<usize>| b[r].iter().all(u8::is_ascii_digit);
+            (digits(0..4) && b[4] == b'-' && digits(5..7) && b[7] == b'-' && digits(8..10))
+                .then(|| date.to_owned())
+        }
+        _ => None,
+    }
+}
+
+/// Days since 1970-01-01 to (year, month, day) in the proleptic Gregorian
+/// calendar (Howard Hinnant's `civil_from_days`).
+fn civil_from_days(days: i64) -> (i64, u32, u32) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    (y, m, d)
 }
 
 /// Follow a path of object keys (and array indexes) into a JSON value.
@@ -358,6 +412,20 @@ mod tests {
                 .map(|v| String::from_utf8(v.to_vec()).unwrap())
                 .unwrap()
         );
+    }
+
+    #[test]
+    fn date_filter_gives_the_utc_day_of_a_timestamp() {
+        let o = out(r#"{"ms":1763719200000,"iso":"2024-02-29T23:59:59Z","neg":-1,"bad":"soon"}"#);
+        assert_eq!(render("uv:{value.ms|date}", &o).unwrap(), "uv:2025-11-21");
+        assert_eq!(render("{value.iso|date}", &o).unwrap(), "2024-02-29");
+        assert_eq!(render("{value.neg|date}", &o).unwrap(), "1969-12-31");
+        assert!(
+            render("{value.bad|date}", &o)
+                .unwrap_err()
+                .contains("not a timestamp")
+        );
+        assert!(Template::parse("{value.ms|upper}").is_err());
     }
 
     #[test]
