@@ -492,7 +492,7 @@ fn toml_syntax_errors_are_reported_at_their_position() {
 #[test]
 fn an_unreadable_config_file_is_one_error_without_a_position() {
     let path = Path::new("/nonexistent/weir.toml");
-    let e = Config::load(path).err().expect("missing file accepted");
+    let e = Config::load(path).expect_err("missing file accepted");
     assert_eq!(
         e.to_string(),
         "/nonexistent/weir.toml: cannot read config file: No such file or directory (os error 2)"
