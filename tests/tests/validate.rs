@@ -498,3 +498,45 @@ fn an_unreadable_config_file_is_one_error_without_a_position() {
         "/nonexistent/weir.toml: cannot read config file: No such file or directory (os error 2)"
     );
 }
+
+#[test]
+fn every_example_config_is_valid() {
+    // The examples name their plugins under `${WEIR_PLUGIN_DIR}`: the
+    // directory the test build put them in. Other variables (service
+    // addresses, secrets) get a stand-in value.
+    let plugin_dir = Path::new(weir_tests::plugins::FILTER)
+        .parent()
+        .expect("plugin dir")
+        .to_string_lossy()
+        .into_owned();
+    let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples");
+    let mut checked = 0;
+    for example in std::fs::read_dir(&examples).expect("examples/") {
+        let example = example.expect("examples/ entry").path();
+        let Ok(files) = std::fs::read_dir(&example) else {
+            continue;
+        };
+        for file in files {
+            let path = file.expect("example file").path();
+            if path.extension().is_none_or(|e| e != "toml") {
+                continue;
+            }
+            let env = |name: &str| {
+                Some(if name == "WEIR_PLUGIN_DIR" {
+                    plugin_dir.clone()
+                } else {
+                    format!("{name}-stand-in")
+                })
+            };
+            if let Err(e) = Config::load_with_env(&path, &env) {
+                panic!("{}:\n{e}", path.display());
+            }
+            checked += 1;
+        }
+    }
+    assert!(
+        checked >= 1,
+        "no example config found under {}",
+        examples.display()
+    );
+}
