@@ -216,7 +216,10 @@ impl Serialize for NumJson<'_> {
     }
 }
 
-fn seq<S: Serializer, T: Serialize>(s: S, items: impl ExactSizeIterator<Item = T>) -> Result<S::Ok, S::Error> {
+fn seq<S: Serializer, T: Serialize>(
+    s: S,
+    items: impl ExactSizeIterator<Item = T>,
+) -> Result<S::Ok, S::Error> {
     let mut sq = s.serialize_seq(Some(items.len()))?;
     for item in items {
         sq.serialize_element(&item)?;
@@ -295,11 +298,15 @@ fn natural_to_attr(v: &Value) -> AttributeValue {
 
 fn typed_to_attr(v: &Value, what: &str) -> Result<AttributeValue, String> {
     let Value::Object(m) = v else {
-        return Err(format!("{what}: typed JSON needs an object like {{\"S\": \"x\"}}, got {v}"));
+        return Err(format!(
+            "{what}: typed JSON needs an object like {{\"S\": \"x\"}}, got {v}"
+        ));
     };
     let mut it = m.iter();
     let (Some((tag, inner)), None) = (it.next(), it.next()) else {
-        return Err(format!("{what}: typed JSON needs exactly one type key, got {v}"));
+        return Err(format!(
+            "{what}: typed JSON needs exactly one type key, got {v}"
+        ));
     };
     let string = |x: &Value| -> Result<String, String> {
         x.as_str()
@@ -455,18 +462,27 @@ mod tests {
             ("s".to_string(), A::S("héllo".into())),
             ("int".to_string(), A::N("-42".into())),
             ("dec".to_string(), A::N("0.1".into())),
-            ("big".to_string(), A::N("123456789012345678901234567890.5".into())),
+            (
+                "big".to_string(),
+                A::N("123456789012345678901234567890.5".into()),
+            ),
             ("tiny".to_string(), A::N("1E-130".into())),
             ("b".to_string(), A::B(Blob::new(vec![0u8, 1, 255]))),
             ("t".to_string(), A::Bool(true)),
             ("n".to_string(), A::Null(true)),
             (
                 "m".to_string(),
-                A::M(HashMap::from([("l".to_string(), A::L(vec![A::S("x".into()), A::N("7".into())]))])),
+                A::M(HashMap::from([(
+                    "l".to_string(),
+                    A::L(vec![A::S("x".into()), A::N("7".into())]),
+                )])),
             ),
             ("ss".to_string(), A::Ss(vec!["a".into(), "b".into()])),
             ("ns".to_string(), A::Ns(vec!["1".into(), "2.5".into()])),
-            ("bs".to_string(), A::Bs(vec![Blob::new(vec![1u8]), Blob::new(vec![2u8])])),
+            (
+                "bs".to_string(),
+                A::Bs(vec![Blob::new(vec![1u8]), Blob::new(vec![2u8])]),
+            ),
         ])
     }
 
@@ -482,13 +498,22 @@ mod tests {
                 "m": {"l": ["x", 7]}, "ss": ["a", "b"], "ns": [1, 2.5], "bs": ["AQ==", "Ag=="]
             })
         );
-        let lossy = JsonMapping { inexact_numbers: InexactNumbers::Float, ..Default::default() };
-        assert_eq!(lossy.item_to_value(&item())["big"], json!(1.2345678901234568e29));
+        let lossy = JsonMapping {
+            inexact_numbers: InexactNumbers::Float,
+            ..Default::default()
+        };
+        assert_eq!(
+            lossy.item_to_value(&item())["big"],
+            json!(1.2345678901234568e29)
+        );
     }
 
     #[test]
     fn typed_json_round_trips_every_type() {
-        let typed = JsonMapping { format: JsonFormat::Typed, ..Default::default() };
+        let typed = JsonMapping {
+            format: JsonFormat::Typed,
+            ..Default::default()
+        };
         let v = typed.item_to_value(&item());
         assert_eq!(v["ss"], json!({"SS": ["a", "b"]}));
         assert_eq!(v["b"], json!({"B": "AAH/"}));
@@ -499,20 +524,36 @@ mod tests {
     fn natural_json_writes_back_plain_attributes() {
         let m = JsonMapping::default();
         let got = m
-            .json_to_item(&json!({"a": 1e-7, "b": 12e20, "c": [true, null], "d": {"e": "f"}}), "value")
+            .json_to_item(
+                &json!({"a": 1e-7, "b": 12e20, "c": [true, null], "d": {"e": "f"}}),
+                "value",
+            )
             .unwrap();
         assert_eq!(got["a"], AttributeValue::N("0.0000001".into()));
         assert_eq!(got["b"], AttributeValue::N("1200000000000000000000".into()));
-        assert_eq!(got["c"], AttributeValue::L(vec![AttributeValue::Bool(true), AttributeValue::Null(true)]));
+        assert_eq!(
+            got["c"],
+            AttributeValue::L(vec![AttributeValue::Bool(true), AttributeValue::Null(true)])
+        );
     }
 
     #[test]
     fn bad_typed_json_names_the_attribute() {
-        let typed = JsonMapping { format: JsonFormat::Typed, ..Default::default() };
-        let err = typed.json_to_item(&json!({"a": {"M": {"b": {"N": "x1"}}}}), "value").unwrap_err();
+        let typed = JsonMapping {
+            format: JsonFormat::Typed,
+            ..Default::default()
+        };
+        let err = typed
+            .json_to_item(&json!({"a": {"M": {"b": {"N": "x1"}}}}), "value")
+            .unwrap_err();
         assert_eq!(err, "value.a.b: \"x1\" is not a number");
-        let err = typed.json_to_item(&json!({"a": "plain"}), "value").unwrap_err();
-        assert!(err.starts_with("value.a: typed JSON needs an object"), "{err}");
+        let err = typed
+            .json_to_item(&json!({"a": "plain"}), "value")
+            .unwrap_err();
+        assert!(
+            err.starts_with("value.a: typed JSON needs an object"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -4,3 +4,9 @@
 
 pub mod attr;
 pub mod client;
+
+/// The DynamoDB SDK the connectors are built on (its types appear in the
+/// public API, for example items and stream records).
+pub use aws_sdk_dynamodb;
+/// The DynamoDB Streams SDK (stream records, for custom `StreamsApi`s).
+pub use aws_sdk_dynamodbstreams;

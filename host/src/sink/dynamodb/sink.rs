@@ -107,12 +107,18 @@ impl Planner {
         }
         let mut it = planned.into_iter().peekable();
         while it.peek().is_some() {
-            plan.batches.push(it.by_ref().take(MAX_BATCH_WRITE).collect());
+            plan.batches
+                .push(it.by_ref().take(MAX_BATCH_WRITE).collect());
         }
         plan
     }
 
-    fn prepare(&self, index: usize, output: &Output, now: u64) -> Result<(String, Planned), String> {
+    fn prepare(
+        &self,
+        index: usize,
+        output: &Output,
+        now: u64,
+    ) -> Result<(String, Planned), String> {
         let key_json = match &output.key {
             Some(bytes) => Some(self.key_json(bytes)?),
             None => None,
@@ -139,7 +145,9 @@ impl Planner {
                     .as_ref()
                     .and_then(|k| k.get(name))
                     .or_else(|| value_item.as_ref().and_then(|v| v.get(name)))
-                    .ok_or_else(|| format!("delete has no key attribute `{name}` in its key or value"))?;
+                    .ok_or_else(|| {
+                        format!("delete has no key attribute `{name}` in its key or value")
+                    })?;
                 key.insert(name.clone(), attr.clone());
             }
             let version = self.version_attribute.as_ref().and_then(|v| {
@@ -151,21 +159,24 @@ impl Planner {
             });
             (Request::Delete(key), version)
         } else {
-            let value = value_json.ok_or_else(|| format!("{} output has no value", output.op.as_str()))?;
+            let value =
+                value_json.ok_or_else(|| format!("{} output has no value", output.op.as_str()))?;
             let mut item = self.mapping.json_to_item(&value, "value")?;
             for name in &self.key {
                 if !item.contains_key(name) {
-                    let attr = key_item
-                        .as_ref()
-                        .and_then(|k| k.get(name))
-                        .ok_or_else(|| format!("value has no key attribute `{name}` and the key does not give it"))?;
+                    let attr = key_item.as_ref().and_then(|k| k.get(name)).ok_or_else(|| {
+                        format!("value has no key attribute `{name}` and the key does not give it")
+                    })?;
                     item.insert(name.clone(), attr.clone());
                 }
             }
             if let Some(ttl_attr) = &self.ttl_attribute
                 && let Some(ttl) = output.ttl_seconds.or(self.ttl_seconds)
             {
-                item.insert(ttl_attr.clone(), AttributeValue::N((now + u64::from(ttl)).to_string()));
+                item.insert(
+                    ttl_attr.clone(),
+                    AttributeValue::N((now + u64::from(ttl)).to_string()),
+                );
             }
             let version = match &self.version_attribute {
                 Some(v) => Some(
@@ -181,7 +192,14 @@ impl Planner {
             Request::Put(item) | Request::Delete(item) => item,
         };
         let dedupe = self.dedupe_key(key_of)?;
-        Ok((dedupe, Planned { index, request, version }))
+        Ok((
+            dedupe,
+            Planned {
+                index,
+                request,
+                version,
+            },
+        ))
     }
 
     /// The output key as JSON: an object of key attributes, or (for a
@@ -190,16 +208,25 @@ impl Planner {
         let parsed = serde_json::from_slice::<Value>(bytes).ok();
         match (parsed, self.key.as_slice()) {
             (Some(v @ Value::Object(_)), _) => Ok(v),
-            (Some(v @ (Value::String(_) | Value::Number(_))), [single]) if self.mapping.format == crate::dynamodb::attr::JsonFormat::Natural => {
+            (Some(v @ (Value::String(_) | Value::Number(_))), [single])
+                if self.mapping.format == crate::dynamodb::attr::JsonFormat::Natural =>
+            {
                 Ok(Value::Object([(single.clone(), v)].into_iter().collect()))
             }
             (None, [single]) => match std::str::from_utf8(bytes) {
                 Ok(text) if self.mapping.format == crate::dynamodb::attr::JsonFormat::Natural => {
-                    Ok(Value::Object([(single.clone(), Value::String(text.to_owned()))].into_iter().collect()))
+                    Ok(Value::Object(
+                        [(single.clone(), Value::String(text.to_owned()))]
+                            .into_iter()
+                            .collect(),
+                    ))
                 }
                 _ => Err("key is neither a JSON object nor UTF-8 text".into()),
             },
-            _ => Err(format!("key must be a JSON object with the attributes {:?}", self.key)),
+            _ => Err(format!(
+                "key must be a JSON object with the attributes {:?}",
+                self.key
+            )),
         }
     }
 
@@ -213,7 +240,11 @@ impl Planner {
                     "B{}",
                     base64::engine::general_purpose::STANDARD.encode(b.as_ref())
                 ),
-                Some(_) => return Err(format!("key attribute `{name}` must be a string, number or binary")),
+                Some(_) => {
+                    return Err(format!(
+                        "key attribute `{name}` must be a string, number or binary"
+                    ));
+                }
                 None => return Err(format!("no key attribute `{name}`")),
             };
             out.push_str(&part);
@@ -294,7 +325,11 @@ impl DynamoDbSink {
             .send()
             .await
             .map_err(|e| {
-                let msg = format!("sink {name}: cannot describe table {}: {}", cfg.table, error_text(&e));
+                let msg = format!(
+                    "sink {name}: cannot describe table {}: {}",
+                    cfg.table,
+                    error_text(&e)
+                );
                 match classify(&e) {
                     Failure::Transient(_) => SinkError::Transient(msg),
                     _ => SinkError::Fatal(msg),
@@ -302,7 +337,12 @@ impl DynamoDbSink {
             })?;
         let schema: Vec<String> = described
             .table()
-            .map(|t| t.key_schema().iter().map(|k| k.attribute_name().to_string()).collect())
+            .map(|t| {
+                t.key_schema()
+                    .iter()
+                    .map(|k| k.attribute_name().to_string())
+                    .collect()
+            })
             .unwrap_or_default();
         let key = match &cfg.key {
             Some(key) => {
@@ -321,7 +361,9 @@ impl DynamoDbSink {
             None => schema,
         };
         if cfg.concurrency == 0 {
-            return Err(SinkError::Fatal(format!("sink {name}: concurrency must be at least 1")));
+            return Err(SinkError::Fatal(format!(
+                "sink {name}: concurrency must be at least 1"
+            )));
         }
         Ok(DynamoDbSink {
             name: name.to_string(),
@@ -397,12 +439,16 @@ impl DynamoDbSink {
                     return match classify(&e) {
                         // Find out which items the service refuses.
                         Failure::Invalid(_) => self.write_singly(batch, false).await,
-                        Failure::Transient(m) => Err(SinkError::Transient(format!("sink {}: {m}", self.name))),
+                        Failure::Transient(m) => {
+                            Err(SinkError::Transient(format!("sink {}: {m}", self.name)))
+                        }
                         Failure::ConditionFailed => Err(SinkError::Transient(format!(
                             "sink {}: unexpected condition failure in BatchWriteItem",
                             self.name
                         ))),
-                        Failure::Fatal(m) => Err(SinkError::Fatal(format!("sink {}: {m}", self.name))),
+                        Failure::Fatal(m) => {
+                            Err(SinkError::Fatal(format!("sink {}: {m}", self.name)))
+                        }
                     };
                 }
             }
@@ -410,8 +456,15 @@ impl DynamoDbSink {
     }
 
     /// One request per item, conditional on the version attribute if asked.
-    async fn write_singly(&self, batch: &[Planned], conditional: bool) -> Result<Vec<Rejection>, SinkError> {
-        let calls: Vec<_> = batch.iter().map(|p| self.write_one(p, conditional)).collect();
+    async fn write_singly(
+        &self,
+        batch: &[Planned],
+        conditional: bool,
+    ) -> Result<Vec<Rejection>, SinkError> {
+        let calls: Vec<_> = batch
+            .iter()
+            .map(|p| self.write_one(p, conditional))
+            .collect();
         let results: Vec<Result<Option<Rejection>, SinkError>> = futures::stream::iter(calls)
             .buffer_unordered(self.concurrency)
             .collect()
@@ -425,7 +478,11 @@ impl DynamoDbSink {
         Ok(rejections)
     }
 
-    async fn write_one(&self, p: &Planned, conditional: bool) -> Result<Option<Rejection>, SinkError> {
+    async fn write_one(
+        &self,
+        p: &Planned,
+        conditional: bool,
+    ) -> Result<Option<Rejection>, SinkError> {
         let condition = match (conditional, &self.planner.version_attribute, &p.version) {
             (true, Some(attr), Some(v)) => Some((attr.clone(), v.clone())),
             _ => None,
@@ -433,7 +490,11 @@ impl DynamoDbSink {
         const CONDITION: &str = "attribute_not_exists(#v) OR #v <= :v";
         let sent = match &p.request {
             Request::Put(item) => {
-                let mut req = self.client.put_item().table_name(&self.table).set_item(Some(item.clone()));
+                let mut req = self
+                    .client
+                    .put_item()
+                    .table_name(&self.table)
+                    .set_item(Some(item.clone()));
                 if let Some((attr, v)) = condition {
                     req = req
                         .condition_expression(CONDITION)
@@ -443,7 +504,11 @@ impl DynamoDbSink {
                 req.send().await.map(|_| ()).map_err(|e| classify(&e))
             }
             Request::Delete(key) => {
-                let mut req = self.client.delete_item().table_name(&self.table).set_key(Some(key.clone()));
+                let mut req = self
+                    .client
+                    .delete_item()
+                    .table_name(&self.table)
+                    .set_key(Some(key.clone()));
                 if let Some((attr, v)) = condition {
                     req = req
                         .condition_expression(CONDITION)
@@ -459,8 +524,13 @@ impl DynamoDbSink {
                 metrics::counter!(STALE_WRITES, "sink" => self.name.clone()).increment(1);
                 Ok(None)
             }
-            Err(Failure::Invalid(reason)) => Ok(Some(Rejection { index: p.index, reason })),
-            Err(Failure::Transient(m)) => Err(SinkError::Transient(format!("sink {}: {m}", self.name))),
+            Err(Failure::Invalid(reason)) => Ok(Some(Rejection {
+                index: p.index,
+                reason,
+            })),
+            Err(Failure::Transient(m)) => {
+                Err(SinkError::Transient(format!("sink {}: {m}", self.name)))
+            }
             Err(Failure::Fatal(m)) => Err(SinkError::Fatal(format!("sink {}: {m}", self.name))),
         }
     }
@@ -549,7 +619,10 @@ mod tests {
                     assert!(p.index >= 60);
                 }
                 Request::Delete(key) => {
-                    assert_eq!(key, &Item::from([("id".into(), AttributeValue::S("k7".into()))]));
+                    assert_eq!(
+                        key,
+                        &Item::from([("id".into(), AttributeValue::S("k7".into()))])
+                    );
                     assert_eq!(p.index, 120);
                 }
             }
@@ -567,10 +640,19 @@ mod tests {
 
     #[test]
     fn numeric_keys_collapse_by_value() {
-        let p = Planner { key: vec!["n".into()], ..planner() };
+        let p = Planner {
+            key: vec!["n".into()],
+            ..planner()
+        };
         let outputs = vec![
-            Output { value: Some(Bytes::from_static(br#"{"n":1.0,"x":1}"#)), ..Output::default() },
-            Output { value: Some(Bytes::from_static(br#"{"n":1,"x":2}"#)), ..Output::default() },
+            Output {
+                value: Some(Bytes::from_static(br#"{"n":1.0,"x":1}"#)),
+                ..Output::default()
+            },
+            Output {
+                value: Some(Bytes::from_static(br#"{"n":1,"x":2}"#)),
+                ..Output::default()
+            },
         ];
         let plan = p.plan(&outputs);
         assert_eq!(plan.batches.len(), 1);
@@ -580,28 +662,70 @@ mod tests {
 
     #[test]
     fn unwritable_outputs_are_rejected_with_the_reason() {
-        let p = Planner { version_attribute: Some("version".into()), ..planner() };
+        let p = Planner {
+            version_attribute: Some("version".into()),
+            ..planner()
+        };
         let outputs = vec![
-            Output { value: Some(Bytes::from_static(b"not json")), ..Output::default() },
-            Output { value: Some(Bytes::from_static(br#"{"x":1}"#)), ..Output::default() },
-            Output { value: Some(Bytes::from_static(br#"{"id":"a"}"#)), ..Output::default() },
-            Output { op: Op::Delete, ..Output::default() },
-            Output { value: Some(Bytes::from_static(br#"{"id":["a"],"version":1}"#)), ..Output::default() },
+            Output {
+                value: Some(Bytes::from_static(b"not json")),
+                ..Output::default()
+            },
+            Output {
+                value: Some(Bytes::from_static(br#"{"x":1}"#)),
+                ..Output::default()
+            },
+            Output {
+                value: Some(Bytes::from_static(br#"{"id":"a"}"#)),
+                ..Output::default()
+            },
+            Output {
+                op: Op::Delete,
+                ..Output::default()
+            },
+            Output {
+                value: Some(Bytes::from_static(br#"{"id":["a"],"version":1}"#)),
+                ..Output::default()
+            },
         ];
         let plan = p.plan(&outputs);
-        let reasons: Vec<(usize, &str)> = plan.rejections.iter().map(|r| (r.index, r.reason.as_str())).collect();
+        let reasons: Vec<(usize, &str)> = plan
+            .rejections
+            .iter()
+            .map(|r| (r.index, r.reason.as_str()))
+            .collect();
         assert_eq!(reasons[0].0, 0);
-        assert!(reasons[0].1.starts_with("value is not JSON"), "{}", reasons[0].1);
-        assert_eq!(reasons[1], (1, "value has no key attribute `id` and the key does not give it"));
+        assert!(
+            reasons[0].1.starts_with("value is not JSON"),
+            "{}",
+            reasons[0].1
+        );
+        assert_eq!(
+            reasons[1],
+            (
+                1,
+                "value has no key attribute `id` and the key does not give it"
+            )
+        );
         assert_eq!(reasons[2], (2, "value has no version attribute `version`"));
-        assert_eq!(reasons[3], (3, "delete has no key attribute `id` in its key or value"));
-        assert_eq!(reasons[4], (4, "key attribute `id` must be a string, number or binary"));
+        assert_eq!(
+            reasons[3],
+            (3, "delete has no key attribute `id` in its key or value")
+        );
+        assert_eq!(
+            reasons[4],
+            (4, "key attribute `id` must be a string, number or binary")
+        );
         assert!(plan.batches.is_empty());
     }
 
     #[test]
     fn ttl_and_plain_keys() {
-        let p = Planner { ttl_attribute: Some("exp".into()), ttl_seconds: Some(60), ..planner() };
+        let p = Planner {
+            ttl_attribute: Some("exp".into()),
+            ttl_seconds: Some(60),
+            ..planner()
+        };
         let outputs = vec![
             Output {
                 key: Some(Bytes::from_static(b"plain-key")),
@@ -609,22 +733,45 @@ mod tests {
                 ttl_seconds: Some(3600),
                 ..Output::default()
             },
-            Output { key: Some(Bytes::from_static(b"gone")), op: Op::Delete, ..Output::default() },
+            Output {
+                key: Some(Bytes::from_static(b"gone")),
+                op: Op::Delete,
+                ..Output::default()
+            },
         ];
         let plan = p.plan(&outputs);
         assert!(plan.rejections.is_empty(), "{:?}", plan.rejections);
-        let Request::Put(item) = &plan.batches[0][0].request else { panic!("not a put") };
+        let Request::Put(item) = &plan.batches[0][0].request else {
+            panic!("not a put")
+        };
         assert_eq!(item["id"], AttributeValue::S("plain-key".into()));
-        let AttributeValue::N(exp) = &item["exp"] else { panic!("no ttl") };
-        let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs();
+        let AttributeValue::N(exp) = &item["exp"] else {
+            panic!("no ttl")
+        };
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
         let exp: u64 = exp.parse().unwrap();
         assert!(exp >= now + 3590 && exp <= now + 3600, "{exp} vs {now}");
         assert_eq!(
             plan.batches[0][1].request,
-            Request::Delete(Item::from([("id".into(), AttributeValue::S("gone".into()))]))
+            Request::Delete(Item::from([(
+                "id".into(),
+                AttributeValue::S("gone".into())
+            )]))
         );
-        let typed = Planner { mapping: JsonMapping { format: JsonFormat::Typed, ..JsonMapping::default() }, ..planner() };
-        let plan = typed.plan(&[Output { value: Some(Bytes::from_static(br#"{"id":{"B":"AAE="}}"#)), ..Output::default() }]);
+        let typed = Planner {
+            mapping: JsonMapping {
+                format: JsonFormat::Typed,
+                ..JsonMapping::default()
+            },
+            ..planner()
+        };
+        let plan = typed.plan(&[Output {
+            value: Some(Bytes::from_static(br#"{"id":{"B":"AAE="}}"#)),
+            ..Output::default()
+        }]);
         assert!(plan.rejections.is_empty());
     }
 }

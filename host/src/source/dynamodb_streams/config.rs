@@ -155,10 +155,16 @@ impl DynamoDbStreamsSourceConfig {
             _ => {}
         }
         if !(1..=1000).contains(&self.records_per_call) {
-            return Err(format!("records_per_call must be 1..=1000, not {}", self.records_per_call));
+            return Err(format!(
+                "records_per_call must be 1..=1000, not {}",
+                self.records_per_call
+            ));
         }
         if self.lease_duration_ms < 300 {
-            return Err(format!("lease_duration_ms must be at least 300, not {}", self.lease_duration_ms));
+            return Err(format!(
+                "lease_duration_ms must be at least 300, not {}",
+                self.lease_duration_ms
+            ));
         }
         if self.poll_max_ms < self.poll_min_ms {
             return Err("poll_max_ms must not be below poll_min_ms".into());

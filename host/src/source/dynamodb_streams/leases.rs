@@ -22,7 +22,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType, TableStatus,
+    AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType,
+    ScalarAttributeType, TableStatus,
 };
 
 use crate::dynamodb::client::error_text;
@@ -169,14 +170,21 @@ impl LeaseTable {
     /// Create the table if it is missing and wait until it is active.
     pub async fn ensure_table(&self) -> Result<(), LeaseError> {
         for _ in 0..600 {
-            match self.client.describe_table().table_name(&self.table).send().await {
+            match self
+                .client
+                .describe_table()
+                .table_name(&self.table)
+                .send()
+                .await
+            {
                 Ok(out) => {
                     let status = out.table().and_then(|t| t.table_status()).cloned();
                     if status == Some(TableStatus::Active) || status.is_none() {
                         return Ok(());
                     }
                 }
-                Err(e) if matches!(&e, SdkError::ServiceError(c) if c.err().is_resource_not_found_exception()) => {
+                Err(e) if matches!(&e, SdkError::ServiceError(c) if c.err().is_resource_not_found_exception()) =>
+                {
                     let created = self
                         .client
                         .create_table()
@@ -189,7 +197,8 @@ impl LeaseTable {
                         .send()
                         .await;
                     if let Err(e) = created
-                        && e.as_service_error().map(|s| s.code()) != Some(Some("ResourceInUseException"))
+                        && e.as_service_error().map(|s| s.code())
+                            != Some(Some("ResourceInUseException"))
                     {
                         return Err(lease_error("create table", &self.table, &e));
                     }
@@ -198,7 +207,10 @@ impl LeaseTable {
             }
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
-        Err(LeaseError::Transient(format!("lease table {} did not become active", self.table)))
+        Err(LeaseError::Transient(format!(
+            "lease table {} did not become active",
+            self.table
+        )))
     }
 
     /// Every row of the group (strongly consistent).
@@ -219,11 +231,15 @@ impl LeaseTable {
                 .map_err(|e| lease_error("query", &self.table, &e))?;
             for item in page.items() {
                 let text = |k: &str| item.get(k).and_then(|v| v.as_s().ok()).cloned();
-                let Some(shard_id) = text("shard_id") else { continue };
+                let Some(shard_id) = text("shard_id") else {
+                    continue;
+                };
                 out.push(Lease {
                     shard_id,
                     parent: text("parent"),
-                    position: Position::parse(&text("checkpoint").unwrap_or_else(|| "TRIM_HORIZON".into())),
+                    position: Position::parse(
+                        &text("checkpoint").unwrap_or_else(|| "TRIM_HORIZON".into()),
+                    ),
                     owner: text("owner"),
                     counter: item
                         .get("counter")
@@ -241,7 +257,12 @@ impl LeaseTable {
     }
 
     /// Create a free lease; `false` when another host created it first.
-    pub async fn create(&self, shard_id: &str, parent: Option<&str>, position: &Position) -> Result<bool, LeaseError> {
+    pub async fn create(
+        &self,
+        shard_id: &str,
+        parent: Option<&str>,
+        position: &Position,
+    ) -> Result<bool, LeaseError> {
         let mut item = HashMap::from([
             ("lease_group".to_string(), s(&self.group)),
             ("shard_id".to_string(), s(shard_id)),
@@ -268,7 +289,12 @@ impl LeaseTable {
 
     /// Take a lease whose counter was last seen at `seen_counter`; `false`
     /// when someone renewed or took it since.
-    pub async fn take(&self, shard_id: &str, seen_counter: u64, token: &str) -> Result<bool, LeaseError> {
+    pub async fn take(
+        &self,
+        shard_id: &str,
+        seen_counter: u64,
+        token: &str,
+    ) -> Result<bool, LeaseError> {
         match self
             .client
             .update_item()
@@ -318,7 +344,12 @@ impl LeaseTable {
 
     /// Store a checkpoint of a held lease; `false` when it is no longer
     /// held by `token` (the new holder restarts from the stored checkpoint).
-    pub async fn checkpoint(&self, shard_id: &str, token: &str, position: &Position) -> Result<bool, LeaseError> {
+    pub async fn checkpoint(
+        &self,
+        shard_id: &str,
+        token: &str,
+        position: &Position,
+    ) -> Result<bool, LeaseError> {
         match self
             .client
             .update_item()
@@ -342,7 +373,11 @@ impl LeaseTable {
 
     /// Mark a lease finished without holding it (its shard vanished and the
     /// loss was reported), conditional on the counter last seen.
-    pub async fn finish_unheld(&self, shard_id: &str, seen_counter: u64) -> Result<bool, LeaseError> {
+    pub async fn finish_unheld(
+        &self,
+        shard_id: &str,
+        seen_counter: u64,
+    ) -> Result<bool, LeaseError> {
         match self
             .client
             .update_item()
@@ -416,7 +451,10 @@ impl Observations {
     /// Record the counters of a listing.
     pub fn observe(&mut self, leases: &[Lease], now: Instant) {
         for l in leases {
-            let entry = self.seen.entry(l.shard_id.clone()).or_insert((l.counter, now));
+            let entry = self
+                .seen
+                .entry(l.shard_id.clone())
+                .or_insert((l.counter, now));
             if entry.0 != l.counter {
                 *entry = (l.counter, now);
             }
@@ -431,7 +469,9 @@ impl Observations {
             return true;
         }
         match self.seen.get(&lease.shard_id) {
-            Some((counter, since)) => *counter == lease.counter && now.duration_since(*since) >= duration,
+            Some((counter, since)) => {
+                *counter == lease.counter && now.duration_since(*since) >= duration
+            }
             None => false,
         }
     }
@@ -485,7 +525,9 @@ pub fn plan_takes(
     free.sort_by_key(|l| (l.owner.is_some(), l.shard_id.clone()));
     takes.take = free.iter().take(need).map(|l| l.shard_id.clone()).collect();
     if takes.take.is_empty()
-        && let Some((&busiest, &count)) = per_host.iter().max_by_key(|(h, c)| (**c, std::cmp::Reverse(**h)))
+        && let Some((&busiest, &count)) = per_host
+            .iter()
+            .max_by_key(|(h, c)| (**c, std::cmp::Reverse(**h)))
         && count > target
     {
         takes.steal = readable
@@ -540,7 +582,10 @@ mod tests {
             lease("d", Some("h2#2")),
         ];
         let refs: Vec<&Lease> = ls.iter().collect();
-        assert_eq!(plan_takes(&refs, "h2", 2, |l| l.owner.is_none(), None), Takes::default());
+        assert_eq!(
+            plan_takes(&refs, "h2", 2, |l| l.owner.is_none(), None),
+            Takes::default()
+        );
     }
 
     #[test]

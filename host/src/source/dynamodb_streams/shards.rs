@@ -31,14 +31,21 @@ pub struct NewLease {
 /// position; with `latest`, a closed shard without a tracked parent is
 /// marked finished at once (nothing new will ever arrive in it), so only
 /// the open shards are read, from now on.
-pub fn new_leases(shape: &StreamShape, existing: &HashMap<String, Lease>, start: StartPosition) -> Vec<NewLease> {
+pub fn new_leases(
+    shape: &StreamShape,
+    existing: &HashMap<String, Lease>,
+    start: StartPosition,
+) -> Vec<NewLease> {
     let mut out = Vec::new();
     let mut done: HashSet<&str> = existing.keys().map(String::as_str).collect();
     let by_id: HashMap<&str, &super::streams::ShardInfo> =
         shape.shards.iter().map(|s| (s.id.as_str(), s)).collect();
     // Repeatedly emit shards whose parent is handled (or not in the list).
-    let mut pending: Vec<&super::streams::ShardInfo> =
-        shape.shards.iter().filter(|s| !existing.contains_key(&s.id)).collect();
+    let mut pending: Vec<&super::streams::ShardInfo> = shape
+        .shards
+        .iter()
+        .filter(|s| !existing.contains_key(&s.id))
+        .collect();
     while !pending.is_empty() {
         let before = pending.len();
         pending.retain(|s| {
@@ -81,7 +88,11 @@ pub fn new_leases(shape: &StreamShape, existing: &HashMap<String, Lease>, start:
 /// no parent, or the parent's lease is at the shard end, or the parent is
 /// neither in the stream nor in the lease table (it was trimmed away
 /// before this pipeline ever saw it).
-pub fn parent_finished(lease: &Lease, leases: &HashMap<String, Lease>, shape_ids: &HashSet<&str>) -> bool {
+pub fn parent_finished(
+    lease: &Lease,
+    leases: &HashMap<String, Lease>,
+    shape_ids: &HashSet<&str>,
+) -> bool {
     match &lease.parent {
         None => true,
         Some(p) => match leases.get(p) {
@@ -111,21 +122,39 @@ mod tests {
     use crate::source::dynamodb_streams::streams::ShardInfo;
 
     fn shard(id: &str, parent: Option<&str>, closed: bool) -> ShardInfo {
-        ShardInfo { id: id.into(), parent: parent.map(Into::into), closed }
+        ShardInfo {
+            id: id.into(),
+            parent: parent.map(Into::into),
+            closed,
+        }
     }
 
     fn lease(id: &str, parent: Option<&str>, position: Position) -> Lease {
-        Lease { shard_id: id.into(), parent: parent.map(Into::into), position, owner: None, counter: 0 }
+        Lease {
+            shard_id: id.into(),
+            parent: parent.map(Into::into),
+            position,
+            owner: None,
+            counter: 0,
+        }
     }
 
     fn shape(shards: Vec<ShardInfo>) -> StreamShape {
-        StreamShape { stream_arn: "arn".into(), table_name: "t".into(), shards }
+        StreamShape {
+            stream_arn: "arn".into(),
+            table_name: "t".into(),
+            shards,
+        }
     }
 
     #[test]
     fn new_leases_come_parents_first() {
         // c's parent b comes after it in the listing; a is b's parent.
-        let s = shape(vec![shard("c", Some("b"), false), shard("b", Some("a"), true), shard("a", None, true)]);
+        let s = shape(vec![
+            shard("c", Some("b"), false),
+            shard("b", Some("a"), true),
+            shard("a", None, true),
+        ]);
         let got = new_leases(&s, &HashMap::new(), StartPosition::TrimHorizon);
         let ids: Vec<&str> = got.iter().map(|l| l.shard_id.as_str()).collect();
         assert_eq!(ids, ["a", "b", "c"]);
@@ -141,12 +170,26 @@ mod tests {
         // Later, b splits into c: c descends from a tracked shard.
         let existing: HashMap<String, Lease> = [
             ("a".to_string(), lease("a", None, Position::ShardEnd)),
-            ("b".to_string(), lease("b", Some("a"), Position::Sequence("5".into()))),
+            (
+                "b".to_string(),
+                lease("b", Some("a"), Position::Sequence("5".into())),
+            ),
         ]
         .into();
-        let s = shape(vec![shard("a", None, true), shard("b", Some("a"), true), shard("c", Some("b"), false)]);
+        let s = shape(vec![
+            shard("a", None, true),
+            shard("b", Some("a"), true),
+            shard("c", Some("b"), false),
+        ]);
         let got = new_leases(&s, &existing, StartPosition::Latest);
-        assert_eq!(got, vec![NewLease { shard_id: "c".into(), parent: Some("b".into()), position: Position::TrimHorizon }]);
+        assert_eq!(
+            got,
+            vec![NewLease {
+                shard_id: "c".into(),
+                parent: Some("b".into()),
+                position: Position::TrimHorizon
+            }]
+        );
     }
 
     #[test]
@@ -162,18 +205,34 @@ mod tests {
         assert!(parent_finished(&child, &leases, &ids));
         // Parent trimmed before we ever saw it: nothing to wait for.
         let only_child: HashSet<&str> = ["c"].into();
-        assert!(parent_finished(&child, &[("c".to_string(), child.clone())].into(), &only_child));
+        assert!(parent_finished(
+            &child,
+            &[("c".to_string(), child.clone())].into(),
+            &only_child
+        ));
     }
 
     #[test]
     fn vanished_unfinished_shards_are_reported() {
         let leases: HashMap<String, Lease> = [
-            ("gone-done".to_string(), lease("gone-done", None, Position::ShardEnd)),
-            ("gone-open".to_string(), lease("gone-open", None, Position::Sequence("3".into()))),
-            ("here".to_string(), lease("here", None, Position::TrimHorizon)),
+            (
+                "gone-done".to_string(),
+                lease("gone-done", None, Position::ShardEnd),
+            ),
+            (
+                "gone-open".to_string(),
+                lease("gone-open", None, Position::Sequence("3".into())),
+            ),
+            (
+                "here".to_string(),
+                lease("here", None, Position::TrimHorizon),
+            ),
         ]
         .into();
         let s = shape(vec![shard("here", None, false)]);
-        assert_eq!(vanished_unfinished(&s, &leases), vec!["gone-open".to_string()]);
+        assert_eq!(
+            vanished_unfinished(&s, &leases),
+            vec!["gone-open".to_string()]
+        );
     }
 }

@@ -90,8 +90,10 @@ struct Settings {
 struct Progress {
     /// Last sequence number handed to the queue.
     last_read: Option<String>,
-    /// Last sequence number committed.
-    committed: Option<String>,
+    /// Last sequence number the pipeline said is done.
+    acked: Option<String>,
+    /// Last sequence number stored in the lease table.
+    stored: Option<String>,
     /// The reader reached the end of the (closed) shard.
     ended: bool,
     /// `SHARD_END` is stored.
@@ -160,12 +162,19 @@ fn lease_error(name: &str, e: LeaseError) -> SourceError {
 
 impl DynamoDbStreamsSource {
     /// Connect to the stream and the lease table and start reading.
-    pub async fn connect(cfg: &DynamoDbStreamsSourceConfig, ctx: &SourceContext) -> Result<Self, SourceError> {
+    pub async fn connect(
+        cfg: &DynamoDbStreamsSourceConfig,
+        ctx: &SourceContext,
+    ) -> Result<Self, SourceError> {
         cfg.validate()
             .map_err(|e| SourceError::Fatal(format!("source {}: {e}", ctx.name)))?;
-        let api = SdkStreams::connect(&cfg.connection(), cfg.table.as_deref(), cfg.stream_arn.as_deref())
-            .await
-            .map_err(|e| streams_error(&ctx.name, e))?;
+        let api = SdkStreams::connect(
+            &cfg.connection(),
+            cfg.table.as_deref(),
+            cfg.stream_arn.as_deref(),
+        )
+        .await
+        .map_err(|e| streams_error(&ctx.name, e))?;
         Self::with_api(cfg, ctx, Arc::new(api)).await
     }
 
@@ -183,13 +192,22 @@ impl DynamoDbStreamsSource {
         let client = aws_sdk_dynamodb::Client::new(&cfg.connection().load().await);
         let group = format!(
             "{}@{}",
-            cfg.lease_group.clone().unwrap_or_else(|| ctx.pipeline.clone()),
+            cfg.lease_group
+                .clone()
+                .unwrap_or_else(|| ctx.pipeline.clone()),
             shape.stream_arn
         );
         let leases = LeaseTable::new(client, cfg.lease_table.clone(), group);
-        leases.ensure_table().await.map_err(|e| lease_error(&name, e))?;
+        leases
+            .ensure_table()
+            .await
+            .map_err(|e| lease_error(&name, e))?;
         let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "host".into());
-        let host_id = format!("{host}:{}:{:08x}", std::process::id(), rand::random::<u32>());
+        let host_id = format!(
+            "{host}:{}:{:08x}",
+            std::process::id(),
+            rand::random::<u32>()
+        );
         let (tx, rx) = mpsc::channel(QUEUE_PAGES);
         let inner = Arc::new(Inner {
             name,
@@ -253,16 +271,23 @@ impl Drop for DynamoDbStreamsSource {
 impl Inner {
     fn held_map(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<Held>>> {
         // A panic while holding this lock cannot leave the map inconsistent.
-        self.held.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.held
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     fn is_live(&self, shard_id: &str, token: &str) -> bool {
-        self.held_map().get(shard_id).is_some_and(|h| h.token == token)
+        self.held_map()
+            .get(shard_id)
+            .is_some_and(|h| h.token == token)
     }
 
     fn drop_held(&self, held: &Held) {
         let mut map = self.held_map();
-        if map.get(&held.shard_id).is_some_and(|h| h.token == held.token) {
+        if map
+            .get(&held.shard_id)
+            .is_some_and(|h| h.token == held.token)
+        {
             map.remove(&held.shard_id);
         }
         held.cancel.cancel();
@@ -281,7 +306,9 @@ impl Inner {
         loop {
             if let Err(e) = self.round(&mut obs, &mut last_sync, &mut shape).await {
                 match e {
-                    SourceError::Transient(m) => tracing::warn!(source = %self.name, "lease round failed, retrying: {m}"),
+                    SourceError::Transient(m) => {
+                        tracing::warn!(source = %self.name, "lease round failed, retrying: {m}")
+                    }
                     fatal @ SourceError::Fatal(_) => {
                         self.report(fatal).await;
                         self.stop.cancel();
@@ -306,7 +333,11 @@ impl Inner {
         let name = &self.name;
         // 1. Renew what we hold; finish shards whose end could not be stored before.
         let held: Vec<Arc<Held>> = self.held_map().values().cloned().collect();
-        let renewals = futures::future::join_all(held.iter().map(|h| self.leases.renew(&h.shard_id, &h.token))).await;
+        let renewals = futures::future::join_all(
+            held.iter()
+                .map(|h| self.leases.renew(&h.shard_id, &h.token)),
+        )
+        .await;
         for (h, r) in held.iter().zip(renewals) {
             match r {
                 Ok(true) => {}
@@ -318,10 +349,16 @@ impl Inner {
                 Err(e) => return Err(lease_error(name, e)),
             }
         }
+        // Store what a failed commit or shard end left unstored.
         for h in &held {
             let mut p = h.progress.lock().await;
-            if p.ended && !p.finished && p.last_read == p.committed {
-                self.finish(h, &mut p).await?;
+            if let Err(e) = self.store(h, &mut p).await {
+                match e {
+                    SourceError::Transient(m) => {
+                        tracing::warn!(source = %name, shard = %h.shard_id, "storing checkpoint: {m}")
+                    }
+                    fatal => return Err(fatal),
+                }
             }
         }
 
@@ -330,7 +367,9 @@ impl Inner {
         if last_sync.is_none_or(|t| now.duration_since(t) >= self.settings.shard_sync_interval) {
             match self.api.describe().await {
                 Ok(s) => *shape = s,
-                Err(StreamsError::Transient(m)) => tracing::warn!(source = %name, "describe stream: {m}"),
+                Err(StreamsError::Transient(m)) => {
+                    tracing::warn!(source = %name, "describe stream: {m}")
+                }
                 Err(e) => return Err(streams_error(name, e)),
             }
             let existing: HashMap<String, Lease> = self
@@ -377,7 +416,10 @@ impl Inner {
         let list = self.leases.list().await.map_err(|e| lease_error(name, e))?;
         let now = Instant::now();
         obs.observe(&list, now);
-        let by_id: HashMap<String, Lease> = list.iter().map(|l| (l.shard_id.clone(), l.clone())).collect();
+        let by_id: HashMap<String, Lease> = list
+            .iter()
+            .map(|l| (l.shard_id.clone(), l.clone()))
+            .collect();
         let ids: HashSet<&str> = shape.shards.iter().map(|s| s.id.as_str()).collect();
         let readable: Vec<&Lease> = list
             .iter()
@@ -393,8 +435,14 @@ impl Inner {
             self.settings.max_leases,
         );
         for shard in plan.take.iter().chain(plan.steal.iter()) {
-            let Some(lease) = by_id.get(shard) else { continue };
-            let token = format!("{}#{}", self.host_id, self.takes.fetch_add(1, Ordering::Relaxed));
+            let Some(lease) = by_id.get(shard) else {
+                continue;
+            };
+            let token = format!(
+                "{}#{}",
+                self.host_id,
+                self.takes.fetch_add(1, Ordering::Relaxed)
+            );
             if self
                 .leases
                 .take(shard, lease.counter, &token)
@@ -451,9 +499,7 @@ impl Inner {
     async fn shard_ended(&self, held: &Held) {
         let mut p = held.progress.lock().await;
         p.ended = true;
-        if p.last_read == p.committed
-            && let Err(e) = self.finish(held, &mut p).await
-        {
+        if let Err(e) = self.store(held, &mut p).await {
             // The coordinator retries on its next round.
             tracing::warn!(source = %self.name, shard = %held.shard_id, "storing SHARD_END: {e}");
         }
@@ -467,7 +513,10 @@ impl Inner {
             "records of shard {} of table {} after {} were trimmed (24 h retention) before they were read: {detail}",
             held.shard_id,
             self.table_name,
-            last.map_or_else(|| "its start".to_string(), |s| format!("sequence number {s}")),
+            last.map_or_else(
+                || "its start".to_string(),
+                |s| format!("sequence number {s}")
+            ),
         );
         match self.settings.on_data_loss {
             OnDataLoss::Fail => {
@@ -544,7 +593,9 @@ impl Inner {
             let it = match iterator.take() {
                 Some(it) => it,
                 None => {
-                    let from = last.clone().map_or_else(|| initial.clone(), IteratorStart::After);
+                    let from = last
+                        .clone()
+                        .map_or_else(|| initial.clone(), IteratorStart::After);
                     match self.api.iterator(&held.shard_id, &from).await {
                         Ok(it) => it,
                         Err(StreamsError::Trimmed(m) | StreamsError::NotFound(m)) => {
@@ -565,8 +616,11 @@ impl Inner {
                             continue;
                         }
                         Err(StreamsError::Fatal(m)) => {
-                            self.report(SourceError::Fatal(format!("source {}: shard {}: {m}", self.name, held.shard_id)))
-                                .await;
+                            self.report(SourceError::Fatal(format!(
+                                "source {}: shard {}: {m}",
+                                self.name, held.shard_id
+                            )))
+                            .await;
                             return;
                         }
                     }
@@ -633,8 +687,11 @@ impl Inner {
                     }
                 }
                 Err(StreamsError::Fatal(m)) => {
-                    self.report(SourceError::Fatal(format!("source {}: shard {}: {m}", self.name, held.shard_id)))
-                        .await;
+                    self.report(SourceError::Fatal(format!(
+                        "source {}: shard {}: {m}",
+                        self.name, held.shard_id
+                    )))
+                    .await;
                     return;
                 }
             }
@@ -652,25 +709,41 @@ impl Inner {
             return Ok(());
         };
         let mut p = held.progress.lock().await;
+        p.acked = Some(mark.sequence);
+        self.store(&held, &mut p).await
+    }
+
+    /// Store the acknowledged position (or `SHARD_END` once the reader
+    /// reached the end and everything read is acknowledged), conditional
+    /// on still holding the lease.
+    async fn store(&self, held: &Held, p: &mut Progress) -> Result<(), SourceError> {
         if p.finished {
             return Ok(());
         }
-        let end = p.ended && p.last_read.as_deref() == Some(mark.sequence.as_str());
-        if end {
-            p.committed = Some(mark.sequence.clone());
-            return self.finish(&held, &mut p).await;
+        if p.ended && p.acked == p.last_read {
+            return self.finish(held, p).await;
+        }
+        let Some(seq) = p.acked.clone() else {
+            return Ok(());
+        };
+        if p.stored.as_ref() == Some(&seq) {
+            return Ok(());
         }
         let stored = self
             .leases
-            .checkpoint(&held.shard_id, &held.token, &Position::Sequence(mark.sequence.clone()))
+            .checkpoint(
+                &held.shard_id,
+                &held.token,
+                &Position::Sequence(seq.clone()),
+            )
             .await
             .map_err(|e| lease_error(&self.name, e))?;
         if stored {
-            p.committed = Some(mark.sequence);
+            p.stored = Some(seq);
         } else {
             tracing::info!(source = %self.name, shard = %held.shard_id, "lease lost before commit; the new holder resumes from the stored checkpoint");
             metrics::counter!(LEASES_LOST, "source" => self.name.clone()).increment(1);
-            self.drop_held(&held);
+            self.drop_held(held);
         }
         Ok(())
     }
@@ -678,7 +751,11 @@ impl Inner {
 
 #[async_trait]
 impl Source for DynamoDbStreamsSource {
-    async fn next_batch(&self, max_events: usize, max_wait: Duration) -> Result<SourceBatch, SourceError> {
+    async fn next_batch(
+        &self,
+        max_events: usize,
+        max_wait: Duration,
+    ) -> Result<SourceBatch, SourceError> {
         let deadline = tokio::time::Instant::now() + max_wait;
         let mut feed = self.feed.lock().await;
         if let Some(e) = feed.error.take() {
@@ -744,7 +821,9 @@ impl Source for DynamoDbStreamsSource {
                 self.inner.name
             )));
         };
-        let results = futures::future::join_all(cp.shards.into_iter().map(|m| self.inner.commit_mark(m))).await;
+        let results =
+            futures::future::join_all(cp.shards.into_iter().map(|m| self.inner.commit_mark(m)))
+                .await;
         results.into_iter().collect()
     }
 

@@ -78,7 +78,8 @@ pub trait StreamsApi: Send + Sync {
     /// All current shards of the stream (every DescribeStream page).
     async fn describe(&self) -> Result<StreamShape, StreamsError>;
     /// A shard iterator.
-    async fn iterator(&self, shard_id: &str, start: &IteratorStart) -> Result<String, StreamsError>;
+    async fn iterator(&self, shard_id: &str, start: &IteratorStart)
+    -> Result<String, StreamsError>;
     /// Up to `limit` records from an iterator.
     async fn records(&self, iterator: &str, limit: i32) -> Result<RecordsPage, StreamsError>;
 }
@@ -132,7 +133,9 @@ impl SdkStreams {
                     .send()
                     .await
                     .map_err(|e| match classify(&e) {
-                        StreamsError::NotFound(m) => StreamsError::Fatal(format!("table {table}: {m}")),
+                        StreamsError::NotFound(m) => {
+                            StreamsError::Fatal(format!("table {table}: {m}"))
+                        }
                         other => other,
                     })?;
                 described
@@ -145,7 +148,11 @@ impl SdkStreams {
                         ))
                     })?
             }
-            (None, None) => return Err(StreamsError::Fatal("neither table nor stream_arn is set".into())),
+            (None, None) => {
+                return Err(StreamsError::Fatal(
+                    "neither table nor stream_arn is set".into(),
+                ));
+            }
         };
         Ok(SdkStreams { client, stream_arn })
     }
@@ -167,7 +174,9 @@ impl StreamsApi for SdkStreams {
                 .await
                 .map_err(|e| classify(&e))?;
             let Some(desc) = out.stream_description() else {
-                return Err(StreamsError::Transient("DescribeStream returned no description".into()));
+                return Err(StreamsError::Transient(
+                    "DescribeStream returned no description".into(),
+                ));
             };
             if let Some(t) = desc.table_name() {
                 table_name = t.to_string();
@@ -195,7 +204,11 @@ impl StreamsApi for SdkStreams {
         })
     }
 
-    async fn iterator(&self, shard_id: &str, start: &IteratorStart) -> Result<String, StreamsError> {
+    async fn iterator(
+        &self,
+        shard_id: &str,
+        start: &IteratorStart,
+    ) -> Result<String, StreamsError> {
         let req = self
             .client
             .get_shard_iterator()
