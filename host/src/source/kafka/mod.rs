@@ -120,6 +120,9 @@ struct Progress {
     committed: PartitionMap,
     /// Next offset handed out in a batch, per assigned partition.
     delivered: PartitionMap,
+    /// Partitions read to their end (with `stop_at_end`): the partitions of
+    /// end-of-partition reports with no message since.
+    at_end: std::collections::HashSet<(String, i32)>,
 }
 
 /// Consumer context: logging, plus committing before partitions go.
@@ -150,6 +153,7 @@ impl ConsumerContext for SourceContextImpl {
                 for elem in revoked.elements() {
                     let key = (elem.topic().to_string(), elem.partition());
                     progress.delivered.remove(&key);
+                    progress.at_end.remove(&key);
                     if let Some(offset) = progress.committed.remove(&key) {
                         let _ = tpl.add_partition_offset(
                             elem.topic(),
@@ -233,6 +237,18 @@ impl std::fmt::Debug for KafkaSource {
     }
 }
 
+impl Drop for KafkaSource {
+    fn drop(&mut self) {
+        // See `leave_group`: never destroy a consumer (close does the
+        // orderly part; a source dropped without close just lets go).
+        if let Ok(mut consumer) = self.consumer.lock()
+            && let Some(consumer) = consumer.take()
+        {
+            std::mem::forget(consumer);
+        }
+    }
+}
+
 #[async_trait]
 impl BuildSource for KafkaSourceConfig {
     async fn build(&self, ctx: &SourceContext) -> Result<Arc<dyn Source>, SourceError> {
@@ -280,6 +296,7 @@ impl KafkaSource {
                 ("enable.auto.commit", "false".into()),
                 ("enable.auto.offset.store", "false".into()),
                 ("auto.offset.reset", config.start.as_setting().into()),
+                ("enable.partition.eof", config.stop_at_end.to_string()),
             ],
             &config.options,
             &["enable.auto.commit", "enable.auto.offset.store", "group.id"],
@@ -314,6 +331,23 @@ impl KafkaSource {
         &self.group_id
     }
 
+    /// The `(topic, partition)`s assigned to this member right now (empty
+    /// before the first join and after `close`).
+    pub fn assignment(&self) -> Vec<(String, i32)> {
+        let Ok(consumer) = self.consumer() else {
+            return Vec::new();
+        };
+        consumer
+            .assignment()
+            .map(|tpl| {
+                tpl.elements()
+                    .iter()
+                    .map(|e| (e.topic().to_string(), e.partition()))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
     fn consumer(&self) -> Result<Arc<Consumer_>, SourceError> {
         self.consumer
             .lock()
@@ -330,45 +364,56 @@ impl KafkaSource {
         SourceError::Transient(format!("source {}: {msg}", self.name))
     }
 
-    /// Whether every assigned partition has been read to its high
-    /// watermark. Blocking (asks the broker); false before the first
-    /// assignment.
+    /// Whether every assigned partition has been read to its end (librdkafka
+    /// reported end-of-partition after the last message handed out); false
+    /// before the first assignment.
     fn at_end(consumer: &Consumer_, progress: &Mutex<Progress>) -> KafkaResult<bool> {
         let assignment = consumer.assignment()?;
         if assignment.count() == 0 {
             return Ok(false);
         }
-        let delivered = match progress.lock() {
-            Ok(p) => p.delivered.clone(),
-            Err(_) => return Ok(false),
+        let Ok(progress) = progress.lock() else {
+            return Ok(false);
         };
-        let mut unknown = TopicPartitionList::new();
-        let mut highs = Vec::new();
-        for elem in assignment.elements() {
-            let (low, high) =
-                consumer.fetch_watermarks(elem.topic(), elem.partition(), SYNC_TIMEOUT)?;
-            match delivered.get(&(elem.topic().to_string(), elem.partition())) {
-                Some(&next) if next >= high => {}
-                Some(_) => return Ok(false),
-                None if high <= low => {}
-                None => {
-                    unknown.add_partition(elem.topic(), elem.partition());
-                    highs.push(high);
-                }
-            }
-        }
-        if unknown.count() == 0 {
-            return Ok(true);
-        }
-        // Nothing handed out yet for these: done if the group's committed
-        // offsets are already at the end.
-        let committed = consumer.committed_offsets(unknown, SYNC_TIMEOUT)?;
-        Ok(committed
-            .elements()
-            .iter()
-            .zip(highs)
-            .all(|(elem, high)| matches!(elem.offset(), Offset::Offset(o) if o >= high)))
+        Ok(assignment.elements().iter().all(|e| {
+            progress
+                .at_end
+                .contains(&(e.topic().to_string(), e.partition()))
+        }))
     }
+}
+
+/// Leave the consumer group so the partitions move to the remaining members
+/// at once, then let go of the consumer without destroying it.
+///
+/// librdkafka's destroy can wait forever for broker threads that fetched
+/// messages still queued for the application (rdkafka drops the client
+/// before its queue), so the handle is deliberately leaked: a source is
+/// closed once, at shutdown or when its pipeline is replaced.
+fn leave_group(consumer: &Arc<Consumer_>, name: &str) {
+    consumer.unsubscribe();
+    // Serve the revocation callback (which commits) until the assignment
+    // is gone.
+    let deadline = std::time::Instant::now() + SYNC_TIMEOUT;
+    let Ok(handle) = tokio::runtime::Handle::try_current() else {
+        std::mem::forget(Arc::clone(consumer));
+        return;
+    };
+    while std::time::Instant::now() < deadline {
+        if consumer
+            .assignment()
+            .map(|a| a.count() == 0)
+            .unwrap_or(true)
+        {
+            break;
+        }
+        let _ = handle.block_on(tokio::time::timeout(
+            Duration::from_millis(100),
+            consumer.recv(),
+        ));
+    }
+    tracing::info!(source = %name, "left the consumer group");
+    std::mem::forget(Arc::clone(consumer));
 }
 
 /// Milliseconds since the Unix epoch, now.
@@ -423,6 +468,27 @@ impl Source for KafkaSource {
             let msg = match tokio::time::timeout_at(deadline, consumer.recv()).await {
                 Err(_elapsed) => break,
                 Ok(Ok(msg)) => msg,
+                Ok(Err(KafkaError::PartitionEOF(partition))) => {
+                    // The error names only the partition number: mark that
+                    // partition of every assigned topic (a message from it
+                    // clears the mark again).
+                    if let Ok(mut progress) = self.progress.lock() {
+                        for topic in consumer
+                            .assignment()
+                            .map(|a| {
+                                a.elements()
+                                    .iter()
+                                    .filter(|e| e.partition() == partition)
+                                    .map(|e| e.topic().to_string())
+                                    .collect::<Vec<_>>()
+                            })
+                            .unwrap_or_default()
+                        {
+                            progress.at_end.insert((topic, partition));
+                        }
+                    }
+                    continue;
+                }
                 Ok(Err(e)) => {
                     if matches!(e, KafkaError::MessageConsumptionFatal(_)) {
                         return Err(self.fatal(format!("consumer failed: {e}")));
@@ -431,6 +497,13 @@ impl Source for KafkaSource {
                     continue;
                 }
             };
+            if self.stop_at_end
+                && let Ok(mut progress) = self.progress.lock()
+            {
+                progress
+                    .at_end
+                    .remove(&(msg.topic().to_string(), msg.partition()));
+            }
             events.push(to_event(&msg));
             let next = msg.offset() + 1;
             match reached
@@ -530,9 +603,7 @@ impl Source for KafkaSource {
                     .map_err(|e| format!("final offset commit failed: {e}"))?;
                 tracing::info!(source = %name, offsets = %describe(&tpl), "committed offsets at close");
             }
-            // Dropping the last handle leaves the group, so the partitions
-            // move to the remaining members at once.
-            drop(consumer);
+            leave_group(&consumer, &name);
             Ok(())
         })
         .await
