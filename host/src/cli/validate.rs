@@ -55,6 +55,11 @@ pub fn report(path: &Path) -> (String, bool) {
 
 /// `weir.toml: 3 errors, 1 warning`.
 fn failure_summary(path: &Path, errors: &ConfigErrors) -> String {
+    format!("{}: {}", path.display(), counts(errors))
+}
+
+/// `3 errors, 1 warning`.
+fn counts(errors: &ConfigErrors) -> String {
     let plural = |n: usize, noun: &str| {
         if n == 1 {
             format!("1 {noun}")
@@ -62,11 +67,7 @@ fn failure_summary(path: &Path, errors: &ConfigErrors) -> String {
             format!("{n} {noun}s")
         }
     };
-    let mut line = format!(
-        "{}: {}",
-        path.display(),
-        plural(errors.errors.len(), "error")
-    );
+    let mut line = plural(errors.errors.len(), "error");
     if !errors.warnings.is_empty() {
         line.push_str(&format!(", {}", plural(errors.warnings.len(), "warning")));
     }
@@ -92,10 +93,7 @@ pub fn load_checked(path: &Path) -> anyhow::Result<LoadedConfig> {
         anyhow::anyhow!(
             "invalid config {} ({}):\n{errors}",
             path.display(),
-            failure_summary(path, &errors)
-                .rsplit(": ")
-                .next()
-                .unwrap_or_default()
+            counts(&errors)
         )
     })
 }
