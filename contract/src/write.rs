@@ -100,6 +100,18 @@ impl OutcomeWriter {
         w
     }
 
+    /// An empty writer with room for `capacity` bytes, for a caller that
+    /// hands the buffer over with [`OutcomeWriter::into_bytes`] after each
+    /// batch and knows roughly how large the next one will be.
+    pub fn with_capacity(capacity: usize) -> Self {
+        let mut w = OutcomeWriter {
+            buf: Vec::with_capacity(capacity),
+            ..OutcomeWriter::default()
+        };
+        w.reset();
+        w
+    }
+
     /// Forget everything written and start a new outcome list.
     pub fn reset(&mut self) {
         self.buf.clear();
