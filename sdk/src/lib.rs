@@ -158,7 +158,7 @@ macro_rules! export {
                 }
 
                 fn process(batch: ::std::vec::Vec<u8>) -> ::std::vec::Vec<u8> {
-                    __WEIR_RUNTIME.with(|rt| rt.borrow_mut().process(&batch).to_vec())
+                    __WEIR_RUNTIME.with(|rt| rt.borrow_mut().process(&batch))
                 }
             }
 

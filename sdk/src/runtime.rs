@@ -1,18 +1,19 @@
 //! The batch loop behind [`crate::export!`]: decode the packed batch
 //! without copying, call [`Transform::process`] per event, encode the
-//! outcomes into a writer reused across batches. The native test harness
-//! ([`crate::testing`]) runs exactly this code.
+//! outcomes into a buffer sized from the previous batch, and hand that
+//! buffer to the host as the return value (no copy, no regrowth). The
+//! native test harness ([`crate::testing`]) runs exactly this code.
 
 use weir_contract::{BatchReader, OutcomeWriter};
 
 use crate::{Config, Event, Transform};
 
-/// One plugin instance: the initialised transform and the reused outcome
-/// writer. The export glue keeps one per Wasm instance.
+/// One plugin instance: the initialised transform and the size of the last
+/// outcome buffer. The export glue keeps one per Wasm instance.
 #[doc(hidden)]
 pub struct Runtime<T> {
     plugin: Option<T>,
-    writer: OutcomeWriter,
+    last_len: usize,
 }
 
 impl<T> std::fmt::Debug for Runtime<T> {
@@ -27,7 +28,7 @@ impl<T> Default for Runtime<T> {
     fn default() -> Self {
         Runtime {
             plugin: None,
-            writer: OutcomeWriter::new(),
+            last_len: 0,
         }
     }
 }
@@ -45,24 +46,34 @@ impl<T: Transform> Runtime<T> {
     }
 
     /// Process one encoded batch and return the encoded outcomes, one per
-    /// event. The returned slice lives in the reused writer.
+    /// event.
     ///
     /// Never panics on bad input: an event that cannot be decoded, and
     /// every event after it, gets a `fail` outcome naming the problem; a
     /// buffer that is not a batch at all gets an empty outcome list, which
     /// the host reports as malformed.
-    pub fn process(&mut self, batch: &[u8]) -> &[u8] {
-        let writer = &mut self.writer;
-        writer.reset();
+    pub fn process(&mut self, batch: &[u8]) -> Vec<u8> {
+        // The returned buffer goes to the host, which frees it after
+        // copying: allocate it once, at about the size the last batch
+        // needed (or the input size at first), so it rarely regrows.
+        let hint = self.last_len.max(batch.len() / 2);
+        let mut writer = OutcomeWriter::with_capacity(hint + hint / 8 + 64);
+        self.encode(batch, &mut writer);
+        let out = writer.into_bytes();
+        self.last_len = out.len();
+        out
+    }
+
+    fn encode(&mut self, batch: &[u8], writer: &mut OutcomeWriter) {
         let Ok(reader) = BatchReader::new(batch) else {
-            return writer.finish();
+            return;
         };
         let count = reader.remaining();
         let Some(plugin) = self.plugin.as_mut() else {
             for _ in 0..count {
                 writer.fail("plugin was not initialised (init was not called)");
             }
-            return writer.finish();
+            return;
         };
         for (written, event) in reader.enumerate() {
             match event {
@@ -76,6 +87,5 @@ impl<T: Transform> Runtime<T> {
                 }
             }
         }
-        writer.finish()
     }
 }

@@ -72,7 +72,7 @@ impl<T: Transform> Harness<T> {
     /// (a bug in the SDK, reported loudly in tests).
     pub fn run(&mut self, events: &[OwnedEvent]) -> Vec<OwnedOutcome> {
         weir_contract::encode_batch(events, &mut self.batch);
-        let encoded = Bytes::copy_from_slice(self.runtime.process(&self.batch));
+        let encoded = Bytes::from(self.runtime.process(&self.batch));
         weir_contract::decode_outcomes(encoded, events.len())
             .unwrap_or_else(|e| panic!("the host would refuse these outcomes: {e}"))
     }
@@ -236,13 +236,13 @@ mod tests {
     fn malformed_batches_fail_without_panicking() {
         let mut rt = Runtime::<Echo>::default();
         rt.init(&Config::default()).unwrap();
-        let out = rt.process(b"garbage").to_vec();
+        let out = rt.process(b"garbage");
         assert!(weir_contract::decode_outcomes(out.into(), 1).is_err());
 
         let mut batch = Vec::new();
         weir_contract::encode_batch(&[raw_event(b"drop"), raw_event(b"drop")], &mut batch);
         batch.truncate(batch.len() - 3);
-        let out = rt.process(&batch).to_vec();
+        let out = rt.process(&batch);
         let outcomes = weir_contract::decode_outcomes(out.into(), 2).unwrap();
         assert_eq!(outcomes[0], OwnedOutcome::Drop);
         assert!(
@@ -256,7 +256,7 @@ mod tests {
         let mut rt = Runtime::<Echo>::default();
         let mut batch = Vec::new();
         weir_contract::encode_batch(&[raw_event(b"x")], &mut batch);
-        let out = rt.process(&batch).to_vec();
+        let out = rt.process(&batch);
         assert_eq!(
             weir_contract::decode_outcomes(out.into(), 1).unwrap(),
             [OwnedOutcome::Fail(
