@@ -45,7 +45,12 @@ pub(crate) fn in_flight(pipeline: &str, events: u64) {
     gauge!(IN_FLIGHT, "pipeline" => pipeline.to_owned()).set(events as f64);
 }
 
-pub(crate) fn batch_done(pipeline: &str, dropped: usize, failed: &[(String, usize)], dead_lettered: usize) {
+pub(crate) fn batch_done(
+    pipeline: &str,
+    dropped: usize,
+    failed: &[(String, usize)],
+    dead_lettered: usize,
+) {
     counter!(DROPPED, "pipeline" => pipeline.to_owned()).increment(dropped as u64);
     for (plugin, n) in failed {
         counter!(FAILED, "pipeline" => pipeline.to_owned(), "plugin" => plugin.clone())
@@ -54,7 +59,13 @@ pub(crate) fn batch_done(pipeline: &str, dropped: usize, failed: &[(String, usiz
     counter!(DEAD_LETTERED, "pipeline" => pipeline.to_owned()).increment(dead_lettered as u64);
 }
 
-pub(crate) fn sink_written(pipeline: &str, sink: &str, outputs: usize, rejected: usize, took: Duration) {
+pub(crate) fn sink_written(
+    pipeline: &str,
+    sink: &str,
+    outputs: usize,
+    rejected: usize,
+    took: Duration,
+) {
     counter!(OUTPUTS, "pipeline" => pipeline.to_owned(), "sink" => sink.to_owned())
         .increment((outputs - rejected) as u64);
     if rejected > 0 {
@@ -134,7 +145,10 @@ pub(crate) fn plugin_outcomes(
     dropped: u64,
     failed: u64,
 ) {
-    let labels = [("pipeline", pipeline.to_owned()), ("plugin", plugin.to_owned())];
+    let labels = [
+        ("pipeline", pipeline.to_owned()),
+        ("plugin", plugin.to_owned()),
+    ];
     counter!(PLUGIN_EVENTS_IN, &labels).increment(events);
     counter!(PLUGIN_OUTPUTS, &labels).increment(outputs);
     counter!(PLUGIN_DROPPED, &labels).increment(dropped);

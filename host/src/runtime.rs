@@ -25,9 +25,9 @@ use crate::engine::{
     Engine, EngineError, EngineOptions, PluginError, PluginSpec, PluginVersion, Transform,
     default_cache_dir,
 };
+use crate::pipeline::{NamedSink, Pipeline, PipelineError, PipelineParts, PipelineStats};
 use crate::plugin::watch::{self, WatchOptions};
 use crate::plugin::{PluginOptions, PluginRegistry, ReloadError};
-use crate::pipeline::{NamedSink, Pipeline, PipelineError, PipelineParts, PipelineStats};
 use crate::sink::{SinkContext, SinkError};
 use crate::source::{SourceContext, SourceError};
 
@@ -94,7 +94,11 @@ impl std::fmt::Debug for Runtime {
             .field("plugins", &self.registry.names())
             .field(
                 "pipelines",
-                &self.pipelines.iter().map(Pipeline::name).collect::<Vec<_>>(),
+                &self
+                    .pipelines
+                    .iter()
+                    .map(Pipeline::name)
+                    .collect::<Vec<_>>(),
             )
             .finish()
     }
@@ -159,7 +163,8 @@ impl Runtime {
         let mut pipelines = Vec::new();
         let mut health = Vec::new();
         for (name, p) in &config.pipelines {
-            let (pipeline, h) = build_pipeline(config, config_dir, name, p, &registry, &sinks).await?;
+            let (pipeline, h) =
+                build_pipeline(config, config_dir, name, p, &registry, &sinks).await?;
             pipelines.push(pipeline);
             health.push(h);
         }
@@ -232,7 +237,9 @@ impl Runtime {
         while let Some(done) = running.join_next().await {
             let result = match done {
                 Ok(r) => r.map_err(RuntimeError::from),
-                Err(join) => Err(RuntimeError::Config(format!("a pipeline task panicked: {join}"))),
+                Err(join) => Err(RuntimeError::Config(format!(
+                    "a pipeline task panicked: {join}"
+                ))),
             };
             if let Err(e) = result {
                 tracing::error!(error = %e, "pipeline failed; stopping the others");

@@ -64,10 +64,13 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         None => config.host.log_format,
     };
     init_logging(format);
-    let progress = args
-        .progress
-        .or(config.host.progress_interval_s)
-        .unwrap_or(if std::io::stderr().is_terminal() { 5 } else { 0 });
+    let progress = args.progress.or(config.host.progress_interval_s).unwrap_or(
+        if std::io::stderr().is_terminal() {
+            5
+        } else {
+            0
+        },
+    );
 
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -226,10 +229,16 @@ fn spawn_sighup_reload(
 }
 
 /// Apply the plugin part of a re-read config; log what needs a restart.
-async fn reload_changed_plugins(registry: &Arc<PluginRegistry>, old: &Config, new: &Config, dir: &Path) {
+async fn reload_changed_plugins(
+    registry: &Arc<PluginRegistry>,
+    old: &Config,
+    new: &Config,
+    dir: &Path,
+) {
     // The configs have no equality of their own; their debug forms compare
     // every field (and never show the admin token).
-    let differs = |a: &dyn std::fmt::Debug, b: &dyn std::fmt::Debug| format!("{a:?}") != format!("{b:?}");
+    let differs =
+        |a: &dyn std::fmt::Debug, b: &dyn std::fmt::Debug| format!("{a:?}") != format!("{b:?}");
     for (section, changed) in [
         ("[host]", differs(&old.host, &new.host)),
         ("[sources]", differs(&old.sources, &new.sources)),
@@ -262,7 +271,9 @@ async fn reload_changed_plugins(registry: &Arc<PluginRegistry>, old: &Config, ne
             grants: plugin.grants.clone(),
         };
         let reg = Arc::clone(registry);
-        match tokio::task::spawn_blocking(move || reg.reload_spec(spec, ReloadTrigger::Signal)).await {
+        match tokio::task::spawn_blocking(move || reg.reload_spec(spec, ReloadTrigger::Signal))
+            .await
+        {
             Ok(Ok(ReloadOutcome::Reloaded { hash, .. })) => {
                 tracing::info!(plugin = %name, %hash, "plugin reloaded with the new settings");
             }
@@ -299,7 +310,12 @@ fn spawn_progress(
                 let s = s.snapshot();
                 eprintln!(
                     "[{name}] in {} out {} dropped {} failed {} dead-lettered {} in-flight {}",
-                    s.events_in, s.outputs, s.dropped, s.failed, s.dead_lettered, s.in_flight_events
+                    s.events_in,
+                    s.outputs,
+                    s.dropped,
+                    s.failed,
+                    s.dead_lettered,
+                    s.in_flight_events
                 );
             }
         }
@@ -323,7 +339,11 @@ fn print_summary(stats: &[(String, Arc<PipelineStats>)], started: Instant) {
             snap.failed,
             snap.dead_lettered,
             snap.outputs,
-            if per_sink.is_empty() { "none".to_owned() } else { per_sink },
+            if per_sink.is_empty() {
+                "none".to_owned()
+            } else {
+                per_sink
+            },
             secs
         );
     }

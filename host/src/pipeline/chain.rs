@@ -156,6 +156,10 @@ fn call(
     let started = Instant::now();
     let outcomes = transform.process_batch(inputs)?;
     metrics::plugin_call(pipeline, transform.name(), inputs.len(), started.elapsed());
-    debug_assert_eq!(outcomes.len(), inputs.len(), "the engine checks the outcome count");
+    debug_assert_eq!(
+        outcomes.len(),
+        inputs.len(),
+        "the engine checks the outcome count"
+    );
     Ok(outcomes)
 }

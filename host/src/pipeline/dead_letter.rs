@@ -28,7 +28,10 @@ fn dlq_headers(
 ) -> Vec<Header> {
     let (kind, name) = stage;
     headers.push(Header::new("weir.dlq.pipeline", pipeline.to_owned()));
-    headers.push(Header::new(format!("{DLQ_HEADER_PREFIX}{kind}"), name.to_owned()));
+    headers.push(Header::new(
+        format!("{DLQ_HEADER_PREFIX}{kind}"),
+        name.to_owned(),
+    ));
     headers.push(Header::new("weir.dlq.reason", reason.to_owned()));
     headers.push(Header::new("weir.dlq.origin", origin.to_owned()));
     headers.push(Header::new("weir.dlq.time_ms", now_ms().to_string()));
@@ -42,7 +45,13 @@ pub fn dead_letter_for_event(event: &Event, pipeline: &str, plugin: &str, reason
         key: event.key.clone(),
         value: event.value.clone(),
         op: Op::Insert,
-        headers: dlq_headers(event.headers.clone(), pipeline, ("plugin", plugin), reason, &event.origin),
+        headers: dlq_headers(
+            event.headers.clone(),
+            pipeline,
+            ("plugin", plugin),
+            reason,
+            &event.origin,
+        ),
         ttl_seconds: None,
     }
 }

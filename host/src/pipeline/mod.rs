@@ -48,7 +48,9 @@ pub struct NamedSink {
 
 impl std::fmt::Debug for NamedSink {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("NamedSink").field("name", &self.name).finish()
+        f.debug_struct("NamedSink")
+            .field("name", &self.name)
+            .finish()
     }
 }
 
@@ -251,11 +253,14 @@ impl Pipeline {
         if !processed {
             return Err(PipelineError::ProcessorLost { pipeline: name });
         }
-        source.close().await.map_err(|error| PipelineError::Source {
-            pipeline: name.clone(),
-            source_name,
-            error,
-        })?;
+        source
+            .close()
+            .await
+            .map_err(|error| PipelineError::Source {
+                pipeline: name.clone(),
+                source_name,
+                error,
+            })?;
         tracing::info!(pipeline = %name, "pipeline stopped; everything read was committed");
         Ok(())
     }

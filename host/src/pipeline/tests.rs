@@ -92,7 +92,10 @@ impl Sink for MemSink {
         let mut rejections = Vec::new();
         let mut written = self.written.lock().unwrap();
         for (index, o) in outputs.iter().enumerate() {
-            if self.reject_value.is_some_and(|r| o.value.as_deref() == Some(r.as_bytes())) {
+            if self
+                .reject_value
+                .is_some_and(|r| o.value.as_deref() == Some(r.as_bytes()))
+            {
                 rejections.push(Rejection {
                     index,
                     reason: "document failed validation".into(),
@@ -137,7 +140,11 @@ fn named(name: &str, sink: &Arc<MemSink>) -> NamedSink {
     }
 }
 
-fn parts(source: Arc<VecSource>, chain: Vec<Box<dyn Transform>>, out: &Arc<MemSink>) -> PipelineParts {
+fn parts(
+    source: Arc<VecSource>,
+    chain: Vec<Box<dyn Transform>>,
+    out: &Arc<MemSink>,
+) -> PipelineParts {
     PipelineParts {
         name: "p".into(),
         source_name: "src".into(),
@@ -169,7 +176,10 @@ async fn every_batch_is_written_in_order_and_committed_in_order() {
     let out = Arc::new(MemSink::default());
     let upper = FnTransform("upper", |e: &Event| {
         Outcome::Emit(vec![Output {
-            value: e.value.as_ref().map(|v| Bytes::from(v.to_ascii_uppercase())),
+            value: e
+                .value
+                .as_ref()
+                .map(|v| Bytes::from(v.to_ascii_uppercase())),
             ..Output::default()
         }])
     });
@@ -182,7 +192,10 @@ async fn every_batch_is_written_in_order_and_committed_in_order() {
     assert_eq!(written, expected);
     // 15 data batches (ids 0..=14), committed in order; the exhausted
     // marker batch (id 15) is empty and committed last.
-    assert_eq!(*source.committed.lock().unwrap(), (0..=15).collect::<Vec<_>>());
+    assert_eq!(
+        *source.committed.lock().unwrap(),
+        (0..=15).collect::<Vec<_>>()
+    );
     let s = stats.snapshot();
     assert_eq!((s.events_in, s.outputs, s.in_flight_events), (100, 100, 0));
 }
@@ -198,7 +211,7 @@ async fn chained_plugins_see_previous_outputs_and_inherit_routes() {
             ..Output::default()
         });
         let n: usize = v[1..].parse().unwrap();
-        if n % 5 == 0 {
+        if n.is_multiple_of(5) {
             return Outcome::Drop;
         }
         Outcome::Emit(vec![Output {
@@ -215,13 +228,24 @@ async fn chained_plugins_see_previous_outputs_and_inherit_routes() {
             ..Output::default()
         }])
     });
-    let mut p = parts(Arc::clone(&source), vec![Box::new(route_odd), Box::new(suffix)], &out);
+    let mut p = parts(
+        Arc::clone(&source),
+        vec![Box::new(route_odd), Box::new(suffix)],
+        &out,
+    );
     p.routes.insert("other".into(), named("other", &other));
     let pipeline = Pipeline::new(p);
     let stats = pipeline.stats();
     pipeline.run(CancellationToken::new()).await.unwrap();
 
-    let got = |s: &Arc<MemSink>| s.written.lock().unwrap().iter().map(value_of).collect::<Vec<_>>();
+    let got = |s: &Arc<MemSink>| {
+        s.written
+            .lock()
+            .unwrap()
+            .iter()
+            .map(value_of)
+            .collect::<Vec<_>>()
+    };
     assert_eq!(got(&out), ["v2!", "v4!", "v6!", "v8!"]);
     assert_eq!(got(&other), ["v1!", "v3!", "v7!", "v9!"]);
     assert_eq!(stats.snapshot().dropped, 2);
@@ -266,16 +290,29 @@ async fn failed_events_rejected_and_unroutable_outputs_are_dead_lettered_with_he
     assert_eq!(by_value.len(), 3, "{dead:?}");
     let failed = by_value["v1"];
     assert_eq!(header(failed, "weir.dlq.plugin").as_deref(), Some("t"));
-    assert_eq!(header(failed, "weir.dlq.reason").as_deref(), Some("field `amount` is not a number"));
+    assert_eq!(
+        header(failed, "weir.dlq.reason").as_deref(),
+        Some("field `amount` is not a number")
+    );
     assert_eq!(header(failed, "weir.dlq.origin").as_deref(), Some("t/0/1"));
     assert_eq!(header(failed, "weir.dlq.pipeline").as_deref(), Some("p"));
     assert!(header(failed, "weir.dlq.time_ms").is_some());
     let rejected = by_value["v2"];
     assert_eq!(header(rejected, "weir.dlq.sink").as_deref(), Some("out"));
-    assert_eq!(header(rejected, "weir.dlq.reason").as_deref(), Some("document failed validation"));
+    assert_eq!(
+        header(rejected, "weir.dlq.reason").as_deref(),
+        Some("document failed validation")
+    );
     let unroutable = by_value["v3"];
-    assert_eq!(header(unroutable, "weir.dlq.sink").as_deref(), Some("(router)"));
-    assert!(header(unroutable, "weir.dlq.reason").unwrap().contains("route `nowhere` matches no sink"));
+    assert_eq!(
+        header(unroutable, "weir.dlq.sink").as_deref(),
+        Some("(router)")
+    );
+    assert!(
+        header(unroutable, "weir.dlq.reason")
+            .unwrap()
+            .contains("route `nowhere` matches no sink")
+    );
     let s = stats.snapshot();
     assert_eq!((s.outputs, s.failed, s.dead_lettered), (3, 1, 3));
     assert_eq!(*source.committed.lock().unwrap(), [0, 1]);
@@ -298,9 +335,16 @@ async fn without_a_dead_letter_sink_the_pipeline_stops_before_committing_the_bat
         .await
         .unwrap_err();
     let msg = err.to_string();
-    assert!(msg.contains("event t/0/1 must be dead-lettered (plugin `t`: boom)"), "{msg}");
+    assert!(
+        msg.contains("event t/0/1 must be dead-lettered (plugin `t`: boom)"),
+        "{msg}"
+    );
     assert!(msg.contains("no `dead_letter` sink"), "{msg}");
-    assert_eq!(*source.committed.lock().unwrap(), [0], "the failing batch must not be committed");
+    assert_eq!(
+        *source.committed.lock().unwrap(),
+        [0],
+        "the failing batch must not be committed"
+    );
 }
 
 #[tokio::test]

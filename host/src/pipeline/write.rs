@@ -103,7 +103,10 @@ impl Writer {
                 }
                 None => {
                     let route = routed.output.route.clone().unwrap_or_default();
-                    let reason = format!("route `{route}` matches no sink of pipeline `{}`", self.pipeline);
+                    let reason = format!(
+                        "route `{route}` matches no sink of pipeline `{}`",
+                        self.pipeline
+                    );
                     dead.push(DeadLetter {
                         record: dead_letter_for_output(
                             &routed.output,
@@ -127,13 +130,20 @@ impl Writer {
             self.stats
                 .add_outputs(&group.sink.name, group.outputs.len() - rejections.len());
             for Rejection { index, reason } in rejections {
-                let (Some(output), Some(&event)) = (group.outputs.get(index), group.events.get(index))
+                let (Some(output), Some(&event)) =
+                    (group.outputs.get(index), group.events.get(index))
                 else {
                     tracing::warn!(sink = %group.sink.name, index, "sink rejected an output index it was not given; ignoring");
                     continue;
                 };
                 dead.push(DeadLetter {
-                    record: dead_letter_for_output(output, &events[event], &self.pipeline, &group.sink.name, &reason),
+                    record: dead_letter_for_output(
+                        output,
+                        &events[event],
+                        &self.pipeline,
+                        &group.sink.name,
+                        &reason,
+                    ),
                     event,
                     reason: format!("sink `{}`: {reason}", group.sink.name),
                 });
@@ -159,10 +169,14 @@ impl Writer {
                 .map_err(|e| self.sink_error(&sink.name, e))?;
         }
 
-        let failed_per_plugin = result.failed.iter().fold(BTreeMap::<String, usize>::new(), |mut m, f| {
-            *m.entry(f.plugin.clone()).or_default() += 1;
-            m
-        });
+        let failed_per_plugin =
+            result
+                .failed
+                .iter()
+                .fold(BTreeMap::<String, usize>::new(), |mut m, f| {
+                    *m.entry(f.plugin.clone()).or_default() += 1;
+                    m
+                });
         self.stats.add_dropped(result.dropped);
         self.stats.add_failed(result.failed.len());
         self.stats.add_dead_lettered(dead_lettered);
@@ -179,7 +193,11 @@ impl Writer {
         Ok(())
     }
 
-    async fn write_dead_letters(&self, dead: Vec<DeadLetter>, events: &[Event]) -> Result<(), PipelineError> {
+    async fn write_dead_letters(
+        &self,
+        dead: Vec<DeadLetter>,
+        events: &[Event],
+    ) -> Result<(), PipelineError> {
         let Some(dlq) = &self.dead_letter else {
             let first = &dead[0];
             return Err(PipelineError::NoDeadLetter {
@@ -211,7 +229,9 @@ impl Writer {
     fn backoff(&self) -> ExponentialBuilder {
         ExponentialBuilder::default()
             .with_min_delay(Duration::from_millis(self.retry.initial_ms.max(1)))
-            .with_max_delay(Duration::from_millis(self.retry.max_ms.max(self.retry.initial_ms).max(1)))
+            .with_max_delay(Duration::from_millis(
+                self.retry.max_ms.max(self.retry.initial_ms).max(1),
+            ))
             .with_jitter()
             .without_max_times()
     }
@@ -231,7 +251,11 @@ impl Writer {
 
     /// Write a group, retrying transient errors until they stop (the sink
     /// recovers) or the host gives up at its shutdown deadline.
-    async fn write_with_retry(&self, sink: &NamedSink, outputs: &[Output]) -> Result<Vec<Rejection>, PipelineError> {
+    async fn write_with_retry(
+        &self,
+        sink: &NamedSink,
+        outputs: &[Output],
+    ) -> Result<Vec<Rejection>, PipelineError> {
         if outputs.is_empty() {
             return Ok(Vec::new());
         }
@@ -242,7 +266,13 @@ impl Writer {
             .notify(|e, d| self.retrying(&sink.name, e, d))
             .await
             .map_err(|e| self.sink_error(&sink.name, e))?;
-        metrics::sink_written(&self.pipeline, &sink.name, outputs.len(), rejections.len(), started.elapsed());
+        metrics::sink_written(
+            &self.pipeline,
+            &sink.name,
+            outputs.len(),
+            rejections.len(),
+            started.elapsed(),
+        );
         Ok(rejections)
     }
 
