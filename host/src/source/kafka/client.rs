@@ -93,6 +93,15 @@ impl ClientContext for LogContext {
     }
 
     fn error(&self, error: KafkaError, reason: &str) {
+        // End of partition is reported through this callback too; it is
+        // news only for `stop_at_end`, which sees it on the consumer.
+        if matches!(
+            error.rdkafka_error_code(),
+            Some(rdkafka::types::RDKafkaErrorCode::PartitionEOF)
+        ) {
+            tracing::debug!(connector = %self.connector, "kafka client: {reason}");
+            return;
+        }
         tracing::warn!(connector = %self.connector, "kafka client: {error}: {reason}");
     }
 }
