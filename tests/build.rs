@@ -21,6 +21,7 @@ const PLUGINS: &[(&str, &str)] = &[
     ("FILTER", "weir-plugin-filter"),
     ("TRANSFORM", "weir-plugin-transform"),
     ("ROUTER", "weir-plugin-router"),
+    ("CDC_CACHE", "weir-plugin-cdc-cache"),
     ("INFINITE_LOOP", "weir-fixture-infinite-loop"),
     ("MEMORY_BOMB", "weir-fixture-memory-bomb"),
     ("TRAP_ON_EVENT", "weir-fixture-trap-on-event"),
