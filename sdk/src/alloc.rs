@@ -19,6 +19,13 @@
 //! (bounded by the host's memory cap). Larger or over-aligned blocks go to
 //! the system allocator.
 //!
+//! Measured on the reference transform (`plugins/fixtures/reference`,
+//! batches of 1024, 200,000 events through the engine plus the same run
+//! natively, CPU time of the whole benchmark process, three runs each on a
+//! loaded 2-core machine): 1.45–1.51 s with this allocator, 1.66–1.72 s
+//! with Rust's default (wasi-libc's dlmalloc) — about a sixth of the Wasm
+//! side's time saved.
+//!
 //! `export!(MyType, allocator = system)` opts out.
 
 use std::alloc::{GlobalAlloc, Layout, System};
