@@ -105,3 +105,23 @@ pub use crate::__weir_log_error as error;
 pub use crate::__weir_log_info as info;
 pub use crate::__weir_log_trace as trace;
 pub use crate::__weir_log_warn as warn;
+
+#[cfg(all(test, not(target_arch = "wasm32")))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn macros_format_and_capture() {
+        let _ = take_captured();
+        info!("batch of {} events", 3);
+        crate::log::warn!("slow");
+        assert_eq!(
+            take_captured(),
+            [
+                (Level::Info, "batch of 3 events".to_owned()),
+                (Level::Warn, "slow".to_owned())
+            ]
+        );
+        assert!(take_captured().is_empty());
+    }
+}
