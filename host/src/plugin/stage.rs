@@ -315,7 +315,9 @@ impl ReloadableTransform {
         rebuilds_before: u64,
     ) -> Result<Vec<Outcome>, PluginError> {
         let cause = match &result {
-            Ok(outcomes) if trapped_throughout(outcomes, self.instance.rebuilds() > rebuilds_before) => {
+            Ok(outcomes)
+                if trapped_throughout(outcomes, self.instance.rebuilds() > rebuilds_before) =>
+            {
                 match outcomes.first() {
                     Some(Outcome::Fail(cause)) => cause.clone(),
                     _ => String::new(),
@@ -388,6 +390,11 @@ impl ReloadableTransform {
             dropped,
             failed,
         );
+        metrics::plugin_memory(
+            &self.stage.pipeline,
+            &self.plugin.name,
+            self.instance.memory_bytes(),
+        );
     }
 }
 
@@ -404,7 +411,9 @@ impl Transform for ReloadableTransform {
             None
         };
         let began = Instant::now();
-        let gap = self.last_end.map(|end| began.saturating_duration_since(end));
+        let gap = self
+            .last_end
+            .map(|end| began.saturating_duration_since(end));
 
         let rebuilds_before = self.instance.rebuilds();
         let result = self.instance.process_batch(events);
