@@ -53,7 +53,8 @@ fn class_of(layout: Layout) -> Option<usize> {
     Some((shift - MIN_SHIFT) as usize)
 }
 
-/// The single-threaded heap behind [`SizeClassAllocator`].
+/// The single-threaded heap behind `SizeClassAllocator` (the global
+/// allocator of a Wasm plugin).
 #[derive(Debug)]
 pub struct Heap {
     free: [*mut u8; CLASSES],

@@ -3,7 +3,7 @@
 //! The host rate-limits plugin logs, so do not log per event on a hot path.
 //!
 //! Natively (unit tests) lines are kept per thread, readable with
-//! [`take_captured`], and echoed to stderr (which `cargo test` captures).
+//! `take_captured()`, and echoed to stderr (which `cargo test` captures).
 
 /// Severity of a log line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
