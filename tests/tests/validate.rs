@@ -332,11 +332,11 @@ fn zero_sizes_deadlines_and_memory_caps_are_errors() {
 
 #[test]
 fn non_scalar_plugin_config_values_are_errors() {
-    let f = fixture(&VALID.replace("strict = true", "strict = true, fields = [\"a\"]"));
+    let f = fixture(&VALID.replace("strict = true", "strict = true, fields = [{ a = 1 }]"));
     assert_eq!(
         errors_of(&f),
         [
-            "8:80: plugins.only_purchases.config.fields: plugin config values must be strings, numbers, booleans or date-times (they are passed to `init` as strings), found array"
+            "8:80: plugins.only_purchases.config.fields: plugin config values must be strings, numbers, booleans, date-times, tables of them (dotted keys) or lists of them (they are passed to `init` as strings), found array of tables or arrays"
         ]
     );
 }

@@ -1,5 +1,5 @@
 //! Checks that need the whole config: names that pipelines use must exist,
-//! plugin files must be readable, plugin config values must be scalars,
+//! plugin files must be readable, plugin config values must be passable as strings,
 //! sizes and deadlines must not be zero; unused sources, plugins and sinks
 //! are warnings (a sink only when no pipeline runs a plugin: plugins can
 //! route to any sink by name).
@@ -80,16 +80,13 @@ pub(crate) fn check(config: &Config, ctx: &mut Ctx<'_, '_>) {
                 format!("cannot read plugin file {}: {reason}", path.display()),
             );
         }
-        for (key, value) in &plugin.config {
-            if matches!(value, toml::Value::Array(_) | toml::Value::Table(_)) {
-                ctx.error(
-                    join_key(&join_key(&base, "config"), key),
-                    format!(
-                        "plugin config values must be strings, numbers, booleans or date-times (they are passed to `init` as strings), found {}",
-                        value.type_str()
-                    ),
-                );
-            }
+        for (key, found) in plugin.unpassable_config() {
+            ctx.error(
+                join_key(&join_key(&base, "config"), &key),
+                format!(
+                    "plugin config values must be strings, numbers, booleans, date-times, tables of them (dotted keys) or lists of them (they are passed to `init` as strings), found {found}"
+                ),
+            );
         }
         let limits = join_key(&base, "limits");
         ctx.nonzero(

@@ -148,18 +148,97 @@ pub struct PluginConfig {
 impl PluginConfig {
     /// The `config` map as the key/value strings handed to the plugin's
     /// `init`: strings as they are, other scalars in their TOML text form
-    /// (`3`, `2.5`, `true`, `1979-05-27T07:32:00Z`).
+    /// (`3`, `2.5`, `true`, `1979-05-27T07:32:00Z`), nested tables as
+    /// dotted keys (`add.processed_at = "$timestamp"` is TOML for a table
+    /// `add`, and reaches `init` as the key `add.processed_at`), and arrays
+    /// of scalars as comma-separated lists (what the SDK's `Config::list`
+    /// reads). Values that fit none of these are left out here and reported
+    /// by [`PluginConfig::unpassable_config`].
     pub fn init_pairs(&self) -> Vec<(String, String)> {
-        self.config
-            .iter()
-            .map(|(k, v)| {
-                let text = match v {
-                    toml::Value::String(s) => s.clone(),
-                    other => other.to_string(),
-                };
-                (k.clone(), text)
-            })
-            .collect()
+        let mut pairs = Vec::new();
+        let mut unpassable = Vec::new();
+        flatten_config(&self.config, "", &mut pairs, &mut unpassable);
+        pairs
+    }
+
+    /// Config entries that cannot be passed to `init` as strings (arrays
+    /// holding tables or arrays), by dotted key, with their TOML type.
+    pub fn unpassable_config(&self) -> Vec<(String, &'static str)> {
+        let mut pairs = Vec::new();
+        let mut unpassable = Vec::new();
+        flatten_config(&self.config, "", &mut pairs, &mut unpassable);
+        unpassable
+    }
+}
+
+fn scalar_text(value: &toml::Value) -> Option<String> {
+    match value {
+        toml::Value::String(s) => Some(s.clone()),
+        toml::Value::Array(_) | toml::Value::Table(_) => None,
+        other => Some(other.to_string()),
+    }
+}
+
+fn flatten_config(
+    table: &BTreeMap<String, toml::Value>,
+    prefix: &str,
+    pairs: &mut Vec<(String, String)>,
+    unpassable: &mut Vec<(String, &'static str)>,
+) {
+    for (key, value) in table {
+        let key = if prefix.is_empty() {
+            key.clone()
+        } else {
+            format!("{prefix}.{key}")
+        };
+        match value {
+            toml::Value::Table(inner) => {
+                let inner: BTreeMap<String, toml::Value> =
+                    inner.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+                flatten_config(&inner, &key, pairs, unpassable);
+            }
+            toml::Value::Array(items) => {
+                match items.iter().map(scalar_text).collect::<Option<Vec<_>>>() {
+                    Some(texts) => pairs.push((key, texts.join(","))),
+                    None => unpassable.push((key, "array of tables or arrays")),
+                }
+            }
+            scalar => {
+                if let Some(text) = scalar_text(scalar) {
+                    pairs.push((key, text));
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod plugin_config_tests {
+    use super::*;
+
+    #[test]
+    fn dotted_keys_and_lists_reach_init_as_strings() {
+        let plugin: PluginConfig = toml::from_str(
+            r#"
+            path = "p.wasm"
+            config = { field = "a", add.processed_at = "$timestamp", "add.static" = 3, in = ["x", "y", 2], strict = true, bad = [{ x = 1 }] }
+            "#,
+        )
+        .unwrap();
+        assert_eq!(
+            plugin.init_pairs(),
+            [
+                ("add.processed_at".to_owned(), "$timestamp".to_owned()),
+                ("add.static".to_owned(), "3".to_owned()),
+                ("field".to_owned(), "a".to_owned()),
+                ("in".to_owned(), "x,y,2".to_owned()),
+                ("strict".to_owned(), "true".to_owned()),
+            ]
+        );
+        assert_eq!(
+            plugin.unpassable_config(),
+            [("bad".to_owned(), "array of tables or arrays")]
+        );
     }
 }
 
