@@ -21,6 +21,7 @@ const PLUGINS: &[(&str, &str)] = &[
     ("FILTER", "weir-plugin-filter"),
     ("TRANSFORM", "weir-plugin-transform"),
     ("ROUTER", "weir-plugin-router"),
+    ("IOT_TELEMETRY", "weir-plugin-iot-telemetry"),
     ("CDC_CACHE", "weir-plugin-cdc-cache"),
     ("INFINITE_LOOP", "weir-fixture-infinite-loop"),
     ("MEMORY_BOMB", "weir-fixture-memory-bomb"),

@@ -82,8 +82,9 @@ impl Transform for IotTelemetry {
             &[],
         )?;
         let unit_text = config.get_or("default_unit", String::from("C"))?;
-        let default_unit = Unit::parse(&unit_text)
-            .ok_or_else(|| format!("config `default_unit`: expected C, F or K, got {unit_text:?}"))?;
+        let default_unit = Unit::parse(&unit_text).ok_or_else(|| {
+            format!("config `default_unit`: expected C, F or K, got {unit_text:?}")
+        })?;
         let alerts = config.bool("alerts", true)?;
         let plugin = IotTelemetry {
             default_unit,
@@ -123,7 +124,9 @@ impl IotTelemetry {
             return Err("reading is not a JSON object".into());
         };
         let device = match obj.get("deviceId") {
-            Some(Value::String(s)) if !s.trim().is_empty() && s.len() <= 128 => s.trim().to_string(),
+            Some(Value::String(s)) if !s.trim().is_empty() && s.len() <= 128 => {
+                s.trim().to_string()
+            }
             Some(other) => {
                 return Err(format!(
                     "deviceId must be a non-empty string of at most 128 characters, got {other}"
@@ -138,7 +141,11 @@ impl IotTelemetry {
                 .ok_or_else(|| format!("timestamp must be epoch milliseconds, got {n}"))?,
             Some(Value::String(s)) => parse_iso8601_ms(s.trim())
                 .ok_or_else(|| format!("timestamp {s:?} is not an ISO-8601 date-time"))?,
-            Some(other) => return Err(format!("timestamp must be epoch ms or ISO-8601, got {other}")),
+            Some(other) => {
+                return Err(format!(
+                    "timestamp must be epoch ms or ISO-8601, got {other}"
+                ));
+            }
             None => return Err("timestamp is missing".into()),
         };
         let unit = match obj.get("unit") {
@@ -178,7 +185,9 @@ impl IotTelemetry {
             Some(Value::Number(n)) if (0.0..=100.0).contains(&n.as_f64().unwrap_or(-1.0)) => {
                 reading.insert("humidity".into(), Value::Number(n.clone()));
             }
-            Some(other) => return Err(format!("humidity must be a number in 0..=100, got {other}")),
+            Some(other) => {
+                return Err(format!("humidity must be a number in 0..=100, got {other}"));
+            }
         }
         match obj.get("battery") {
             None | Some(Value::Null) => {}
@@ -251,9 +260,26 @@ pub fn parse_iso8601_ms(s: &str) -> Option<i64> {
         return None;
     }
     let (y, mo, d) = (digits(&s[0..4])?, digits(&s[5..7])?, digits(&s[8..10])?);
-    let (h, mi, sec) = (digits(&s[11..13])?, digits(&s[14..16])?, digits(&s[17..19])?);
+    let (h, mi, sec) = (
+        digits(&s[11..13])?,
+        digits(&s[14..16])?,
+        digits(&s[17..19])?,
+    );
     let leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
-    let month_days = [31, if leap { 29 } else { 28 }, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
+    let month_days = [
+        31,
+        if leap { 29 } else { 28 },
+        31,
+        30,
+        31,
+        30,
+        31,
+        31,
+        30,
+        31,
+        30,
+        31,
+    ];
     if !(1..=12).contains(&mo) || d < 1 || d > month_days[(mo - 1) as usize] {
         return None;
     }
@@ -367,12 +393,18 @@ mod tests {
     fn invalid_readings_fail_with_the_reason() {
         let mut h = harness();
         let cases = [
-            (json!({"timestamp": 1, "temperature": 1}), "deviceId is missing"),
+            (
+                json!({"timestamp": 1, "temperature": 1}),
+                "deviceId is missing",
+            ),
             (
                 json!({"deviceId": "", "timestamp": 1, "temperature": 1}),
                 "deviceId must be a non-empty string of at most 128 characters, got \"\"",
             ),
-            (json!({"deviceId": "a", "temperature": 1}), "timestamp is missing"),
+            (
+                json!({"deviceId": "a", "temperature": 1}),
+                "timestamp is missing",
+            ),
             (
                 json!({"deviceId": "a", "timestamp": "yesterday", "temperature": 1}),
                 "timestamp \"yesterday\" is not an ISO-8601 date-time",
@@ -420,7 +452,10 @@ mod tests {
         assert_eq!(date_of(-1), "1969-12-31");
         assert_eq!(parse_iso8601_ms("1970-01-01T00:00:00Z"), Some(0));
         assert_eq!(parse_iso8601_ms("1970-01-01T00:00:01.5"), Some(1_500));
-        assert_eq!(parse_iso8601_ms("2024-05-01T14:00:00+02:00"), Some(1_714_564_800_000));
+        assert_eq!(
+            parse_iso8601_ms("2024-05-01T14:00:00+02:00"),
+            Some(1_714_564_800_000)
+        );
         assert_eq!(parse_iso8601_ms("2023-02-29T00:00:00Z"), None);
         assert_eq!(parse_iso8601_ms("2024-05-01"), None);
     }

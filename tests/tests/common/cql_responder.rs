@@ -11,6 +11,8 @@
 //! Every user-level request is decoded with `scylla-cql` and logged, so a
 //! test asserts the exact CQL, consistency and bound value bytes.
 
+#![allow(dead_code, reason = "each test file uses a different subset")]
+
 use std::collections::{HashMap, VecDeque};
 use std::net::{SocketAddr, TcpListener};
 use std::sync::{Arc, Mutex};
