@@ -407,7 +407,7 @@ impl StreamsApi for FakeStream {
                 .or_default() -= 1;
         };
         let call = self.calls.fetch_add(1, Ordering::Relaxed) as usize + 1;
-        if self.expire_every > 0 && call % self.expire_every == 0 {
+        if self.expire_every > 0 && call.is_multiple_of(self.expire_every) {
             self.log.lock().unwrap().expired += 1;
             done(&self.log);
             return Err(StreamsError::ExpiredIterator);

@@ -56,7 +56,8 @@ impl weir_sdk::Transform for CdcCache {
         let id = json::to_text(id).into_owned();
         let parse = |bytes: Option<&[u8]>| -> Result<json::Value, String> {
             match bytes {
-                Some(b) => weir_sdk::serde_json::from_slice(b).map_err(|e| format!("image is not JSON: {e}")),
+                Some(b) => weir_sdk::serde_json::from_slice(b)
+                    .map_err(|e| format!("image is not JSON: {e}")),
                 None => Ok(json::Value::Null),
             }
         };
@@ -67,8 +68,15 @@ impl weir_sdk::Transform for CdcCache {
         let cache = match event.op() {
             Op::Delete => Output::delete(id.clone()).route(self.cache_route.clone()),
             op => match event.value() {
-                Some(v) => Output::bytes(v.to_vec()).key(id.clone()).op(op).route(self.cache_route.clone()),
-                None => return Outcome::fail("insert/modify without a new image (stream view type KEYS_ONLY or OLD_IMAGE?)"),
+                Some(v) => Output::bytes(v.to_vec())
+                    .key(id.clone())
+                    .op(op)
+                    .route(self.cache_route.clone()),
+                None => {
+                    return Outcome::fail(
+                        "insert/modify without a new image (stream view type KEYS_ONLY or OLD_IMAGE?)",
+                    );
+                }
             },
         };
         let mut record = json::Value::Object(Default::default());
@@ -85,7 +93,9 @@ impl weir_sdk::Transform for CdcCache {
                 return Outcome::fail(e.to_string());
             }
         }
-        let audit = Output::json(&record).key(id).route(self.audit_route.clone());
+        let audit = Output::json(&record)
+            .key(id)
+            .route(self.audit_route.clone());
         Outcome::emit_all([cache, audit])
     }
 }
