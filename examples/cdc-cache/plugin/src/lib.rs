@@ -101,3 +101,67 @@ impl weir_sdk::Transform for CdcCache {
 }
 
 weir_sdk::export!(CdcCache);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use weir_sdk::serde_json::json;
+    use weir_sdk::testing::{self, Harness, OwnedEvent, OwnedOutcome};
+
+    fn change(op: Op, new: Option<json::Value>, old: Option<json::Value>) -> OwnedEvent {
+        OwnedEvent {
+            key: Some(json!({"id": "u-1"}).to_string().into()),
+            value: new.map(|v| v.to_string().into()),
+            old_value: old.map(|v| v.to_string().into()),
+            op,
+            timestamp_ms: 1_700_000_000_000,
+            origin: "profiles/shardId-1/42".into(),
+            ..OwnedEvent::default()
+        }
+    }
+
+    #[test]
+    fn a_modify_warms_the_cache_and_is_audited() {
+        let mut h = Harness::<CdcCache>::new(Vec::<(String, String)>::new()).unwrap();
+        let new = json!({"id": "u-1", "plan": "pro"});
+        let old = json!({"id": "u-1", "plan": "free"});
+        let out = h.run(&[change(Op::Upsert, Some(new.clone()), Some(old.clone()))]);
+        let outputs = testing::outputs(&out[0]);
+        assert_eq!(outputs.len(), 2);
+        assert_eq!(outputs[0].route.as_deref(), Some("cache"));
+        assert_eq!(outputs[0].key.as_deref(), Some(&b"u-1"[..]));
+        assert_eq!(outputs[0].op, Op::Upsert);
+        assert_eq!(testing::json_of(&outputs[0]), new);
+        assert_eq!(outputs[1].route.as_deref(), Some("audit"));
+        assert_eq!(
+            testing::json_of(&outputs[1]),
+            json!({"op": "upsert", "key": {"id": "u-1"}, "new": new, "old": old,
+                   "at_ms": 1_700_000_000_000i64, "origin": "profiles/shardId-1/42"})
+        );
+    }
+
+    #[test]
+    fn a_remove_deletes_the_cache_entry_and_is_audited() {
+        let mut h = Harness::<CdcCache>::new([("cache_route", "redis")]).unwrap();
+        let old = json!({"id": "u-1"});
+        let out = h.run(&[change(Op::Delete, None, Some(old.clone()))]);
+        let outputs = testing::outputs(&out[0]);
+        assert_eq!(outputs[0].route.as_deref(), Some("redis"));
+        assert_eq!(outputs[0].op, Op::Delete);
+        assert_eq!(outputs[0].key.as_deref(), Some(&b"u-1"[..]));
+        assert_eq!(outputs[0].value, None);
+        assert_eq!(testing::json_of(&outputs[1])["op"], json!("delete"));
+        assert_eq!(testing::json_of(&outputs[1])["new"], json!(null));
+    }
+
+    #[test]
+    fn an_event_without_the_key_attribute_fails() {
+        let mut h = Harness::<CdcCache>::new([("key_field", "user")]).unwrap();
+        let out = h.run(&[change(Op::Insert, Some(json!({"id": "u-1"})), None)]);
+        assert_eq!(
+            out[0],
+            OwnedOutcome::Fail("key has no attribute `user`".into())
+        );
+        assert!(Harness::<CdcCache>::new([("colour", "blue")]).is_err());
+    }
+}
