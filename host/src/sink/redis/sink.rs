@@ -7,10 +7,9 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use serde_json::Value;
 
 use super::config::{CommandKind, CompiledCommand, CompiledIncrement, OnDelete, RedisSinkConfig};
-use super::template::{OutputView, write_scalar};
+use super::template::{OutputView, write_raw};
 use crate::event::{Op, Output};
 use crate::sink::{BuildSink, Rejection, Sink, SinkContext, SinkError};
 
@@ -166,18 +165,21 @@ impl RedisSink {
                 }
             }
             None => {
-                let json = view.json().map_err(|why| format!("value is {why}"))?;
-                let Value::Object(map) = json else {
-                    return Err("value is not a JSON object, so it has no fields to write (configure `fields`)".to_owned());
-                };
-                if map.is_empty() {
+                let fields = view.fields().map_err(|why| format!("value is {why}"))?;
+                if !view.is_object() {
+                    return Err(
+                        "value is not a JSON object, so it has no fields to write (configure `fields`)"
+                            .to_owned(),
+                    );
+                }
+                if fields.is_empty() {
                     return Err("value is an empty JSON object: no fields to write".to_owned());
                 }
                 let mut buf = Vec::new();
-                for (field, v) in map {
+                for (field, v) in fields {
                     buf.clear();
-                    write_scalar(v, &mut buf);
-                    cmd.arg(field.as_str()).arg(buf.as_slice());
+                    write_raw(v, &mut buf);
+                    cmd.arg(field.as_ref()).arg(buf.as_slice());
                 }
             }
         }

@@ -4,8 +4,8 @@
 //! - `{key}`: the output's key bytes, as they are;
 //! - `{value}`: the whole value (the JSON text as the plugin emitted it);
 //! - `{value.a.b}`: a field of the JSON value (a numeric segment indexes an
-//!   array); strings are written without quotes, numbers and booleans as
-//!   JSON text, objects and arrays as compact JSON;
+//!   array); strings are written without quotes (unescaped), numbers,
+//!   booleans, objects and arrays as their JSON text, as written;
 //! - `{value.a.b|date}`: the UTC date (`YYYY-MM-DD`) of a timestamp field
 //!   (epoch milliseconds, or RFC 3339 text), for daily keys;
 //! - `{header.NAME}`: the value of the output header `NAME`;
@@ -18,7 +18,12 @@
 
 use std::fmt;
 
+use std::borrow::Cow;
+use std::cell::OnceCell;
+
+use serde::de::{self, Deserialize, Deserializer, MapAccess, Visitor};
 use serde_json::Value;
+use serde_json::value::RawValue;
 
 use crate::event::Output;
 
@@ -201,24 +206,33 @@ impl Template {
                     }
                 },
                 Part::Field(path, as_date) => {
-                    let value = view.json().map_err(|why| self.missing_path(path, why))?;
-                    match lookup(value, path) {
+                    let found = view
+                        .lookup(path)
+                        .map_err(|why| self.missing_path(path, why))?;
+                    match found {
                         None => return Err(self.missing_path(path, "missing".to_owned())),
-                        Some(Value::Null) => {
+                        Some(raw) if is_null(raw) => {
                             return Err(self.missing_path(path, "null".to_owned()));
                         }
-                        Some(found) if *as_date => match utc_date(found) {
-                            Some(date) => out.extend_from_slice(date.as_bytes()),
-                            None => {
-                                return Err(self.missing_path(
-                                    path,
-                                    format!(
-                                        "not a timestamp for |date (epoch milliseconds or RFC 3339 text): {found}"
-                                    ),
-                                ));
+                        Some(raw) if *as_date => {
+                            let date = serde_json::from_str::<Value>(raw.get())
+                                .ok()
+                                .as_ref()
+                                .and_then(utc_date);
+                            match date {
+                                Some(date) => out.extend_from_slice(date.as_bytes()),
+                                None => {
+                                    return Err(self.missing_path(
+                                        path,
+                                        format!(
+                                            "not a timestamp for |date (epoch milliseconds or RFC 3339 text): {}",
+                                            raw.get()
+                                        ),
+                                    ));
+                                }
                             }
-                        },
-                        Some(found) => write_scalar(found, out),
+                        }
+                        Some(raw) => write_raw(raw, out),
                     }
                 }
             }
@@ -312,38 +326,69 @@ fn civil_from_days(days: i64) -> (i64, u32, u32) {
     (y, m, d)
 }
 
-/// Follow a path of object keys (and array indexes) into a JSON value.
-pub fn lookup<'v>(value: &'v Value, path: &[String]) -> Option<&'v Value> {
-    let mut cur = value;
-    for seg in path {
-        cur = match cur {
-            Value::Object(map) => map.get(seg)?,
-            Value::Array(items) => items.get(seg.parse::<usize>().ok()?)?,
-            _ => return None,
-        };
-    }
-    Some(cur)
-}
+/// The fields of a JSON object, borrowed from the text they were read from.
+type Fields<'a> = Vec<(Cow<'a, str>, &'a RawValue)>;
 
-/// Write a JSON value as a Redis argument: strings bare, the rest as JSON.
-pub fn write_scalar(value: &Value, out: &mut Vec<u8>) {
-    match value {
-        Value::String(s) => out.extend_from_slice(s.as_bytes()),
-        Value::Number(n) => out.extend_from_slice(n.to_string().as_bytes()),
-        Value::Bool(b) => out.extend_from_slice(if *b { b"true" } else { b"false" }),
-        Value::Null => out.extend_from_slice(b"null"),
-        other => {
-            // Serializing a `Value` into a Vec cannot fail.
-            let _ = serde_json::to_writer(&mut *out, other);
+/// An object key, borrowed when it has no escapes.
+struct Key<'a>(Cow<'a, str>);
+
+impl<'de> Deserialize<'de> for Key<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Key<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Key<'de>, E> {
+                Ok(Key(Cow::Borrowed(v)))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Key<'de>, E> {
+                Ok(Key(Cow::Owned(v.to_owned())))
+            }
+            fn visit_string<E: de::Error>(self, v: String) -> Result<Key<'de>, E> {
+                Ok(Key(Cow::Owned(v)))
+            }
         }
+        d.deserialize_str(V)
     }
 }
 
-/// An output plus its value parsed as JSON on first use.
+/// A JSON object read one level deep: keys and the raw text of each value.
+struct Object<'a>(Fields<'a>);
+
+impl<'de> Deserialize<'de> for Object<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Object<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Object<'de>, A::Error> {
+                let mut fields = Vec::with_capacity(map.size_hint().unwrap_or(8));
+                while let Some((k, v)) = map.next_entry::<Key<'de>, &'de RawValue>()? {
+                    fields.push((k.0, v));
+                }
+                Ok(Object(fields))
+            }
+        }
+        d.deserialize_map(V)
+    }
+}
+
+/// Whether a raw JSON text is an object (its first non-blank byte is `{`).
+fn is_object(raw: &str) -> bool {
+    raw.trim_start().starts_with('{')
+}
+
+/// An output plus its value read as JSON on first use. Only the top level
+/// is split into fields (borrowing the output's bytes); deeper levels are
+/// read when a path goes there.
 pub struct OutputView<'o> {
     /// The output.
     pub output: &'o Output,
-    parsed: std::cell::OnceCell<Result<Value, String>>,
+    top: OnceCell<Result<Fields<'o>, String>>,
 }
 
 impl<'o> OutputView<'o> {
@@ -351,20 +396,107 @@ impl<'o> OutputView<'o> {
     pub fn new(output: &'o Output) -> Self {
         OutputView {
             output,
-            parsed: std::cell::OnceCell::new(),
+            top: OnceCell::new(),
         }
     }
 
-    /// The value parsed as JSON (parsed once).
-    pub fn json(&self) -> Result<&Value, String> {
-        self.parsed
-            .get_or_init(|| match &self.output.value {
-                None => Err("missing (the output has no value)".to_owned()),
-                Some(bytes) => serde_json::from_slice(bytes)
-                    .map_err(|e| format!("unreadable (the value is not JSON: {e})")),
+    /// The top-level fields of the value (none when it is JSON but not an
+    /// object), or why the value cannot be read.
+    pub fn fields(&self) -> Result<&Fields<'o>, String> {
+        self.top
+            .get_or_init(|| {
+                let bytes = self
+                    .output
+                    .value
+                    .as_deref()
+                    .ok_or_else(|| "missing (the output has no value)".to_owned())?;
+                let text = std::str::from_utf8(bytes)
+                    .map_err(|e| format!("unreadable (the value is not JSON: {e})"))?;
+                if is_object(text) {
+                    serde_json::from_str::<Object<'o>>(text)
+                        .map(|o| o.0)
+                        .map_err(|e| format!("unreadable (the value is not JSON: {e})"))
+                } else {
+                    serde_json::from_str::<de::IgnoredAny>(text)
+                        .map(|_| Vec::new())
+                        .map_err(|e| format!("unreadable (the value is not JSON: {e})"))
+                }
             })
             .as_ref()
             .map_err(Clone::clone)
+    }
+
+    /// Whether the value is a JSON object.
+    pub fn is_object(&self) -> bool {
+        self.output
+            .value
+            .as_deref()
+            .and_then(|b| std::str::from_utf8(b).ok())
+            .is_some_and(is_object)
+    }
+
+    /// The raw JSON at `path` (`None` when absent).
+    pub fn lookup(&self, path: &[String]) -> Result<Option<&'o RawValue>, String> {
+        let Some((first, rest)) = path.split_first() else {
+            return Ok(None);
+        };
+        let fields = self.fields()?;
+        // The last of duplicate keys wins, as in a parsed JSON object.
+        let Some(mut cur) = fields
+            .iter()
+            .rev()
+            .find(|(k, _)| k == first)
+            .map(|(_, v)| *v)
+        else {
+            return Ok(None);
+        };
+        for seg in rest {
+            let text = cur.get().trim_start();
+            let next = if text.starts_with('{') {
+                let obj: Object<'o> = serde_json::from_str(cur.get()).map_err(|e| e.to_string())?;
+                obj.0
+                    .into_iter()
+                    .rev()
+                    .find(|(k, _)| k == seg)
+                    .map(|(_, v)| v)
+            } else if text.starts_with('[') {
+                let items: Vec<&'o RawValue> =
+                    serde_json::from_str(cur.get()).map_err(|e| e.to_string())?;
+                seg.parse::<usize>()
+                    .ok()
+                    .and_then(|i| items.get(i).copied())
+            } else {
+                None
+            };
+            match next {
+                Some(v) => cur = v,
+                None => return Ok(None),
+            }
+        }
+        Ok(Some(cur))
+    }
+}
+
+/// Whether a raw JSON value is `null`.
+pub fn is_null(raw: &RawValue) -> bool {
+    raw.get().trim() == "null"
+}
+
+/// Write a raw JSON value as a Redis argument: strings without quotes (and
+/// unescaped), anything else as its JSON text.
+pub fn write_raw(raw: &RawValue, out: &mut Vec<u8>) {
+    let text = raw.get().trim();
+    if text.starts_with('"') {
+        match serde_json::from_str::<&str>(text) {
+            Ok(s) => out.extend_from_slice(s.as_bytes()),
+            // Escapes: unescape into a new string.
+            Err(_) => match serde_json::from_str::<String>(text) {
+                Ok(s) => out.extend_from_slice(s.as_bytes()),
+                Err(_) => out.extend_from_slice(text.as_bytes()),
+            },
+        }
+    } else {
+        out.extend_from_slice(text.as_bytes());
     }
 }
 
