@@ -4,14 +4,16 @@
 //! ```text
 //! scripts/services start redis mongodb
 //! cargo bench -p weir-tests --bench nosql_sinks            # 200k outputs
-//! WEIR_BENCH_OUTPUTS=50000 cargo bench -p weir-tests --bench nosql_sinks
+//! WEIR_BENCH_OUTPUTS=50000 WEIR_BENCH_ROUNDS=1 WEIR_BENCH_ONLY=mongodb \
+//!     cargo bench -p weir-tests --bench nosql_sinks
 //! ```
 //!
 //! Each case writes the same outputs (JSON values of ~150 bytes) in batches
 //! of 1000. The direct runs get the field values ready-made (no JSON
 //! parsing): what a hand-written consumer for one fixed schema would send.
 //! The sink runs start from the JSON bytes an output carries. Runs
-//! alternate (direct, sink, direct, sink) and the best of each is reported.
+//! alternate (direct, sink, direct, sink; `WEIR_BENCH_ROUNDS`) and the best
+//! of each is reported. `WEIR_BENCH_ONLY=redis|mongodb` runs one server.
 
 use std::time::Instant;
 
@@ -75,6 +77,14 @@ async fn build(name: &str, table: &str) -> std::sync::Arc<dyn weir::sink::Sink> 
     }
 }
 
+/// Rounds per case (`WEIR_BENCH_ROUNDS`, default 2); the best is reported.
+fn rounds() -> usize {
+    std::env::var("WEIR_BENCH_ROUNDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(2)
+}
+
 fn rate(n: usize, start: Instant) -> f64 {
     n as f64 / start.elapsed().as_secs_f64()
 }
@@ -105,7 +115,7 @@ async fn redis_case(evs: &[Event], outs: &[Output]) -> (f64, f64) {
     )
     .await;
     let (mut best_direct, mut best_sink) = (0f64, 0f64);
-    for _ in 0..2 {
+    for _ in 0..rounds() {
         redis_flush(&mut conn).await;
         let start = Instant::now();
         for chunk in evs.chunks(BATCH) {
@@ -166,7 +176,7 @@ async fn mongo_replace_case(
     .await;
     let ns = mongodb::Namespace::new(DB, "user_events");
     let (mut best_direct, mut best_sink) = (0f64, 0f64);
-    for _ in 0..2 {
+    for _ in 0..rounds() {
         mongo_reset(client).await;
         let start = Instant::now();
         for chunk in evs.chunks(BATCH) {
@@ -225,7 +235,7 @@ async fn mongo_totals_case(client: &mongodb::Client, evs: &[Event], outs: &[Outp
     .await;
     let ns = mongodb::Namespace::new(DB, "user_totals");
     let (mut best_direct, mut best_sink) = (0f64, 0f64);
-    for _ in 0..2 {
+    for _ in 0..rounds() {
         mongo_reset(client).await;
         let start = Instant::now();
         for chunk in evs.chunks(BATCH) {
