@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use tokio_util::sync::CancellationToken;
 
-use crate::admin::AdminServer;
+use crate::admin::{AdminConfig, AdminError, AdminServer};
 use crate::config::{Config, LogFormat};
 use crate::engine::PluginSpec;
 use crate::pipeline::PipelineStats;
@@ -100,9 +100,22 @@ async fn run_config(
 
     let shutdown = CancellationToken::new();
     let admin = if config.host.admin.enabled {
-        let server = AdminServer::bind(&config.host.admin, runtime.admin_state()).await?;
-        tracing::info!("admin API on http://{}", server.local_addr());
-        Some(tokio::spawn(server.serve(shutdown.clone())))
+        match AdminServer::bind(&config.host.admin, runtime.admin_state()).await {
+            Ok(server) => {
+                tracing::info!("admin API on http://{}", server.local_addr());
+                Some(tokio::spawn(server.serve(shutdown.clone())))
+            }
+            // The default port taken (another weir on this machine): run
+            // without the admin API rather than not at all. An address set
+            // in the config must be served.
+            Err(AdminError::Bind { addr, error })
+                if addr == AdminConfig::default().listen =>
+            {
+                tracing::warn!(%addr, %error, "admin API not started: its default address is taken; set [host.admin] listen");
+                None
+            }
+            Err(e) => return Err(e.into()),
+        }
     } else {
         None
     };

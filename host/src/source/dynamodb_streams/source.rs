@@ -635,6 +635,18 @@ impl Inner {
                         .iter()
                         .filter_map(|r| self.to_event(&held.shard_id, r))
                         .collect();
+                    // Iterator age for the admin API's /metrics: how old the
+                    // newest record read is; 0 once caught up.
+                    let newest_ms = events.back().map_or(0, |(_, e)| e.timestamp_ms);
+                    let now_ms = std::time::SystemTime::now()
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+                    let age_ms = if newest_ms > 0 { (now_ms - newest_ms).max(0) } else { 0 };
+                    crate::metrics::dynamodb_streams_iterator_age(
+                        &self.name,
+                        &held.shard_id,
+                        Duration::from_millis(age_ms.unsigned_abs()),
+                    );
                     if let Some((seq, _)) = events.back() {
                         last = Some(seq.clone());
                         held.progress.lock().await.last_read = Some(seq.clone());

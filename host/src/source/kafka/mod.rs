@@ -139,6 +139,23 @@ impl ClientContext for SourceContextImpl {
     fn error(&self, error: KafkaError, reason: &str) {
         self.log.error(error, reason);
     }
+
+    // Consumer lag per partition for the admin API's /metrics, from
+    // librdkafka's statistics (every `statistics.interval.ms`).
+    fn stats(&self, statistics: rdkafka::Statistics) {
+        for (topic, t) in &statistics.topics {
+            for (partition, p) in &t.partitions {
+                if *partition >= 0 && p.consumer_lag >= 0 {
+                    crate::metrics::kafka_consumer_lag(
+                        &self.log.connector,
+                        topic,
+                        *partition,
+                        p.consumer_lag,
+                    );
+                }
+            }
+        }
+    }
 }
 
 impl ConsumerContext for SourceContextImpl {
@@ -296,6 +313,8 @@ impl KafkaSource {
                 ("enable.auto.commit", "false".into()),
                 ("enable.auto.offset.store", "false".into()),
                 ("auto.offset.reset", config.start.as_setting().into()),
+                // Consumer lag for /metrics (see `stats` above); `options` may change it.
+                ("statistics.interval.ms", "5000".into()),
                 ("enable.partition.eof", config.stop_at_end.to_string()),
             ],
             &config.options,
