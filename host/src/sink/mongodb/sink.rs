@@ -22,7 +22,7 @@ use mongodb::bson::{Bson, Document, doc, oid::ObjectId};
 use mongodb::error::{Error as MongoError, ErrorKind, WriteFailure};
 use mongodb::options::{
     Acknowledgment, ClientOptions, DeleteOneModel, InsertOneModel, ReplaceOneModel, UpdateOneModel,
-    WriteConcern, WriteModel,
+    WriteModel,
 };
 use mongodb::{Client, Namespace};
 use serde_json::Value;
@@ -117,7 +117,7 @@ impl MongoSink {
             if let Some(ms) = wc.wtimeout_ms {
                 concern.w_timeout = Some(Duration::from_millis(ms));
             }
-            options.write_concern = Some(WriteConcern::from(concern));
+            options.write_concern = Some(concern);
         }
         if options.app_name.is_none() {
             options.app_name = Some(format!("weir/{name}"));
