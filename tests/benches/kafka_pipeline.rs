@@ -1,0 +1,249 @@
+//! Benchmark: a Kafka pipeline end to end against the raw consume rate of
+//! the same broker, measured in the same run.
+//!
+//! `cargo bench -p weir-tests --bench kafka_pipeline` (the broker must run:
+//! `scripts/services start kafka`; `WEIR_TEST_KAFKA` overrides the address)
+//!
+//! 1. Produce `WEIR_BENCH_EVENTS` (default 1,000,000) JSON events of ~300
+//!    bytes to a fresh 3-partition topic.
+//! 2. Raw: a plain librdkafka consumer (group member, same session
+//!    settings) that polls every message and does nothing with it.
+//! 3. Weir: the release `weir run` binary with the Kafka source (same group
+//!    settings, `stop_at_end`), the filter plugin (drops the views, a
+//!    quarter) and the transform plugin (masks the email, adds a field), into
+//!    a file sink at /dev/null.
+//!
+//! Both rates count from the group assignment to the last event (the join
+//! itself takes seconds on any broker and is not throughput): the raw
+//! consumer from its first message to the last, Weir from its "partitions
+//! assigned" log line to its "pipeline stopped" line (which includes the
+//! last commit). `WEIR_BENCH_ROUNDS` (default 2) alternates raw and Weir
+//! runs; every run is printed and the best of each is compared.
+
+#[path = "../tests/common/kafka.rs"]
+mod kafka;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use rdkafka::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::Message;
+use weir_tests::plugins;
+
+fn env_usize(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.replace('_', "").parse().ok())
+        .unwrap_or(default)
+}
+
+/// The release `weir` binary.
+fn weir_bin() -> PathBuf {
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let out = Command::new(cargo)
+        .args([
+            "build",
+            "--release",
+            "-p",
+            "weir",
+            "--bin",
+            "weir",
+            "--message-format=json",
+        ])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .stderr(Stdio::inherit())
+        .output()
+        .expect("cannot run cargo build for the weir binary");
+    assert!(out.status.success(), "building the weir binary failed");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|m| m["reason"] == "compiler-artifact" && m["target"]["name"] == "weir")
+        .find_map(|m| m["executable"].as_str().map(PathBuf::from))
+        .expect("cargo reported no weir executable")
+}
+
+/// Event `i`: ~300 bytes of JSON.
+fn event(i: usize) -> String {
+    let types = ["view", "click", "purchase", "signup"];
+    serde_json::json!({
+        "id": i,
+        "event_type": types[i % 4],
+        "user_id": format!("user-{:04}", i % 500),
+        "email": format!("someone{i}@example.com"),
+        "amount": (i % 1000) as f64 / 10.0,
+        "page": "/product/42",
+        "session_id": format!("s-{:012x}", i * 7919),
+        "user_agent": "Mozilla/5.0 (X11; Linux x86_64) Firefox/132.0",
+    })
+    .to_string()
+}
+
+/// A plain consumer reading `n` messages; events/s from its first message.
+fn raw_consume(brokers: &str, topic: &str, n: usize) -> f64 {
+    let mut config = ClientConfig::new();
+    config
+        .set("bootstrap.servers", brokers)
+        .set("group.id", kafka::unique("bench-raw"))
+        .set("enable.auto.commit", "false")
+        .set("auto.offset.reset", "earliest");
+    for (k, v) in kafka::GROUP_OPTIONS {
+        config.set(*k, *v);
+    }
+    let consumer: BaseConsumer = config.create().expect("consumer");
+    consumer.subscribe(&[topic]).expect("subscribe");
+    let mut count = 0usize;
+    let mut bytes = 0usize;
+    let mut start = None;
+    let deadline = Instant::now() + Duration::from_secs(600);
+    while count < n {
+        assert!(Instant::now() < deadline, "raw consumer stalled at {count}");
+        match consumer.poll(Duration::from_millis(100)) {
+            Some(Ok(m)) => {
+                start.get_or_insert_with(Instant::now);
+                count += 1;
+                bytes += m.payload().map_or(0, <[u8]>::len);
+            }
+            Some(Err(e)) => panic!("raw consumer: {e}"),
+            None => {}
+        }
+    }
+    let elapsed = start.map(|s| s.elapsed()).unwrap_or_default();
+    std::hint::black_box(bytes);
+    // The group membership is left to expire: dropping a consumer with
+    // prefetched messages can block in librdkafka's destroy.
+    std::mem::forget(consumer);
+    n as f64 / elapsed.as_secs_f64()
+}
+
+/// Seconds since midnight of an RFC 3339 UTC timestamp (`...T07:28:52.60Z`).
+fn seconds_of_day(ts: &str) -> f64 {
+    let time = ts
+        .split('T')
+        .nth(1)
+        .unwrap_or_default()
+        .trim_end_matches('Z');
+    let mut parts = time.split(':');
+    let h: f64 = parts.next().and_then(|p| p.parse().ok()).unwrap_or(0.0);
+    let m: f64 = parts.next().and_then(|p| p.parse().ok()).unwrap_or(0.0);
+    let s: f64 = parts.next().and_then(|p| p.parse().ok()).unwrap_or(0.0);
+    h * 3600.0 + m * 60.0 + s
+}
+
+/// One `weir run` over the topic; events/s from assignment to stop.
+fn weir_run(bin: &Path, dir: &Path, brokers: &str, topic: &str, n: usize, round: usize) -> f64 {
+    let config = format!(
+        r#"[host.admin]
+enabled = false
+
+[sources.events]
+type = "kafka"
+brokers = "{brokers}"
+topics = ["{topic}"]
+group_id = "{group}"
+stop_at_end = true
+options = {options}
+
+[plugins.drop_views]
+path = "{filter}"
+config = {{ field = "event_type", equals = "view" }}
+
+[plugins.mask]
+path = "{transform}"
+config = {{ "mask.email" = "redact", "add.pipeline" = "bench" }}
+
+[sinks.null]
+type = "file"
+path = "/dev/null"
+
+[pipelines.bench]
+source = "events"
+plugins = ["drop_views", "mask"]
+default_route = "null"
+batch = {{ max_events = 1000, max_wait_ms = 100 }}
+"#,
+        group = kafka::unique("bench-weir"),
+        options = kafka::group_options_toml(),
+        filter = plugins::FILTER,
+        transform = plugins::TRANSFORM,
+    );
+    let path = dir.join(format!("bench-{round}.toml"));
+    std::fs::write(&path, config).expect("config");
+    let out = Command::new(bin)
+        .args([
+            "run",
+            path.to_str().unwrap(),
+            "--log-format",
+            "json",
+            "--progress",
+            "0",
+        ])
+        .env("WEIR_CACHE_DIR", dir.join("cache"))
+        .env("RUST_LOG", "info")
+        .stdin(Stdio::null())
+        .output()
+        .expect("weir run");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "weir run failed:\n{stderr}");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let summary = format!("{stdout}{stderr}");
+    assert!(
+        summary.contains(&format!("in {n} ")),
+        "weir did not read all {n} events:\n{summary}"
+    );
+    let time_of = |needle: &str| -> f64 {
+        stderr
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .find(|l| {
+                l["fields"]["message"]
+                    .as_str()
+                    .is_some_and(|m| m.contains(needle))
+            })
+            .and_then(|l| l["timestamp"].as_str().map(seconds_of_day))
+            .unwrap_or_else(|| panic!("no `{needle}` log line:\n{stderr}"))
+    };
+    let elapsed = time_of("pipeline stopped") - time_of("partitions assigned");
+    n as f64 / elapsed
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() {
+    let n = env_usize("WEIR_BENCH_EVENTS", 1_000_000);
+    let rounds = env_usize("WEIR_BENCH_ROUNDS", 2);
+    let brokers = kafka::brokers();
+    let bin = weir_bin();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let topic = kafka::unique("bench-in");
+    kafka::create_topic(&brokers, &topic, 3).await;
+    let values: Vec<String> = (0..n).map(event).collect();
+    let avg = values.iter().map(String::len).sum::<usize>() / n.max(1);
+    let t = Instant::now();
+    kafka::produce_values(&brokers, &topic, 3, &values).await;
+    drop(values);
+    println!(
+        "kafka_pipeline: {n} events of ~{avg} bytes produced in {:.1}s",
+        t.elapsed().as_secs_f64()
+    );
+
+    let (mut best_raw, mut best_weir) = (0f64, 0f64);
+    for round in 0..rounds {
+        let raw = tokio::task::spawn_blocking({
+            let (b, t) = (brokers.clone(), topic.clone());
+            move || raw_consume(&b, &t, n)
+        })
+        .await
+        .expect("raw");
+        println!("round {round}: raw consumer      {raw:>10.0} events/s");
+        let weir = weir_run(&bin, dir.path(), &brokers, &topic, n, round);
+        println!("round {round}: weir filter+transform {weir:>10.0} events/s");
+        best_raw = best_raw.max(raw);
+        best_weir = best_weir.max(weir);
+    }
+    println!(
+        "kafka_pipeline: best raw {best_raw:.0} events/s, best weir {best_weir:.0} events/s, ratio {:.2}",
+        best_weir / best_raw
+    );
+}
