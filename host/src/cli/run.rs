@@ -108,9 +108,7 @@ async fn run_config(
             // The default port taken (another weir on this machine): run
             // without the admin API rather than not at all. An address set
             // in the config must be served.
-            Err(AdminError::Bind { addr, error })
-                if addr == AdminConfig::default().listen =>
-            {
+            Err(AdminError::Bind { addr, error }) if addr == AdminConfig::default().listen => {
                 tracing::warn!(%addr, %error, "admin API not started: its default address is taken; set [host.admin] listen");
                 None
             }
