@@ -561,7 +561,7 @@ async fn two_hosts_in_one_group_split_partitions_and_deliver_everything() {
         outs.iter()
             .map(|(_, _, v)| {
                 let origin = v["origin"].as_str().unwrap();
-                origin.rsplitn(2, '/').nth(1).unwrap().to_string()
+                origin.rsplit_once('/').unwrap().0.to_string()
             })
             .collect()
     };
