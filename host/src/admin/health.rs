@@ -32,7 +32,8 @@ impl RunState {
 
     /// The pipeline task ended, cleanly or not.
     pub fn set_stopped(&self, ok: bool) {
-        self.0.store(if ok { STOPPED } else { FAILED }, Ordering::Release);
+        self.0
+            .store(if ok { STOPPED } else { FAILED }, Ordering::Release);
     }
 
     /// `built`, `running`, `stopped` or `failed`.

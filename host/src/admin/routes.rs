@@ -66,7 +66,10 @@ async fn metrics(State(s): State<Shared>) -> Response {
     match &s.metrics {
         Some(handle) => (
             StatusCode::OK,
-            [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+            [(
+                header::CONTENT_TYPE,
+                "text/plain; version=0.0.4; charset=utf-8",
+            )],
             handle.render(),
         )
             .into_response(),
@@ -161,7 +164,10 @@ async fn reload(
             StatusCode::UNPROCESSABLE_ENTITY,
             &json!({ "status": "failed", "error": e.to_string() }),
         ),
-        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, format!("reload task failed: {e}")),
+        Err(e) => error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("reload task failed: {e}"),
+        ),
     }
 }
 
@@ -172,7 +178,10 @@ mod tests {
     #[test]
     fn token_check() {
         let mut headers = HeaderMap::new();
-        assert!(authorize(None, &headers).is_none(), "no token configured: open");
+        assert!(
+            authorize(None, &headers).is_none(),
+            "no token configured: open"
+        );
         assert!(authorize(Some("s3cret"), &headers).is_some());
         headers.insert(header::AUTHORIZATION, "Bearer wrong".parse().unwrap());
         assert!(authorize(Some("s3cret"), &headers).is_some());

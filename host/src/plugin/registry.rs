@@ -224,7 +224,13 @@ impl Plugin {
         Arc::clone(&lock(&self.state).current)
     }
 
-    fn record_failure(&self, trigger: ReloadTrigger, message: String, hash: Option<String>, result: &'static str) {
+    fn record_failure(
+        &self,
+        trigger: ReloadTrigger,
+        message: String,
+        hash: Option<String>,
+        result: &'static str,
+    ) {
         let now = SystemTime::now();
         let at = rfc3339(now);
         tracing::error!(plugin = %self.name, ?trigger, error = %message, "plugin reload failed; the running version keeps serving");
@@ -285,7 +291,12 @@ impl Plugin {
                 self.reaper.dispose(instance);
             }
         }
-        self.record_failure(trigger, message, Some(broken.hash().to_owned()), "rolled_back");
+        self.record_failure(
+            trigger,
+            message,
+            Some(broken.hash().to_owned()),
+            "rolled_back",
+        );
     }
 
     fn snapshot(&self) -> PluginSnapshot {
@@ -642,7 +653,13 @@ impl PluginRegistry {
     pub fn files(&self) -> Vec<(String, PathBuf, WatchMode)> {
         self.plugins
             .values()
-            .map(|p| (p.name.clone(), lock(&p.state).spec.path.clone(), p.options.watch))
+            .map(|p| {
+                (
+                    p.name.clone(),
+                    lock(&p.state).spec.path.clone(),
+                    p.options.watch,
+                )
+            })
             .collect()
     }
 

@@ -170,8 +170,10 @@ impl Watchers {
                         }
                         Err(error) => {
                             tracing::warn!(plugin = %name, dir = %dir.display(), %error, "file events unavailable; polling instead");
-                            self.watch_poll(&dir)
-                                .map_err(|error| WatchError { dir: dir.clone(), error })?;
+                            self.watch_poll(&dir).map_err(|error| WatchError {
+                                dir: dir.clone(),
+                                error,
+                            })?;
                             self.watched.insert((dir, true));
                         }
                     }
@@ -180,8 +182,10 @@ impl Watchers {
                     if self.watched.contains(&(dir.clone(), true)) {
                         continue;
                     }
-                    self.watch_poll(&dir)
-                        .map_err(|error| WatchError { dir: dir.clone(), error })?;
+                    self.watch_poll(&dir).map_err(|error| WatchError {
+                        dir: dir.clone(),
+                        error,
+                    })?;
                     tracing::info!(plugin = %name, dir = %dir.display(), interval = ?self.options.poll_interval, "polling for plugin changes");
                     self.watched.insert((dir, true));
                 }
@@ -265,7 +269,9 @@ pub fn spawn(
                     Ok(Ok(ReloadOutcome::Unchanged { .. })) => {}
                     // Already logged and recorded by the registry.
                     Ok(Err(_)) => {}
-                    Err(err) => tracing::error!(plugin = %name, error = %err, "plugin reload task failed"),
+                    Err(err) => {
+                        tracing::error!(plugin = %name, error = %err, "plugin reload task failed")
+                    }
                 }
             }
         }
