@@ -22,7 +22,11 @@ pub struct DecodeError {
 
 impl fmt::Display for DecodeError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "malformed buffer at byte {}: {}", self.offset, self.problem)
+        write!(
+            f,
+            "malformed buffer at byte {}: {}",
+            self.offset, self.problem
+        )
     }
 }
 
@@ -83,7 +87,12 @@ impl<'a> Cursor<'a> {
         })
     }
 
-    fn opt(&mut self, present: bool, len: u32, what: &str) -> Result<Option<&'a [u8]>, DecodeError> {
+    fn opt(
+        &mut self,
+        present: bool,
+        len: u32,
+        what: &str,
+    ) -> Result<Option<&'a [u8]>, DecodeError> {
         if present {
             Ok(Some(self.take(len as usize, what)?))
         } else if len != 0 {

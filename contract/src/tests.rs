@@ -52,7 +52,10 @@ fn outcomes_round_trip() {
 fn outcome_count_must_match_the_batch() {
     let buf = encode_outcomes(&[Outcome::Drop, Outcome::Drop]);
     let err = decode_outcomes(Bytes::from(buf), 3).unwrap_err();
-    assert!(err.problem.contains("2 outcomes returned for a batch of 3"), "{err}");
+    assert!(
+        err.problem.contains("2 outcomes returned for a batch of 3"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -66,7 +69,10 @@ fn every_truncation_of_an_outcome_list_is_an_error_not_a_panic() {
     }])];
     let buf = encode_outcomes(&outcomes);
     for cut in 0..buf.len() {
-        assert!(decode_outcomes(Bytes::copy_from_slice(&buf[..cut]), 1).is_err(), "cut {cut}");
+        assert!(
+            decode_outcomes(Bytes::copy_from_slice(&buf[..cut]), 1).is_err(),
+            "cut {cut}"
+        );
     }
     let mut long = buf.clone();
     long.push(0);
