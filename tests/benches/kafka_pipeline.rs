@@ -17,7 +17,9 @@
 //! itself takes seconds on any broker and is not throughput): the raw
 //! consumer from its first message to the last, Weir from its "partitions
 //! assigned" log line to its "pipeline stopped" line (which includes the
-//! last commit). `WEIR_BENCH_ROUNDS` (default 2) alternates raw and Weir
+//! last commit). For the breakdown, Weir's Kafka source alone (in process,
+//! `next_batch` of 1000, no plugins, no sink) is measured too.
+//! `WEIR_BENCH_ROUNDS` (default 2) alternates raw and Weir
 //! runs; every run is printed and the best of each is compared.
 
 #[path = "../tests/common/kafka.rs"]
@@ -30,6 +32,8 @@ use std::time::{Duration, Instant};
 use rdkafka::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message;
+use weir::source::kafka::{KafkaSource, KafkaSourceConfig};
+use weir::source::{Source, SourceContext};
 use weir_tests::plugins;
 
 fn env_usize(name: &str, default: usize) -> usize {
@@ -77,6 +81,7 @@ fn event(i: usize) -> String {
         "page": "/product/42",
         "session_id": format!("s-{:012x}", i * 7919),
         "user_agent": "Mozilla/5.0 (X11; Linux x86_64) Firefox/132.0",
+        "referrer": format!("https://search.example.com/results?q=product+{}&page=2", i % 97),
     })
     .to_string()
 }
@@ -115,6 +120,38 @@ fn raw_consume(brokers: &str, topic: &str, n: usize) -> f64 {
     // The group membership is left to expire: dropping a consumer with
     // prefetched messages can block in librdkafka's destroy.
     std::mem::forget(consumer);
+    n as f64 / elapsed.as_secs_f64()
+}
+
+/// Weir's Kafka source alone, in process: `next_batch` of 1000 until `n`
+/// events; events/s from the first non-empty batch.
+async fn source_only(brokers: &str, topic: &str, n: usize) -> f64 {
+    let config: KafkaSourceConfig = toml::from_str(&format!(
+        "brokers = \"{brokers}\"\ntopics = [\"{topic}\"]\ngroup_id = \"{}\"\noptions = {}",
+        kafka::unique("bench-source"),
+        kafka::group_options_toml()
+    ))
+    .expect("source config");
+    let ctx = SourceContext {
+        name: "bench".into(),
+        pipeline: "bench".into(),
+        config_dir: PathBuf::from("."),
+    };
+    let source = KafkaSource::connect(&config, &ctx).await.expect("source");
+    let mut count = 0;
+    let mut start = None;
+    while count < n {
+        let batch = source
+            .next_batch(1000, Duration::from_millis(100))
+            .await
+            .expect("next_batch");
+        if !batch.events.is_empty() {
+            start.get_or_insert_with(Instant::now);
+        }
+        count += batch.events.len();
+        std::hint::black_box(&batch.events);
+    }
+    let elapsed = start.map(|s| s.elapsed()).unwrap_or_default();
     n as f64 / elapsed.as_secs_f64()
 }
 
@@ -237,6 +274,8 @@ async fn main() {
         .await
         .expect("raw");
         println!("round {round}: raw consumer      {raw:>10.0} events/s");
+        let source = source_only(&brokers, &topic, n).await;
+        println!("round {round}: weir source alone {source:>10.0} events/s");
         let weir = weir_run(&bin, dir.path(), &brokers, &topic, n, round);
         println!("round {round}: weir filter+transform {weir:>10.0} events/s");
         best_raw = best_raw.max(raw);
