@@ -18,6 +18,12 @@
 //! runs from building the pipeline until the file sink acknowledged N
 //! outputs. Runs alternate (plain, pipeline) three times; the best of each
 //! is reported.
+//!
+//! moto serves well under a thousand records/s, which hides the host's own
+//! cost, so a second comparison reads an in-memory scripted stream (the
+//! tests' `StreamsApi`, pages of 1000 small records, no network): a plain
+//! loop over its GetRecords against the source alone (`next_batch` of
+//! 1000 and a checkpoint commit to the lease table in moto per batch).
 
 use std::time::{Duration, Instant};
 
@@ -31,6 +37,11 @@ use weir::dynamodb::aws_sdk_dynamodb::types::{
 use weir::dynamodb::aws_sdk_dynamodbstreams::types::ShardIteratorType;
 use weir::dynamodb::client::AwsConnection;
 use weir::runtime::Runtime;
+use weir::source::Source as _;
+use weir::source::dynamodb_streams::streams::{IteratorStart, StreamsApi as _};
+
+#[path = "../tests/dynamodb_support/mod.rs"]
+mod dynamodb_support;
 
 fn endpoint() -> String {
     std::env::var("WEIR_TEST_DYNAMODB").unwrap_or_else(|_| "http://127.0.0.1:15000".into())
@@ -199,6 +210,47 @@ batch = {{ max_events = 1000, max_wait_ms = 50, max_in_flight = 4 }}
     took
 }
 
+/// Plain loop and source over the same in-memory stream of `n` records.
+async fn in_memory(n: u64) -> (Duration, Duration) {
+    use dynamodb_support::{FakeShard, FakeStream, fake_source_config, start_fake_source, unique};
+    let mut stream = FakeStream::new(vec![FakeShard {
+        id: "s0".into(),
+        parent: None,
+        closed: false,
+        records: (1..=n).map(|s| (s, format!("user-{s:08}"))).collect(),
+        trim_below: 0,
+    }]);
+    stream.page = 1000;
+    let started = Instant::now();
+    let mut it = stream
+        .iterator("s0", &IteratorStart::TrimHorizon)
+        .await
+        .expect("iterator");
+    let mut count = 0;
+    while count < n as usize {
+        let page = stream.records(&it, 1000).await.expect("records");
+        count += page.records.len();
+        it = page.next_iterator.expect("open shard");
+    }
+    let plain = started.elapsed();
+
+    let cfg = fake_source_config("weir_bench_leases", &unique("bench-mem"), "");
+    let started = Instant::now();
+    let source = start_fake_source(&cfg, &stream).await;
+    let mut count = 0;
+    while count < n as usize {
+        let batch = source
+            .next_batch(1000, Duration::from_millis(50))
+            .await
+            .expect("next_batch");
+        count += batch.events.len();
+        source.commit(batch.checkpoint).await.expect("commit");
+    }
+    let took = started.elapsed();
+    source.close().await.expect("close");
+    (plain, took)
+}
+
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
     let n: usize = std::env::var("WEIR_BENCH_RECORDS")
@@ -274,5 +326,30 @@ async fn main() {
     println!(
         "pipeline / plain:      {:.1} %",
         100.0 * weir_rate / plain_rate
+    );
+
+    let m: u64 = std::env::var("WEIR_BENCH_MEMORY_RECORDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(200_000);
+    let (mut plain_best, mut source_best) = (Duration::MAX, Duration::MAX);
+    for round in 1..=3 {
+        let (plain, source) = in_memory(m).await;
+        eprintln!(
+            "in-memory round {round}: plain {:.0} records/s, source {:.0} records/s",
+            m as f64 / plain.as_secs_f64(),
+            m as f64 / source.as_secs_f64()
+        );
+        plain_best = plain_best.min(plain);
+        source_best = source_best.min(source);
+    }
+    let plain_rate = m as f64 / plain_best.as_secs_f64();
+    let source_rate = m as f64 / source_best.as_secs_f64();
+    println!("in-memory stream, records: {m}");
+    println!("plain GetRecords loop: {plain_rate:.0} records/s ({plain_best:.2?})");
+    println!("source (next_batch + commit): {source_rate:.0} records/s ({source_best:.2?})");
+    println!(
+        "source / plain:        {:.1} %",
+        100.0 * source_rate / plain_rate
     );
 }

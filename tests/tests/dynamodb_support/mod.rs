@@ -412,8 +412,8 @@ impl StreamsApi for FakeStream {
             done(&self.log);
             return Err(StreamsError::ExpiredIterator);
         }
-        let shards = self.shards.lock().unwrap().clone();
         done(&self.log);
+        let shards = self.shards.lock().unwrap();
         let shard = shards
             .iter()
             .find(|s| s.id == shard_id)
@@ -423,10 +423,9 @@ impl StreamsApi for FakeStream {
                 "iterator position {pos} is trimmed"
             )));
         }
-        let records: Vec<Record> = shard
-            .records
+        let from = shard.records.partition_point(|r| r.0 < pos);
+        let records: Vec<Record> = shard.records[from..]
             .iter()
-            .filter(|r| r.0 >= pos)
             .take(self.page.min(limit as usize))
             .map(|r| Self::record(r.0, &r.1))
             .collect();
@@ -438,7 +437,7 @@ impl StreamsApi for FakeStream {
                     .and_then(|s| s.parse::<u64>().ok())
             })
             .map_or(pos, |s| s + 1);
-        let at_end = shard.records.iter().all(|r| r.0 < next_pos);
+        let at_end = shard.records.last().is_none_or(|r| r.0 < next_pos);
         Ok(RecordsPage {
             records,
             next_iterator: if shard.closed && at_end {
