@@ -4,9 +4,9 @@ use crate::*;
 
 fn sample_event(i: usize) -> Event {
     Event {
-        key: (i % 3 != 0).then(|| Bytes::from(format!("k{i}"))),
-        value: (i % 5 != 0).then(|| Bytes::from(format!("{{\"n\":{i}}}"))),
-        old_value: (i % 2 == 0).then(|| Bytes::from_static(b"")),
+        key: (!i.is_multiple_of(3)).then(|| Bytes::from(format!("k{i}"))),
+        value: (!i.is_multiple_of(5)).then(|| Bytes::from(format!("{{\"n\":{i}}}"))),
+        old_value: (i.is_multiple_of(2)).then(|| Bytes::from_static(b"")),
         op: [Op::Insert, Op::Upsert, Op::Delete][i % 3],
         headers: (0..i % 4)
             .map(|h| Header::new(format!("h{h}"), vec![h as u8; h]))

@@ -641,7 +641,11 @@ impl Inner {
                     let now_ms = std::time::SystemTime::now()
                         .duration_since(std::time::UNIX_EPOCH)
                         .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
-                    let age_ms = if newest_ms > 0 { (now_ms - newest_ms).max(0) } else { 0 };
+                    let age_ms = if newest_ms > 0 {
+                        (now_ms - newest_ms).max(0)
+                    } else {
+                        0
+                    };
                     crate::metrics::dynamodb_streams_iterator_age(
                         &self.name,
                         &held.shard_id,
