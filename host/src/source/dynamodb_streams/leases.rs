@@ -21,6 +21,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder;
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType,
     ScalarAttributeType, TableStatus,
@@ -119,6 +120,24 @@ where
         },
         SdkError::ConstructionFailure(_) => LeaseError::Fatal(text),
         _ => LeaseError::Transient(text),
+    }
+}
+
+/// Whether a conditional write was applied: `Ok(false)` when its condition
+/// did not hold (another host renewed, took or created the lease first).
+fn applied<T, E, R>(
+    what: &str,
+    table: &str,
+    sent: Result<T, SdkError<E, R>>,
+) -> Result<bool, LeaseError>
+where
+    E: std::error::Error + ProvideErrorMetadata + 'static,
+    R: std::fmt::Debug,
+{
+    match sent {
+        Ok(_) => Ok(true),
+        Err(e) if condition_failed(&e) => Ok(false),
+        Err(e) => Err(lease_error(what, table, &e)),
     }
 }
 
@@ -256,6 +275,15 @@ impl LeaseTable {
         Ok(out)
     }
 
+    /// An UpdateItem on the lease row of `shard_id`.
+    fn lease_update(&self, shard_id: &str) -> UpdateItemFluentBuilder {
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .key("lease_group", s(&self.group))
+            .key("shard_id", s(shard_id))
+    }
+
     /// Create a free lease; `false` when another host created it first.
     pub async fn create(
         &self,
@@ -272,19 +300,15 @@ impl LeaseTable {
         if let Some(p) = parent {
             item.insert("parent".into(), s(p));
         }
-        match self
+        let sent = self
             .client
             .put_item()
             .table_name(&self.table)
             .set_item(Some(item))
             .condition_expression("attribute_not_exists(shard_id)")
             .send()
-            .await
-        {
-            Ok(_) => Ok(true),
-            Err(e) if condition_failed(&e) => Ok(false),
-            Err(e) => Err(lease_error("create lease", &self.table, &e)),
-        }
+            .await;
+        applied("create lease", &self.table, sent)
     }
 
     /// Take a lease whose counter was last seen at `seen_counter`; `false`
@@ -295,12 +319,8 @@ impl LeaseTable {
         seen_counter: u64,
         token: &str,
     ) -> Result<bool, LeaseError> {
-        match self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .key("lease_group", s(&self.group))
-            .key("shard_id", s(shard_id))
+        let update = self
+            .lease_update(shard_id)
             .update_expression("SET #o = :o, heartbeat_ms = :now ADD #c :one")
             .condition_expression("#c = :seen")
             .expression_attribute_names("#o", "owner")
@@ -308,38 +328,22 @@ impl LeaseTable {
             .expression_attribute_values(":o", s(token))
             .expression_attribute_values(":now", n(now_ms()))
             .expression_attribute_values(":one", n(1))
-            .expression_attribute_values(":seen", n(seen_counter))
-            .send()
-            .await
-        {
-            Ok(_) => Ok(true),
-            Err(e) if condition_failed(&e) => Ok(false),
-            Err(e) => Err(lease_error("take lease", &self.table, &e)),
-        }
+            .expression_attribute_values(":seen", n(seen_counter));
+        applied("take lease", &self.table, update.send().await)
     }
 
     /// Renew a held lease; `false` when it is no longer held by `token`.
     pub async fn renew(&self, shard_id: &str, token: &str) -> Result<bool, LeaseError> {
-        match self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .key("lease_group", s(&self.group))
-            .key("shard_id", s(shard_id))
+        let update = self
+            .lease_update(shard_id)
             .update_expression("SET heartbeat_ms = :now ADD #c :one")
             .condition_expression("#o = :o")
             .expression_attribute_names("#o", "owner")
             .expression_attribute_names("#c", "counter")
             .expression_attribute_values(":o", s(token))
             .expression_attribute_values(":now", n(now_ms()))
-            .expression_attribute_values(":one", n(1))
-            .send()
-            .await
-        {
-            Ok(_) => Ok(true),
-            Err(e) if condition_failed(&e) => Ok(false),
-            Err(e) => Err(lease_error("renew lease", &self.table, &e)),
-        }
+            .expression_attribute_values(":one", n(1));
+        applied("renew lease", &self.table, update.send().await)
     }
 
     /// Store a checkpoint of a held lease; `false` when it is no longer
@@ -350,25 +354,15 @@ impl LeaseTable {
         token: &str,
         position: &Position,
     ) -> Result<bool, LeaseError> {
-        match self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .key("lease_group", s(&self.group))
-            .key("shard_id", s(shard_id))
+        let update = self
+            .lease_update(shard_id)
             .update_expression("SET #p = :p")
             .condition_expression("#o = :o")
             .expression_attribute_names("#o", "owner")
             .expression_attribute_names("#p", "checkpoint")
             .expression_attribute_values(":o", s(token))
-            .expression_attribute_values(":p", s(position.as_str()))
-            .send()
-            .await
-        {
-            Ok(_) => Ok(true),
-            Err(e) if condition_failed(&e) => Ok(false),
-            Err(e) => Err(lease_error("checkpoint", &self.table, &e)),
-        }
+            .expression_attribute_values(":p", s(position.as_str()));
+        applied("checkpoint", &self.table, update.send().await)
     }
 
     /// Mark a lease finished without holding it (its shard vanished and the
@@ -378,12 +372,8 @@ impl LeaseTable {
         shard_id: &str,
         seen_counter: u64,
     ) -> Result<bool, LeaseError> {
-        match self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .key("lease_group", s(&self.group))
-            .key("shard_id", s(shard_id))
+        let update = self
+            .lease_update(shard_id)
             .update_expression("SET #p = :p REMOVE #o ADD #c :one")
             .condition_expression("#c = :seen")
             .expression_attribute_names("#o", "owner")
@@ -391,37 +381,21 @@ impl LeaseTable {
             .expression_attribute_names("#c", "counter")
             .expression_attribute_values(":p", s(Position::ShardEnd.as_str()))
             .expression_attribute_values(":one", n(1))
-            .expression_attribute_values(":seen", n(seen_counter))
-            .send()
-            .await
-        {
-            Ok(_) => Ok(true),
-            Err(e) if condition_failed(&e) => Ok(false),
-            Err(e) => Err(lease_error("finish lease", &self.table, &e)),
-        }
+            .expression_attribute_values(":seen", n(seen_counter));
+        applied("finish lease", &self.table, update.send().await)
     }
 
     /// Give a held lease up so another host can take it at once.
     pub async fn release(&self, shard_id: &str, token: &str) -> Result<bool, LeaseError> {
-        match self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .key("lease_group", s(&self.group))
-            .key("shard_id", s(shard_id))
+        let update = self
+            .lease_update(shard_id)
             .update_expression("REMOVE #o ADD #c :one")
             .condition_expression("#o = :o")
             .expression_attribute_names("#o", "owner")
             .expression_attribute_names("#c", "counter")
             .expression_attribute_values(":o", s(token))
-            .expression_attribute_values(":one", n(1))
-            .send()
-            .await
-        {
-            Ok(_) => Ok(true),
-            Err(e) if condition_failed(&e) => Ok(false),
-            Err(e) => Err(lease_error("release lease", &self.table, &e)),
-        }
+            .expression_attribute_values(":one", n(1));
+        applied("release lease", &self.table, update.send().await)
     }
 }
 
