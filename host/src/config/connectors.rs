@@ -3,9 +3,80 @@
 //! feature), so `weir validate` can say "compiled without feature
 //! `mongodb`" instead of just "unknown type".
 //!
-//! The `sink_registry!` and `source_registry!` macros emit one [`Registry`]
-//! each (`SinkConfig::REGISTRY`, `SourceConfig::REGISTRY`); adding a
-//! connector line to a registry updates it with no change here.
+//! The [`connector_registry!`] macro declares both registries (in
+//! `sink/mod.rs` and `source/mod.rs`) and emits one [`Registry`] for each
+//! (`SinkConfig::REGISTRY`, `SourceConfig::REGISTRY`); adding a connector
+//! line to a registry updates it with no change here.
+
+/// Declares a connector registry: the config enum whose `type = "..."`
+/// picks a connector and whose other keys are that connector's settings,
+/// its [`Registry`] for validation, and the `build` that connects it.
+///
+/// ```ignore
+/// connector_registry! {
+///     /// Doc of the enum.
+///     SinkConfig, "sink", SinkContext => Arc<dyn Sink>, SinkError;
+///     File => file::FileSinkConfig,
+///     #[cfg(feature = "kafka")]
+///     Kafka => kafka::KafkaSinkConfig,
+/// }
+/// ```
+macro_rules! connector_registry {
+    (
+        $(#[$doc:meta])*
+        $enum:ident, $kind:literal, $ctx:ty => $built:ty, $err:ty;
+        $( $(#[$meta:meta])* $variant:ident => $config:ty ),* $(,)?
+    ) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, serde::Deserialize)]
+        #[serde(tag = "type", rename_all = "snake_case")]
+        pub enum $enum {
+            $( $(#[$meta])* #[allow(missing_docs)] $variant($config), )*
+        }
+
+        impl $enum {
+            /// Every type of the registry, compiled into this build or not,
+            /// for the messages of config validation.
+            pub const REGISTRY: $crate::config::connectors::Registry =
+                $crate::config::connectors::Registry {
+                    kind: $kind,
+                    all: &[ $( $crate::config::connectors::Entry {
+                        variant: stringify!($variant),
+                        cfg: stringify!($($meta),*),
+                    }, )* ],
+                    compiled: &[ $( $(#[$meta])* stringify!($variant), )* ],
+                };
+
+            /// The connector of type `type_name` from its settings (the
+            /// table without its `type` key), or `None` if this build has no
+            /// such type. Config validation uses this instead of the tagged
+            /// form so that errors keep the position of the key at fault.
+            pub fn from_settings<'de, D: serde::Deserializer<'de>>(
+                type_name: &str,
+                settings: D,
+            ) -> Option<Result<Self, D::Error>> {
+                $( $(#[$meta])* {
+                    if type_name == $crate::config::connectors::type_name(stringify!($variant)) {
+                        return Some(
+                            <$config as serde::Deserialize>::deserialize(settings)
+                                .map($enum::$variant),
+                        );
+                    }
+                } )*
+                let _ = (type_name, settings);
+                None
+            }
+
+            /// Connect it.
+            pub async fn build(&self, ctx: &$ctx) -> Result<$built, $err> {
+                match self {
+                    $( $(#[$meta])* $enum::$variant(c) => c.build(ctx).await, )*
+                }
+            }
+        }
+    };
+}
+pub(crate) use connector_registry;
 
 /// One line of a connector registry.
 #[derive(Debug, Clone, Copy)]

@@ -97,61 +97,9 @@ pub trait BuildSink {
     async fn build(&self, ctx: &SinkContext) -> Result<Arc<dyn Sink>, SinkError>;
 }
 
-/// Declares the sink types: the `type = "..."` of a `[sinks.NAME]` table and
-/// the settings struct that the rest of the table deserializes into.
-macro_rules! sink_registry {
-    ($( $(#[$meta:meta])* $variant:ident => $config:ty ),* $(,)?) => {
-        /// One `[sinks.NAME]` table: its `type` and that type's settings.
-        #[derive(Debug, Clone, serde::Deserialize)]
-        #[serde(tag = "type", rename_all = "snake_case")]
-        pub enum SinkConfig {
-            $( $(#[$meta])* #[allow(missing_docs)] $variant($config), )*
-        }
-
-        impl SinkConfig {
-            /// Every sink type of the registry, compiled into this build or
-            /// not, for the messages of config validation.
-            pub const REGISTRY: crate::config::connectors::Registry =
-                crate::config::connectors::Registry {
-                    kind: "sink",
-                    all: &[ $( crate::config::connectors::Entry {
-                        variant: stringify!($variant),
-                        cfg: stringify!($($meta),*),
-                    }, )* ],
-                    compiled: &[ $( $(#[$meta])* stringify!($variant), )* ],
-                };
-
-            /// The sink of type `type_name` from its settings (the table
-            /// without its `type` key), or `None` if this build has no such
-            /// type. Config validation uses this instead of the tagged form
-            /// so that errors keep the position of the key at fault.
-            pub fn from_settings<'de, D: serde::Deserializer<'de>>(
-                type_name: &str,
-                settings: D,
-            ) -> Option<Result<Self, D::Error>> {
-                $( $(#[$meta])* {
-                    if type_name == crate::config::connectors::type_name(stringify!($variant)) {
-                        return Some(
-                            <$config as serde::Deserialize>::deserialize(settings)
-                                .map(SinkConfig::$variant),
-                        );
-                    }
-                } )*
-                let _ = (type_name, settings);
-                None
-            }
-
-            /// Connect the sink.
-            pub async fn build(&self, ctx: &SinkContext) -> Result<Arc<dyn Sink>, SinkError> {
-                match self {
-                    $( $(#[$meta])* SinkConfig::$variant(c) => c.build(ctx).await, )*
-                }
-            }
-        }
-    };
-}
-
-sink_registry! {
+crate::config::connectors::connector_registry! {
+    /// One `[sinks.NAME]` table: its `type` and that type's settings.
+    SinkConfig, "sink", SinkContext => Arc<dyn Sink>, SinkError;
     File => file::FileSinkConfig,
     #[cfg(feature = "dynamodb")]
     Dynamodb => dynamodb::DynamoDbSinkConfig,

@@ -115,60 +115,9 @@ pub trait BuildSource {
     async fn build(&self, ctx: &SourceContext) -> Result<Arc<dyn Source>, SourceError>;
 }
 
-/// Declares the source types, like `sink_registry!`.
-macro_rules! source_registry {
-    ($( $(#[$meta:meta])* $variant:ident => $config:ty ),* $(,)?) => {
-        /// One `[sources.NAME]` table: its `type` and that type's settings.
-        #[derive(Debug, Clone, serde::Deserialize)]
-        #[serde(tag = "type", rename_all = "snake_case")]
-        pub enum SourceConfig {
-            $( $(#[$meta])* #[allow(missing_docs)] $variant($config), )*
-        }
-
-        impl SourceConfig {
-            /// Every source type of the registry, compiled into this build or
-            /// not, for the messages of config validation.
-            pub const REGISTRY: crate::config::connectors::Registry =
-                crate::config::connectors::Registry {
-                    kind: "source",
-                    all: &[ $( crate::config::connectors::Entry {
-                        variant: stringify!($variant),
-                        cfg: stringify!($($meta),*),
-                    }, )* ],
-                    compiled: &[ $( $(#[$meta])* stringify!($variant), )* ],
-                };
-
-            /// The source of type `type_name` from its settings (the table
-            /// without its `type` key), or `None` if this build has no such
-            /// type. Config validation uses this instead of the tagged form
-            /// so that errors keep the position of the key at fault.
-            pub fn from_settings<'de, D: serde::Deserializer<'de>>(
-                type_name: &str,
-                settings: D,
-            ) -> Option<Result<Self, D::Error>> {
-                $( $(#[$meta])* {
-                    if type_name == crate::config::connectors::type_name(stringify!($variant)) {
-                        return Some(
-                            <$config as serde::Deserialize>::deserialize(settings)
-                                .map(SourceConfig::$variant),
-                        );
-                    }
-                } )*
-                let _ = (type_name, settings);
-                None
-            }
-
-            /// Connect the source.
-            pub async fn build(&self, ctx: &SourceContext) -> Result<Arc<dyn Source>, SourceError> {
-                match self {
-                    $( $(#[$meta])* SourceConfig::$variant(c) => c.build(ctx).await, )*
-                }
-            }
-        }
-    };
-}
-
-source_registry! {
+crate::config::connectors::connector_registry! {
+    /// One `[sources.NAME]` table: its `type` and that type's settings.
+    SourceConfig, "source", SourceContext => Arc<dyn Source>, SourceError;
     #[cfg(feature = "dynamodb")]
     DynamodbStreams => dynamodb_streams::DynamoDbStreamsSourceConfig,
     #[cfg(feature = "kafka")]
