@@ -43,32 +43,6 @@ fn env_usize(name: &str, default: usize) -> usize {
         .unwrap_or(default)
 }
 
-/// The release `weir` binary.
-fn weir_bin() -> PathBuf {
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let out = Command::new(cargo)
-        .args([
-            "build",
-            "--release",
-            "-p",
-            "weir",
-            "--bin",
-            "weir",
-            "--message-format=json",
-        ])
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .stderr(Stdio::inherit())
-        .output()
-        .expect("cannot run cargo build for the weir binary");
-    assert!(out.status.success(), "building the weir binary failed");
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-        .filter(|m| m["reason"] == "compiler-artifact" && m["target"]["name"] == "weir")
-        .find_map(|m| m["executable"].as_str().map(PathBuf::from))
-        .expect("cargo reported no weir executable")
-}
-
 /// Event `i`: ~300 bytes of JSON.
 fn event(i: usize) -> String {
     let types = ["view", "click", "purchase", "signup"];
@@ -251,7 +225,7 @@ async fn main() {
     let n = env_usize("WEIR_BENCH_EVENTS", 1_000_000);
     let rounds = env_usize("WEIR_BENCH_ROUNDS", 2);
     let brokers = kafka::brokers();
-    let bin = weir_bin();
+    let bin = weir_tests::build_weir(true);
     let dir = tempfile::tempdir().expect("tempdir");
     let topic = kafka::unique("bench-in");
     kafka::create_topic(&brokers, &topic, 3).await;

@@ -1,5 +1,57 @@
 //! Shared helpers of the Weir integration tests.
 
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::OnceLock;
+
+/// Build the `weir` binary (`--release` when `release`) and return its
+/// path, as cargo reports it. Tests that drive `weir run` or
+/// `weir plugin test` as a subprocess use this, since `CARGO_BIN_EXE_weir`
+/// exists only inside the `weir` package.
+pub fn build_weir(release: bool) -> PathBuf {
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let mut cmd = Command::new(cargo);
+    cmd.args([
+        "build",
+        "-p",
+        "weir",
+        "--bin",
+        "weir",
+        "--message-format=json-render-diagnostics",
+    ])
+    .current_dir(env!("CARGO_MANIFEST_DIR"))
+    .stderr(Stdio::inherit());
+    if release {
+        cmd.arg("--release");
+    }
+    let out = cmd
+        .output()
+        .expect("cannot run cargo to build the weir binary");
+    assert!(
+        out.status.success(),
+        "`cargo build -p weir --bin weir` failed (see its output above)"
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|m| m["reason"] == "compiler-artifact" && m["target"]["name"] == "weir")
+        .find_map(|m| m["executable"].as_str().map(PathBuf::from))
+        .expect("cargo reported no executable for the weir binary")
+}
+
+/// The `weir` executable in the profile of the running test (release when
+/// the test itself was built with `--release`), built once per test binary.
+pub fn weir_bin() -> &'static Path {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| {
+        let release = std::env::current_exe()
+            .ok()
+            .and_then(|exe| exe.parent()?.parent()?.file_name().map(|n| n == "release"))
+            .unwrap_or(false);
+        build_weir(release)
+    })
+}
+
 /// Absolute paths of the plugins and fixtures built for wasm32-wasip2 by `build.rs`.
 pub mod plugins {
     include!(concat!(env!("OUT_DIR"), "/plugins.rs"));

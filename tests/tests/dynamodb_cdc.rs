@@ -9,9 +9,8 @@
 mod dynamodb_support;
 
 use std::collections::{BTreeMap, HashMap};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
-use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use dynamodb_support::*;
@@ -22,6 +21,7 @@ use weir::dynamodb::aws_sdk_dynamodb::types::{
     AttributeValue, DeleteRequest, PutRequest, ScalarAttributeType, StreamViewType, WriteRequest,
 };
 use weir::runtime::Runtime;
+use weir_tests::weir_bin;
 
 /// A deterministic mix of inserts, updates and deletes over `keys` keys,
 /// sent as BatchWriteItem requests of up to 25 distinct keys, in order.
@@ -190,37 +190,6 @@ async fn five_thousand_mixed_changes_make_an_identical_copy() {
     assert!(items > 500, "the mix leaves items behind: {items}");
     stop.cancel();
     running.await.unwrap().expect("pipeline ends cleanly");
-}
-
-/// The `weir` executable, built once per test run.
-fn weir_bin() -> &'static Path {
-    static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| {
-        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-        let out = Command::new(cargo)
-            .args([
-                "build",
-                "-p",
-                "weir",
-                "--bin",
-                "weir",
-                "--message-format=json-render-diagnostics",
-            ])
-            .current_dir(env!("CARGO_MANIFEST_DIR"))
-            .stderr(Stdio::inherit())
-            .output()
-            .expect("cannot run cargo to build the weir binary");
-        assert!(
-            out.status.success(),
-            "`cargo build -p weir --bin weir` failed (see its output above)"
-        );
-        String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-            .filter(|m| m["reason"] == "compiler-artifact" && m["target"]["name"] == "weir")
-            .find_map(|m| m["executable"].as_str().map(PathBuf::from))
-            .expect("cargo reported no executable for the weir binary")
-    })
 }
 
 fn spawn_weir(config: &Path, log: &Path) -> Child {

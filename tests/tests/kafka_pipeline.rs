@@ -13,44 +13,16 @@
 mod kafka;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use kafka::{Msg, brokers, committed, create_topic, produce, read_topic, unique};
 use weir_tests::plugins;
+use weir_tests::weir_bin;
 
 const TYPES: [&str; 4] = ["view", "click", "purchase", "signup"];
 const PARTITIONS: i32 = 3;
-
-/// The `weir` binary, built once per test process.
-fn weir_bin() -> &'static Path {
-    static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| {
-        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-        let out = Command::new(cargo)
-            .args([
-                "build",
-                "-p",
-                "weir",
-                "--bin",
-                "weir",
-                "--message-format=json",
-            ])
-            .current_dir(env!("CARGO_MANIFEST_DIR"))
-            .stderr(Stdio::inherit())
-            .output()
-            .expect("cannot run cargo build for the weir binary");
-        assert!(out.status.success(), "building the weir binary failed");
-        String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-            .filter(|m| m["reason"] == "compiler-artifact" && m["target"]["name"] == "weir")
-            .find_map(|m| m["executable"].as_str().map(PathBuf::from))
-            .expect("cargo reported no weir executable")
-    })
-}
 
 /// One test's topics, group and directory.
 struct Setup {

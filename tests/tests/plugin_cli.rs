@@ -7,50 +7,11 @@
 //! executable Cargo reports.
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output, Stdio};
-use std::sync::OnceLock;
 
 use weir_tests::plugins;
-
-/// The `weir` executable, built once per test run.
-fn weir_bin() -> &'static Path {
-    static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| {
-        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-        let release = std::env::current_exe()
-            .ok()
-            .and_then(|exe| exe.parent()?.parent()?.file_name().map(|n| n == "release"))
-            .unwrap_or(false);
-        let mut cmd = Command::new(cargo);
-        cmd.args([
-            "build",
-            "-p",
-            "weir",
-            "--bin",
-            "weir",
-            "--message-format=json-render-diagnostics",
-        ])
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .stderr(Stdio::inherit());
-        if release {
-            cmd.arg("--release");
-        }
-        let out = cmd
-            .output()
-            .expect("cannot run cargo to build the weir binary");
-        assert!(
-            out.status.success(),
-            "`cargo build -p weir --bin weir` failed (see its output above)"
-        );
-        String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-            .filter(|m| m["reason"] == "compiler-artifact" && m["target"]["name"] == "weir")
-            .find_map(|m| m["executable"].as_str().map(PathBuf::from))
-            .expect("cargo reported no executable for the weir binary")
-    })
-}
+use weir_tests::weir_bin;
 
 /// A fresh directory for input files and the compiled-plugin cache.
 fn scratch() -> tempfile::TempDir {
