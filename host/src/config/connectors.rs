@@ -12,7 +12,7 @@
 /// picks a connector and whose other keys are that connector's settings,
 /// its [`Registry`] for validation, and the `build` that connects it.
 ///
-/// ```ignore
+/// ```text
 /// connector_registry! {
 ///     /// Doc of the enum.
 ///     SinkConfig, "sink", SinkContext => Arc<dyn Sink>, SinkError;
