@@ -30,3 +30,4 @@ pub mod plugin;
 pub mod runtime;
 pub mod sink;
 pub mod source;
+pub mod tls;

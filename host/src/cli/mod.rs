@@ -33,6 +33,7 @@ enum Command {
 /// code with the error chain printed on stderr.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
+    crate::tls::install_crypto_provider();
     let result = match cli.command {
         Command::Run(args) => run::run(args),
         Command::Validate(args) => validate::validate(args),

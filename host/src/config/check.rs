@@ -71,6 +71,24 @@ impl Ctx<'_, '_> {
 
 /// Run every whole-config check on `config`.
 pub(crate) fn check(config: &Config, ctx: &mut Ctx<'_, '_>) {
+    // Connector settings checked the way the connector will take them,
+    // without connecting (librdkafka's own option checks, for one).
+    for (name, source) in &config.sources {
+        for (segments, message) in source.offline_problems(ctx.dir) {
+            let key = segments
+                .iter()
+                .fold(join_key("sources", name), |k, s| join_key(&k, s));
+            ctx.error(key, message);
+        }
+    }
+    for (name, sink) in &config.sinks {
+        for (segments, message) in sink.offline_problems(ctx.dir) {
+            let key = segments
+                .iter()
+                .fold(join_key("sinks", name), |k, s| join_key(&k, s));
+            ctx.error(key, message);
+        }
+    }
     for (name, plugin) in &config.plugins {
         let base = join_key("plugins", name);
         let path = resolve(ctx.dir, &plugin.path);

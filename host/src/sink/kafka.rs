@@ -18,6 +18,7 @@
 //! changes, connection loss) fails the group as transient so it is retried.
 
 use std::collections::VecDeque;
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -58,6 +59,59 @@ pub struct KafkaSinkConfig {
     pub options: KafkaOptions,
 }
 
+impl KafkaSinkConfig {
+    /// The producer's librdkafka settings: Weir's first, then `options`.
+    fn client_config(&self, name: &str, config_dir: &Path) -> Result<ClientConfig, String> {
+        client::client_config(
+            &[
+                ("bootstrap.servers", self.brokers.clone()),
+                ("client.id", format!("weir-{name}")),
+                ("acks", self.acks.clone()),
+                ("enable.idempotence", self.idempotence.to_string()),
+                ("linger.ms", "5".into()),
+                // Surface an unreachable cluster as a transient error the
+                // pipeline retries, rather than waiting five minutes.
+                ("message.timeout.ms", "30000".into()),
+            ],
+            &self.options,
+            &[],
+            config_dir,
+        )
+    }
+
+    /// What `weir validate` checks without connecting: `acks`, and the
+    /// producer's settings as librdkafka will take them (see
+    /// [`client::offline_check`]), as `(key, message)`.
+    pub fn offline_problems(&self, config_dir: &Path) -> Vec<(Vec<String>, String)> {
+        if let Err(message) = self.check_acks() {
+            return vec![(vec!["acks".to_owned()], message)];
+        }
+        let checked = self
+            .client_config("validate", config_dir)
+            .map_err(|message| client::OptionProblem {
+                option: None,
+                message,
+            })
+            .and_then(|config| client::offline_check(&config, &self.options));
+        checked
+            .err()
+            .map(client::OptionProblem::into_keyed)
+            .into_iter()
+            .collect()
+    }
+
+    fn check_acks(&self) -> Result<(), String> {
+        if matches!(self.acks.as_str(), "all" | "-1" | "0" | "1") {
+            Ok(())
+        } else {
+            Err(format!(
+                "acks must be \"all\", \"1\" or \"0\", not {:?}",
+                self.acks
+            ))
+        }
+    }
+}
+
 fn default_acks() -> String {
     "all".into()
 }
@@ -94,30 +148,14 @@ impl KafkaSink {
     pub fn connect(config: &KafkaSinkConfig, ctx: &SinkContext) -> Result<KafkaSink, SinkError> {
         let name = ctx.name.clone();
         let fatal = |msg: String| SinkError::Fatal(format!("sink {name}: {msg}"));
-        if !matches!(config.acks.as_str(), "all" | "-1" | "0" | "1") {
-            return Err(fatal(format!(
-                "acks must be \"all\", \"1\" or \"0\", not {:?}",
-                config.acks
-            )));
-        }
-        let client_config: ClientConfig = client::client_config(
-            &[
-                ("bootstrap.servers", config.brokers.clone()),
-                ("client.id", format!("weir-{name}")),
-                ("acks", config.acks.clone()),
-                ("enable.idempotence", config.idempotence.to_string()),
-                ("linger.ms", "5".into()),
-                // Surface an unreachable cluster as a transient error the
-                // pipeline retries, rather than waiting five minutes.
-                ("message.timeout.ms", "30000".into()),
-            ],
-            &config.options,
-            &[],
-        )
-        .map_err(fatal)?;
+        config.check_acks().map_err(fatal)?;
+        let client_config = config
+            .client_config(&name, &ctx.config_dir)
+            .map_err(fatal)?;
         let producer: FutureProducer<LogContext> = client_config
             .create_with_context(LogContext {
                 connector: name.clone(),
+                kind: "sink",
             })
             .map_err(|e| fatal(format!("cannot create the producer: {e}")))?;
         Ok(KafkaSink {

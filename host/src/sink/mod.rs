@@ -112,3 +112,19 @@ crate::config::connectors::connector_registry! {
     #[cfg(feature = "scylla")]
     Scylla => Box<scylla::ScyllaSinkConfig>,
 }
+
+impl SinkConfig {
+    /// Problems with the settings that are knowable without the network,
+    /// for `weir validate`: `(key segments under [sinks.NAME], message)`.
+    pub fn offline_problems(&self, config_dir: &std::path::Path) -> Vec<(Vec<String>, String)> {
+        match self {
+            #[cfg(feature = "kafka")]
+            SinkConfig::Kafka(c) => c.offline_problems(config_dir),
+            #[allow(unreachable_patterns)]
+            _ => {
+                let _ = config_dir;
+                Vec::new()
+            }
+        }
+    }
+}

@@ -123,3 +123,24 @@ crate::config::connectors::connector_registry! {
     #[cfg(feature = "kafka")]
     Kafka => kafka::KafkaSourceConfig,
 }
+
+impl SourceConfig {
+    /// Problems with the settings that are knowable without the network,
+    /// for `weir validate`: `(key segments under [sources.NAME], message)`.
+    pub fn offline_problems(&self, config_dir: &std::path::Path) -> Vec<(Vec<String>, String)> {
+        match self {
+            #[cfg(feature = "kafka")]
+            SourceConfig::Kafka(c) => c
+                .offline_check(config_dir)
+                .err()
+                .map(kafka::client::OptionProblem::into_keyed)
+                .into_iter()
+                .collect(),
+            #[allow(unreachable_patterns)]
+            _ => {
+                let _ = config_dir;
+                Vec::new()
+            }
+        }
+    }
+}

@@ -41,6 +41,23 @@ pub struct RedisSinkConfig {
     /// How long to wait for a (re)connection, in milliseconds.
     #[serde(default = "default_connection_timeout_ms")]
     pub connection_timeout_ms: u64,
+    /// Certificates for a `rediss://` URL. Without it a `rediss://`
+    /// connection verifies the server against the system's trusted CAs.
+    pub tls: Option<RedisTlsConfig>,
+}
+
+/// `tls = { ... }` of a Redis sink (PEM files, relative to the config).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RedisTlsConfig {
+    /// The CA certificate(s) the server's certificate must chain to,
+    /// instead of the system's trusted CAs.
+    pub ca_file: Option<std::path::PathBuf>,
+    /// Client certificate, for servers that require one
+    /// (`tls-auth-clients yes`); goes with `key_file`.
+    pub cert_file: Option<std::path::PathBuf>,
+    /// The client certificate's private key.
+    pub key_file: Option<std::path::PathBuf>,
 }
 
 fn default_response_timeout_ms() -> u64 {

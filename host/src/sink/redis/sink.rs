@@ -13,6 +13,49 @@ use super::template::{OutputView, write_raw};
 use crate::event::{Op, Output};
 use crate::sink::{BuildSink, Rejection, Sink, SinkContext, SinkError};
 
+/// The client for the configured URL, with the `tls` certificates when
+/// set (a `rediss://` URL without them trusts the system's CAs).
+fn open_client(ctx: &SinkContext, config: &RedisSinkConfig) -> redis::RedisResult<redis::Client> {
+    crate::tls::install_crypto_provider();
+    let Some(tls) = &config.tls else {
+        return redis::Client::open(config.url.as_str());
+    };
+    let fail =
+        |msg: String| redis::RedisError::from((redis::ErrorKind::InvalidClientConfig, "tls", msg));
+    if !config.url.starts_with("rediss://") {
+        return Err(fail(
+            "`tls` is set, so `url` must start with rediss://".to_owned(),
+        ));
+    }
+    let pem =
+        |setting: &str, path: &std::path::Path| crate::tls::read_pem(setting, &ctx.resolve(path));
+    let root_cert = tls
+        .ca_file
+        .as_deref()
+        .map(|p| pem("tls.ca_file", p))
+        .transpose()
+        .map_err(fail)?;
+    let client_tls = match (&tls.cert_file, &tls.key_file) {
+        (Some(cert), Some(key)) => Some(redis::ClientTlsConfig {
+            client_cert: pem("tls.cert_file", cert).map_err(fail)?,
+            client_key: pem("tls.key_file", key).map_err(fail)?,
+        }),
+        (None, None) => None,
+        _ => {
+            return Err(fail(
+                "`tls.cert_file` and `tls.key_file` go together".to_owned(),
+            ));
+        }
+    };
+    redis::Client::build_with_tls(
+        config.url.as_str(),
+        redis::TlsCertificates {
+            client_tls,
+            root_cert,
+        },
+    )
+}
+
 /// A connected Redis sink.
 pub struct RedisSink {
     name: String,
@@ -23,7 +66,7 @@ pub struct RedisSink {
 #[async_trait]
 impl BuildSink for RedisSinkConfig {
     async fn build(&self, ctx: &SinkContext) -> Result<Arc<dyn Sink>, SinkError> {
-        let sink = RedisSink::connect(&ctx.name, self).await?;
+        let sink = RedisSink::connect(ctx, self).await?;
         Ok(Arc::new(sink))
     }
 }
@@ -31,11 +74,15 @@ impl BuildSink for RedisSinkConfig {
 impl RedisSink {
     /// Validate the config and connect (an unreachable server is a
     /// transient error, a bad URL or template a fatal one).
-    pub async fn connect(name: &str, config: &RedisSinkConfig) -> Result<RedisSink, SinkError> {
+    pub async fn connect(
+        ctx: &SinkContext,
+        config: &RedisSinkConfig,
+    ) -> Result<RedisSink, SinkError> {
+        let name = ctx.name.as_str();
         let commands = config
             .compile(name)
             .map_err(|e| SinkError::Fatal(e.to_string()))?;
-        let client = redis::Client::open(config.url.as_str()).map_err(|e| {
+        let client = open_client(ctx, config).map_err(|e| {
             SinkError::Fatal(format!(
                 "redis sink `{name}`: invalid url `{}`: {e}",
                 config.url

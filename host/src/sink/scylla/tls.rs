@@ -1,5 +1,6 @@
 //! TLS to the nodes (rustls), compiled in with the `scylla-tls` cargo
-//! feature; without it a `tls` table in the config is an error saying so.
+//! feature (in the default build); a build without it refuses a `tls`
+//! table, saying so.
 
 use scylla::client::session_builder::SessionBuilder;
 
@@ -29,33 +30,12 @@ pub fn apply(
 ) -> Result<SessionBuilder, String> {
     use std::sync::Arc;
 
-    use rustls::pki_types::pem::PemObject as _;
-    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-
-    let ca_path = ctx.resolve(&tls.ca_file);
-    let mut roots = rustls::RootCertStore::empty();
-    for cert in CertificateDer::pem_file_iter(&ca_path)
-        .map_err(|e| format!("tls.ca_file {}: {e}", ca_path.display()))?
-    {
-        let cert = cert.map_err(|e| format!("tls.ca_file {}: {e}", ca_path.display()))?;
-        roots
-            .add(cert)
-            .map_err(|e| format!("tls.ca_file {}: {e}", ca_path.display()))?;
-    }
-    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    let config = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|e| format!("tls: {e}"))?
-        .with_root_certificates(roots);
+    crate::tls::install_crypto_provider();
+    let roots = crate::tls::root_store("tls.ca_file", &ctx.resolve(&tls.ca_file))?;
+    let config = rustls::ClientConfig::builder().with_root_certificates(roots);
     let config = match (&tls.cert_file, &tls.key_file) {
         (Some(cert), Some(key)) => {
-            let cert_path = ctx.resolve(cert);
-            let key_path = ctx.resolve(key);
-            let chain = CertificateDer::pem_file_iter(&cert_path)
-                .and_then(|it| it.collect::<Result<Vec<_>, _>>())
-                .map_err(|e| format!("tls.cert_file {}: {e}", cert_path.display()))?;
-            let key = PrivateKeyDer::from_pem_file(&key_path)
-                .map_err(|e| format!("tls.key_file {}: {e}", key_path.display()))?;
+            let (chain, key) = crate::tls::client_identity(&ctx.resolve(cert), &ctx.resolve(key))?;
             config
                 .with_client_auth_cert(chain, key)
                 .map_err(|e| format!("tls client certificate: {e}"))?

@@ -23,6 +23,7 @@
 //! [`embedded`]).
 
 use std::collections::HashMap;
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -81,6 +82,47 @@ pub struct KafkaSourceConfig {
     /// `false`: run until stopped.
     #[serde(default)]
     pub stop_at_end: bool,
+}
+
+impl KafkaSourceConfig {
+    /// The consumer's librdkafka settings: Weir's first, then `options`.
+    fn client_config(
+        &self,
+        brokers: String,
+        group_id: &str,
+        name: &str,
+        config_dir: &Path,
+    ) -> Result<ClientConfig, String> {
+        client::client_config(
+            &[
+                ("bootstrap.servers", brokers),
+                ("group.id", group_id.to_owned()),
+                ("client.id", format!("weir-{name}")),
+                ("enable.auto.commit", "false".into()),
+                ("enable.auto.offset.store", "false".into()),
+                ("auto.offset.reset", self.start.as_setting().into()),
+                // Consumer lag for /metrics (see `stats` above); `options` may change it.
+                ("statistics.interval.ms", "5000".into()),
+                ("enable.partition.eof", self.stop_at_end.to_string()),
+            ],
+            &self.options,
+            &["enable.auto.commit", "enable.auto.offset.store", "group.id"],
+            config_dir,
+        )
+    }
+
+    /// What `weir validate` checks without connecting: the consumer's
+    /// settings as librdkafka will take them (see
+    /// [`client::offline_check`]).
+    pub fn offline_check(&self, config_dir: &Path) -> Result<(), client::OptionProblem> {
+        let config = self
+            .client_config(String::new(), "weir-validate", "validate", config_dir)
+            .map_err(|message| client::OptionProblem {
+                option: None,
+                message,
+            })?;
+        client::offline_check(&config, &self.options)
+    }
 }
 
 /// Start position of a consumer group that has no committed offset.
@@ -305,26 +347,14 @@ impl KafkaSource {
             .group_id
             .clone()
             .unwrap_or_else(|| format!("weir-{}", ctx.pipeline));
-        let client_config: ClientConfig = client::client_config(
-            &[
-                ("bootstrap.servers", brokers),
-                ("group.id", group_id.clone()),
-                ("client.id", format!("weir-{name}")),
-                ("enable.auto.commit", "false".into()),
-                ("enable.auto.offset.store", "false".into()),
-                ("auto.offset.reset", config.start.as_setting().into()),
-                // Consumer lag for /metrics (see `stats` above); `options` may change it.
-                ("statistics.interval.ms", "5000".into()),
-                ("enable.partition.eof", config.stop_at_end.to_string()),
-            ],
-            &config.options,
-            &["enable.auto.commit", "enable.auto.offset.store", "group.id"],
-        )
-        .map_err(fatal)?;
+        let client_config = config
+            .client_config(brokers, &group_id, &name, &ctx.config_dir)
+            .map_err(fatal)?;
         let progress = Arc::new(Mutex::new(Progress::default()));
         let context = SourceContextImpl {
             log: LogContext {
                 connector: name.clone(),
+                kind: "source",
             },
             progress: progress.clone(),
         };
