@@ -31,12 +31,36 @@ pub fn build_weir(release: bool) -> PathBuf {
         out.status.success(),
         "`cargo build -p weir --bin weir` failed (see its output above)"
     );
-    String::from_utf8_lossy(&out.stdout)
+    let exe = String::from_utf8_lossy(&out.stdout)
         .lines()
         .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
         .filter(|m| m["reason"] == "compiler-artifact" && m["target"]["name"] == "weir")
         .find_map(|m| m["executable"].as_str().map(PathBuf::from))
-        .expect("cargo reported no executable for the weir binary")
+        .expect("cargo reported no executable for the weir binary");
+    hashed_twin(&exe).unwrap_or(exe)
+}
+
+/// The file in `deps/` that `exe` (cargo's uplifted `target/<profile>/weir`)
+/// is a hard link of. Its name carries the build's hash, so two checkouts
+/// sharing one `CARGO_TARGET_DIR` do not run each other's binary when one
+/// rebuilds and replaces the uplifted link.
+fn hashed_twin(exe: &Path) -> Option<PathBuf> {
+    use std::os::unix::fs::MetadataExt as _;
+    let meta = std::fs::metadata(exe).ok()?;
+    let deps = exe.parent()?.join("deps");
+    let prefix = format!("{}-", exe.file_name()?.to_str()?);
+    std::fs::read_dir(deps)
+        .ok()?
+        .filter_map(Result::ok)
+        .filter(|e| {
+            e.file_name()
+                .to_str()
+                .is_some_and(|n| n.starts_with(&prefix))
+        })
+        .map(|e| e.path())
+        .find(|p| {
+            std::fs::metadata(p).is_ok_and(|m| m.ino() == meta.ino() && m.dev() == meta.dev())
+        })
 }
 
 /// The `weir` executable in the profile of the running test (release when
