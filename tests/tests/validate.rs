@@ -540,3 +540,62 @@ fn every_example_config_is_valid() {
         examples.display()
     );
 }
+
+#[test]
+fn kafka_options_are_checked_offline_the_way_librdkafka_takes_them() {
+    let f = fixture(
+        r#"[sources.clicks]
+type = "kafka"
+brokers = "127.0.0.1:19092"
+topics = ["clicks"]
+options = { "security.protocol" = "SASL_SSL", "sasl.mechanism" = "SCRAM-SHA-512",
+            "sasl.username" = "weir", "sasl.password" = "secret",
+            "ssl.ca.location" = "certs/missing-ca.pem" }
+
+[sinks.archive]
+type = "kafka"
+brokers = "127.0.0.1:19092"
+topic = "archive"
+options = { "compression.type" = "brotli" }
+
+[sinks.dlq]
+type = "kafka"
+brokers = "127.0.0.1:19092"
+topic = "dlq"
+acks = "2"
+
+[sinks.kerberos]
+type = "kafka"
+brokers = "127.0.0.1:19092"
+topic = "k"
+options = { "security.protocol" = "SASL_PLAINTEXT", "sasl.mechanism" = "GSSAPI" }
+
+[sinks.fine]
+type = "kafka"
+brokers = "127.0.0.1:19092"
+topic = "fine"
+options = { "security.protocol" = "SASL_SSL", "sasl.mechanism" = "PLAIN", "compression.type" = "zstd",
+            "sasl.username" = "weir", "sasl.password" = "secret" }
+
+[pipelines.p]
+source = "clicks"
+default_route = "archive"
+routes = { k = "kerberos", f = "fine" }
+dead_letter = "dlq"
+"#,
+    );
+    let dir = f.path.parent().unwrap().display().to_string();
+    let errors = errors_of(&f);
+    assert_eq!(
+        errors,
+        vec![
+            format!(
+                "7:33: sources.clicks.options.\"ssl.ca.location\": cannot read {dir}/certs/missing-ca.pem: No such file or directory (os error 2)"
+            ),
+            "13:34: sinks.archive.options.\"compression.type\": Invalid value \"brotli\" for configuration property \"compression.codec\"".to_owned(),
+            "19:8: sinks.dlq.acks: acks must be \"all\", \"1\" or \"0\", not \"2\"".to_owned(),
+            "25:72: sinks.kerberos.options.\"sasl.mechanism\": No provider for SASL mechanism GSSAPI: recompile librdkafka with libsasl2 or openssl support. Current build options: PLAIN SASL_SCRAM OAUTHBEARER (this weir supports SASL PLAIN, SCRAM-SHA-256 and SCRAM-SHA-512; GSSAPI/Kerberos is not built in)".to_owned(),
+        ],
+        "{errors:#?}"
+    );
+}

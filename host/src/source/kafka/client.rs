@@ -170,7 +170,26 @@ pub(crate) fn offline_check(
                 .keys()
                 .filter(|k| message.contains(k.as_str()))
                 .max_by_key(|k| k.len())
+                .or_else(|| {
+                    // Or it names the value ("No provider for SASL mechanism GSSAPI").
+                    options
+                        .iter()
+                        .filter(|(_, v)| {
+                            let v = v.to_setting();
+                            v.len() >= 3 && message.contains(&v)
+                        })
+                        .map(|(k, _)| k)
+                        .max_by_key(|k| k.len())
+                })
                 .cloned();
+            let message = if message.contains("No provider for SASL mechanism") {
+                // librdkafka's advice (recompile it) is not the user's to take.
+                format!(
+                    "{message} (this weir supports SASL PLAIN, SCRAM-SHA-256 and SCRAM-SHA-512; GSSAPI/Kerberos is not built in)"
+                )
+            } else {
+                message
+            };
             Err(OptionProblem { option, message })
         }
     }
