@@ -91,7 +91,11 @@ async fn a_failing_describe_never_finishes_another_hosts_new_shard() {
     }));
     let leases = unique("leases");
     // One shard per host, so B (not A) takes the new shard.
-    let cfg = fake_source_config(&leases, "describe", "on_data_loss = \"skip\"\nmax_leases = 1");
+    let cfg = fake_source_config(
+        &leases,
+        "describe",
+        "on_data_loss = \"skip\"\nmax_leases = 1",
+    );
     let a = start_fake_source(&cfg, &a_view).await;
     assert_eq!(
         seqs(&read(&a, 10, Duration::from_secs(30), true).await),
@@ -101,11 +105,7 @@ async fn a_failing_describe_never_finishes_another_hosts_new_shard() {
     // From now on A's describes fail; a new shard appears, and host B
     // (whose describes work) creates its lease and reads it.
     failing.store(true, Ordering::Relaxed);
-    stream
-        .shards
-        .lock()
-        .unwrap()
-        .push(open_shard("s1", 10));
+    stream.shards.lock().unwrap().push(open_shard("s1", 10));
     let b = start_fake_source(&cfg, &stream).await;
     assert_eq!(
         seqs(&read(&b, 10, Duration::from_secs(30), true).await),
@@ -234,7 +234,11 @@ async fn a_latest_lease_moved_before_any_record_arrived_misses_nothing_written_s
     assert_eq!(seqs(&got), range("s0", 21, 25));
     // Nothing from before A's start arrives either.
     let more = read(&b, 1, Duration::from_secs(2), true).await;
-    assert!(more.is_empty(), "older records delivered: {:?}", seqs(&more));
+    assert!(
+        more.is_empty(),
+        "older records delivered: {:?}",
+        seqs(&more)
+    );
     b.close().await.unwrap();
 }
 
@@ -303,7 +307,11 @@ async fn a_take_applied_but_reported_failed_leaves_no_lease_unread() {
     .await
     .expect("source");
     let got = read(&source, 10, Duration::from_secs(30), true).await;
-    assert_eq!(fired.load(Ordering::Relaxed), 1, "the take's answer was lost");
+    assert_eq!(
+        fired.load(Ordering::Relaxed),
+        1,
+        "the take's answer was lost"
+    );
     // The only host reads the shard although its take "failed".
     assert_eq!(seqs(&got), range("s0", 1, 10));
     source.close().await.unwrap();

@@ -266,7 +266,12 @@ async fn natural_json_writes_back_exact_numbers_as_the_same_decimal() {
         _ => false,
     };
     for attr in ["tiny", "neg_tiny", "two63", "neg_two63", "minus_zero"] {
-        assert!(same(attr), "{attr}: {:?} became {:?}", original[attr], got[attr]);
+        assert!(
+            same(attr),
+            "{attr}: {:?} became {:?}",
+            original[attr],
+            got[attr]
+        );
     }
     let A::L(list) = &got["in_a_list"] else {
         panic!("in_a_list: {:?}", got["in_a_list"])

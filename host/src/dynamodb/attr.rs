@@ -630,7 +630,9 @@ mod tests {
         for n in edges {
             let item = HashMap::from([("n".to_string(), A::N(n.into()))]);
             let text = m.item_to_vec(&item);
-            let back = m.json_to_item(&Json::parse(&text).unwrap(), "value").unwrap();
+            let back = m
+                .json_to_item(&Json::parse(&text).unwrap(), "value")
+                .unwrap();
             match &back["n"] {
                 // Exact as a JSON number: the same decimal.
                 A::N(got) => assert!(same_decimal(got, n), "{n} came back as {got}"),
@@ -676,8 +678,16 @@ mod tests {
             ("0", "-1E-130", Greater),
             ("1E-130", "0", Greater),
             ("0.11", "0.101", Greater),
-            ("9.9999999999999999999999999999999999999E+125", "1E125", Greater),
-            ("12345678901234567890123456789012345678", "12345678901234567890123456789012345679", Less),
+            (
+                "9.9999999999999999999999999999999999999E+125",
+                "1E125",
+                Greater,
+            ),
+            (
+                "12345678901234567890123456789012345678",
+                "12345678901234567890123456789012345679",
+                Less,
+            ),
         ];
         for (a, b, want) in cases {
             assert_eq!(compare_decimal(a, b), Some(want), "{a} vs {b}");

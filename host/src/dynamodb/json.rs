@@ -232,7 +232,9 @@ mod tests {
         for ok in ["0", "-0", "1E-130", "9.9E+125", "1.50", "12e3", "-1.0e-2"] {
             assert!(is_json_number(ok), "{ok}");
         }
-        for bad in ["", "-", "+1", ".5", "5.", "01", "1e", "1e+", "0x1", "1 ", "NaN"] {
+        for bad in [
+            "", "-", "+1", ".5", "5.", "01", "1e", "1e+", "0x1", "1 ", "NaN",
+        ] {
             assert!(!is_json_number(bad), "{bad}");
         }
     }

@@ -350,7 +350,10 @@ impl FakeStream {
     /// Append records `from..=to` to shard `id` (keys `id-seq`).
     pub fn append(&self, id: &str, from: u64, to: u64) {
         let mut shards = self.shards.lock().unwrap();
-        let shard = shards.iter_mut().find(|s| s.id == id).expect("no such shard");
+        let shard = shards
+            .iter_mut()
+            .find(|s| s.id == id)
+            .expect("no such shard");
         shard
             .records
             .extend((from..=to).map(|q| (q, format!("{id}-{q}"))));

@@ -163,9 +163,7 @@ impl Planner {
             None => None,
         };
         let value_json = match &output.value {
-            Some(bytes) => {
-                Some(Json::parse(bytes).map_err(|e| format!("value is not JSON: {e}"))?)
-            }
+            Some(bytes) => Some(Json::parse(bytes).map_err(|e| format!("value is not JSON: {e}"))?),
             None => None,
         };
         let key_item = match &key_json {
@@ -710,9 +708,8 @@ mod tests {
             version_attribute: Some("version".into()),
             ..planner()
         };
-        let v = |id: &str, version: i64| {
-            json_output(serde_json::json!({"id": id, "version": version}))
-        };
+        let v =
+            |id: &str, version: i64| json_output(serde_json::json!({"id": id, "version": version}));
         let kept = |plan: &Plan| -> Vec<(usize, bool)> {
             plan.batches
                 .iter()
@@ -721,7 +718,14 @@ mod tests {
                 .collect()
         };
         // a: newest first; b: newest last; c: a tie keeps the later one.
-        let plan = p.plan(&[v("a", 5), v("a", 3), v("b", 1), v("b", 2), v("c", 7), v("c", 7)]);
+        let plan = p.plan(&[
+            v("a", 5),
+            v("a", 3),
+            v("b", 1),
+            v("b", 2),
+            v("c", 7),
+            v("c", 7),
+        ]);
         assert_eq!(kept(&plan), [(0, true), (3, true), (5, true)]);
         // Numbers compare by value, not as text.
         let plan = p.plan(&[v("a", 10), v("a", 9)]);

@@ -35,9 +35,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::config::{DynamoDbStreamsSourceConfig, OnDataLoss, StartPosition};
-use super::leases::{
-    Lease, LeaseError, LeaseTable, Observations, Position, host_of, plan_takes,
-};
+use super::leases::{Lease, LeaseError, LeaseTable, Observations, Position, host_of, plan_takes};
 use super::shards::{new_leases, parent_finished, vanished_unfinished};
 use super::streams::{IteratorStart, SdkStreams, StreamShape, StreamsApi, StreamsError};
 use crate::dynamodb::attr::JsonMapping;
