@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use dynamodb_support::*;
 use serde_json::json;
-use weir::dynamodb::attr::{JsonFormat, JsonMapping};
+use weir::dynamodb::attr::{JsonFormat, JsonMapping, same_decimal};
 use weir::dynamodb::aws_sdk_dynamodb::Client;
 use weir::dynamodb::aws_sdk_dynamodb::primitives::Blob;
 use weir::dynamodb::aws_sdk_dynamodb::types::{
@@ -69,7 +69,44 @@ fn every_type() -> HashMap<String, A> {
     ])
 }
 
+/// Numbers at the edges of DynamoDB's range and precision.
+fn edge_numbers() -> HashMap<String, A> {
+    let n = |text: &str| A::N(text.into());
+    HashMap::from([
+        ("id".to_string(), A::S("edges".into())),
+        ("tiny".to_string(), n("1E-130")),
+        ("neg_tiny".to_string(), n("-1E-130")),
+        (
+            "huge".to_string(),
+            n("9.9999999999999999999999999999999999999E+125"),
+        ),
+        (
+            "neg_huge".to_string(),
+            n("-9.9999999999999999999999999999999999999E+125"),
+        ),
+        (
+            "digits38".to_string(),
+            n("12345678901234567890123456789012345678"),
+        ),
+        (
+            "frac38".to_string(),
+            n("0.12345678901234567890123456789012345678"),
+        ),
+        ("two63".to_string(), n("9223372036854775808")),
+        ("neg_two63".to_string(), n("-9223372036854775808")),
+        ("minus_zero".to_string(), n("-0")),
+        (
+            "in_a_list".to_string(),
+            A::L(vec![n("1E-130"), n("-1E-130"), n("1.5E-129")]),
+        ),
+    ])
+}
+
 async fn setup(prefix: &str) -> (Client, String, String) {
+    setup_with(prefix, every_type()).await
+}
+
+async fn setup_with(prefix: &str, item: HashMap<String, A>) -> (Client, String, String) {
     let client = client().await;
     let src = unique(prefix);
     let copy = unique(&format!("{prefix}-copy"));
@@ -84,7 +121,7 @@ async fn setup(prefix: &str) -> (Client, String, String) {
     client
         .put_item()
         .table_name(&src)
-        .set_item(Some(every_type()))
+        .set_item(Some(item))
         .send()
         .await
         .unwrap();
@@ -116,20 +153,20 @@ async fn copy_through(src: &str, copy: &str, format: &str) -> Event {
     ))
     .unwrap();
     let sink = DynamoDbSink::connect("copy", &sink_cfg).await.unwrap();
-    assert!(
-        sink.write(&[to_output(&events[0])])
-            .await
-            .unwrap()
-            .is_empty()
-    );
+    let rejected = sink.write(&[to_output(&events[0])]).await.unwrap();
+    assert!(rejected.is_empty(), "the copy was refused: {rejected:?}");
     events[0].clone()
 }
 
 async fn copied(client: &Client, copy: &str) -> HashMap<String, A> {
+    copied_item(client, copy, "all-types").await
+}
+
+async fn copied_item(client: &Client, copy: &str, id: &str) -> HashMap<String, A> {
     client
         .get_item()
         .table_name(copy)
-        .key("id", A::S("all-types".into()))
+        .key("id", A::S(id.into()))
         .send()
         .await
         .unwrap()
@@ -197,4 +234,58 @@ async fn natural_json_is_plain_and_writes_back_what_json_can_say() {
     );
     assert_eq!(got["bin"], A::S("AJ+Slv8=".into()));
     assert_eq!(got["ss"], A::L(vec![A::S("a".into()), A::S("b".into())]));
+}
+
+#[tokio::test]
+async fn typed_json_copies_numbers_at_the_edges_of_the_range_exactly() {
+    let (client, src, copy) = setup_with("rt-edges-typed", edge_numbers()).await;
+    let event = copy_through(&src, &copy, "typed").await;
+    assert_eq!(json(&event.value)["tiny"], json!({"N": "1E-130"}));
+    let typed = JsonMapping {
+        format: JsonFormat::Typed,
+        ..JsonMapping::default()
+    };
+    assert_eq!(
+        typed.item_to_value(&copied_item(&client, &copy, "edges").await),
+        typed.item_to_value(&edge_numbers())
+    );
+}
+
+#[tokio::test]
+async fn natural_json_writes_back_exact_numbers_as_the_same_decimal() {
+    let (client, src, copy) = setup_with("rt-edges-natural", edge_numbers()).await;
+    let event = copy_through(&src, &copy, "natural").await;
+    // The source hands exact numbers on as DynamoDB's own decimal text.
+    let text = String::from_utf8(event.value.clone().unwrap().to_vec()).unwrap();
+    assert!(text.contains(r#""tiny":1E-130"#), "{text}");
+    assert!(text.contains(r#""two63":9223372036854775808"#), "{text}");
+    let got = copied_item(&client, &copy, "edges").await;
+    let original = edge_numbers();
+    let same = |attr: &str| match (&got[attr], &original[attr]) {
+        (A::N(a), A::N(b)) => same_decimal(a, b),
+        _ => false,
+    };
+    for attr in ["tiny", "neg_tiny", "two63", "neg_two63", "minus_zero"] {
+        assert!(
+            same(attr),
+            "{attr}: {:?} became {:?}",
+            original[attr],
+            got[attr]
+        );
+    }
+    let A::L(list) = &got["in_a_list"] else {
+        panic!("in_a_list: {:?}", got["in_a_list"])
+    };
+    let list: Vec<&str> = list.iter().map(|a| a.as_n().unwrap().as_str()).collect();
+    for (got, want) in list.iter().zip(["1E-130", "-1E-130", "1.5E-129"]) {
+        assert!(same_decimal(got, want), "{want} became {got}");
+    }
+    // Numbers a double cannot carry travel as strings holding the decimal
+    // (inexact_numbers = "string", the default) and are written back as such.
+    for attr in ["huge", "neg_huge", "digits38", "frac38"] {
+        let A::N(text) = &original[attr] else {
+            unreachable!()
+        };
+        assert_eq!(got[attr], A::S(text.clone()), "{attr}");
+    }
 }

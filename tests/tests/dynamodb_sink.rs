@@ -151,6 +151,71 @@ async fn an_older_event_never_overwrites_a_newer_item() {
 }
 
 #[tokio::test]
+async fn of_several_versions_of_a_key_in_one_write_the_highest_lands() {
+    let (client, name) = table("sink-version-group").await;
+    let sink = DynamoDbSink::connect(
+        "copy",
+        &sink_config(&name, r#"version_attribute = "version""#),
+    )
+    .await
+    .unwrap();
+    let v = |version: u32, note: &str| put(json!({"id": "p1", "version": version, "note": note}));
+    assert!(sink.write(&[v(4, "stored")]).await.unwrap().is_empty());
+    // The newest event, then an older one (a replay, or events out of
+    // order): the older one must not decide what is written.
+    assert!(
+        sink.write(&[v(5, "newest"), v(3, "older")])
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let items = scan_all(&client, &name, &["id"]).await;
+    assert_eq!(
+        items.values().next().unwrap()["note"],
+        json!({"S": "newest"})
+    );
+    // Numbers compare by value (10 > 9, although "10" < "9" as text).
+    assert!(
+        sink.write(&[v(10, "ten"), v(9, "nine")])
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let items = scan_all(&client, &name, &["id"]).await;
+    assert_eq!(items.values().next().unwrap()["note"], json!({"S": "ten"}));
+}
+
+#[tokio::test]
+async fn different_composite_keys_are_never_collapsed_into_one() {
+    let client = client().await;
+    let name = unique("sink-composite");
+    create_table(
+        &client,
+        &name,
+        &[
+            ("pk", ScalarAttributeType::S),
+            ("sk", ScalarAttributeType::S),
+        ],
+        None,
+    )
+    .await;
+    let sink = DynamoDbSink::connect("copy", &sink_config(&name, ""))
+        .await
+        .unwrap();
+    // Two different keys whose attribute texts, run together with a
+    // separator character, read the same.
+    let outputs = [
+        put(json!({"pk": "x\u{1f}Sy", "sk": "z", "n": 1})),
+        put(json!({"pk": "x", "sk": "y\u{1f}Sz", "n": 2})),
+    ];
+    assert!(sink.write(&outputs).await.unwrap().is_empty());
+    let items = scan_all(&client, &name, &["pk", "sk"]).await;
+    let mut ns: Vec<&serde_json::Value> = items.values().map(|i| &i["n"]).collect();
+    ns.sort_by_key(|v| v.to_string());
+    assert_eq!(ns, [&json!({"N": "1"}), &json!({"N": "2"})]);
+}
+
+#[tokio::test]
 async fn ttl_comes_from_the_output_or_the_config() {
     let (client, name) = table("sink-ttl").await;
     let sink = DynamoDbSink::connect(

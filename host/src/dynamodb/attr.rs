@@ -20,9 +20,14 @@
 //! own JSON (`{"S": "x"}`, `{"N": "1.50"}`, `{"SS": [..]}` ...), lossless
 //! both ways.
 //!
-//! JSON -> attribute values (the sink): string -> `S`, number -> `N` (its
-//! decimal text, never exponent notation), `true`/`false` -> `BOOL`, `null`
-//! -> `NULL`, object -> `M`, array -> `L`; or typed JSON read back exactly.
+//! An exact number is written as DynamoDB's own decimal text (`1E-130`
+//! stays `1E-130`), not through a double.
+//!
+//! JSON -> attribute values (the sink, reading JSON with [`Json`], which
+//! keeps number text): string -> `S`, number -> `N` (exactly the decimal
+//! written, in plain form without exponent), `true`/`false` -> `BOOL`,
+//! `null` -> `NULL`, object -> `M`, array -> `L`; or typed JSON read back
+//! exactly.
 
 use std::collections::HashMap;
 
@@ -33,6 +38,9 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use serde::ser::{SerializeMap, SerializeSeq};
 use serde::{Deserialize, Serialize, Serializer};
 use serde_json::Value;
+use serde_json::value::RawValue;
+
+use super::json::{Json, is_json_number};
 
 /// How attribute values are written as JSON.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
@@ -147,10 +155,10 @@ impl JsonMapping {
     /// A JSON object as an item; `what` names the input in errors.
     pub fn json_to_item(
         &self,
-        json: &Value,
+        json: &Json,
         what: &str,
     ) -> Result<HashMap<String, AttributeValue>, String> {
-        let Value::Object(map) = json else {
+        let Json::Object(map) = json else {
             return Err(format!("{what} is not a JSON object"));
         };
         map.iter()
@@ -165,7 +173,7 @@ impl JsonMapping {
     }
 
     /// One JSON value as an attribute value; `what` names it in errors.
-    pub fn json_to_attr(&self, json: &Value, what: &str) -> Result<AttributeValue, String> {
+    pub fn json_to_attr(&self, json: &Json, what: &str) -> Result<AttributeValue, String> {
         match self.format {
             JsonFormat::Natural => Ok(natural_to_attr(json)),
             JsonFormat::Typed => typed_to_attr(json, what),
@@ -205,11 +213,21 @@ impl Serialize for NumJson<'_> {
         }
         match text.parse::<f64>() {
             Ok(f) if f.is_finite() => {
-                if self.1 == InexactNumbers::Float || same_decimal(text, &f.to_string()) {
-                    s.serialize_f64(f)
-                } else {
-                    s.serialize_str(text)
+                if !same_decimal(text, &f.to_string()) {
+                    return match self.1 {
+                        InexactNumbers::Float => s.serialize_f64(f),
+                        InexactNumbers::String => s.serialize_str(text),
+                    };
                 }
+                // Exact: write the decimal as DynamoDB gave it (`1E-130`
+                // stays `1E-130`), so a reader that keeps number text (the
+                // DynamoDB sink does) sees that very decimal.
+                if is_json_number(text)
+                    && let Ok(raw) = RawValue::from_string(text.to_string())
+                {
+                    return raw.serialize(s);
+                }
+                s.serialize_f64(f)
             }
             _ => s.serialize_str(text),
         }
@@ -281,14 +299,14 @@ impl Serialize for Base64List<'_> {
     }
 }
 
-fn natural_to_attr(v: &Value) -> AttributeValue {
+fn natural_to_attr(v: &Json) -> AttributeValue {
     match v {
-        Value::Null => AttributeValue::Null(true),
-        Value::Bool(b) => AttributeValue::Bool(*b),
-        Value::Number(n) => AttributeValue::N(plain_number(&n.to_string())),
-        Value::String(s) => AttributeValue::S(s.clone()),
-        Value::Array(a) => AttributeValue::L(a.iter().map(natural_to_attr).collect()),
-        Value::Object(m) => AttributeValue::M(
+        Json::Null => AttributeValue::Null(true),
+        Json::Bool(b) => AttributeValue::Bool(*b),
+        Json::Number(n) => AttributeValue::N(plain_number(n)),
+        Json::String(s) => AttributeValue::S(s.clone()),
+        Json::Array(a) => AttributeValue::L(a.iter().map(natural_to_attr).collect()),
+        Json::Object(m) => AttributeValue::M(
             m.iter()
                 .map(|(k, v)| (k.clone(), natural_to_attr(v)))
                 .collect(),
@@ -296,8 +314,8 @@ fn natural_to_attr(v: &Value) -> AttributeValue {
     }
 }
 
-fn typed_to_attr(v: &Value, what: &str) -> Result<AttributeValue, String> {
-    let Value::Object(m) = v else {
+fn typed_to_attr(v: &Json, what: &str) -> Result<AttributeValue, String> {
+    let Json::Object(m) = v else {
         return Err(format!(
             "{what}: typed JSON needs an object like {{\"S\": \"x\"}}, got {v}"
         ));
@@ -308,15 +326,14 @@ fn typed_to_attr(v: &Value, what: &str) -> Result<AttributeValue, String> {
             "{what}: typed JSON needs exactly one type key, got {v}"
         ));
     };
-    let string = |x: &Value| -> Result<String, String> {
+    let string = |x: &Json| -> Result<String, String> {
         x.as_str()
             .map(str::to_owned)
             .ok_or_else(|| format!("{what}: {tag} needs a string, got {x}"))
     };
-    let number = |x: &Value| -> Result<String, String> {
+    let number = |x: &Json| -> Result<String, String> {
         let text = match x {
-            Value::String(s) => s.clone(),
-            Value::Number(n) => n.to_string(),
+            Json::String(s) | Json::Number(s) => s.clone(),
             _ => return Err(format!("{what}: {tag} needs a number string, got {x}")),
         };
         if parse_decimal(&text).is_none() {
@@ -324,30 +341,30 @@ fn typed_to_attr(v: &Value, what: &str) -> Result<AttributeValue, String> {
         }
         Ok(text)
     };
-    let binary = |x: &Value| -> Result<Blob, String> {
+    let binary = |x: &Json| -> Result<Blob, String> {
         let s = string(x)?;
         BASE64
             .decode(s.as_bytes())
             .map(Blob::new)
             .map_err(|e| format!("{what}: {tag} is not valid base64: {e}"))
     };
-    let array = |x: &Value| -> Result<Vec<Value>, String> {
-        x.as_array()
-            .cloned()
-            .ok_or_else(|| format!("{what}: {tag} needs an array, got {x}"))
+    let array = |x: &Json| -> Result<Vec<Json>, String> {
+        match x {
+            Json::Array(items) => Ok(items.clone()),
+            _ => Err(format!("{what}: {tag} needs an array, got {x}")),
+        }
     };
     Ok(match tag.as_str() {
         "S" => AttributeValue::S(string(inner)?),
         "N" => AttributeValue::N(number(inner)?),
         "B" => AttributeValue::B(binary(inner)?),
-        "BOOL" => AttributeValue::Bool(
-            inner
-                .as_bool()
-                .ok_or_else(|| format!("{what}: BOOL needs true or false, got {inner}"))?,
-        ),
+        "BOOL" => match inner {
+            Json::Bool(b) => AttributeValue::Bool(*b),
+            _ => return Err(format!("{what}: BOOL needs true or false, got {inner}")),
+        },
         "NULL" => AttributeValue::Null(true),
         "M" => {
-            let Value::Object(fields) = inner else {
+            let Json::Object(fields) = inner else {
                 return Err(format!("{what}: M needs an object, got {inner}"));
             };
             AttributeValue::M(
@@ -416,6 +433,34 @@ pub fn same_decimal(a: &str, b: &str) -> bool {
     }
 }
 
+/// The order of two decimal texts by value; `None` when either is not a
+/// decimal.
+pub fn compare_decimal(a: &str, b: &str) -> Option<std::cmp::Ordering> {
+    let (an, ad, ae) = parse_decimal(a)?;
+    let (bn, bd, be) = parse_decimal(b)?;
+    // -1, 0 or 1: zero has no digits and no sign.
+    let sign = |neg: bool, digits: &str| match (digits.is_empty(), neg) {
+        (true, _) => 0i8,
+        (false, true) => -1,
+        (false, false) => 1,
+    };
+    let (sa, sb) = (sign(an, &ad), sign(bn, &bd));
+    if sa != sb || sa == 0 {
+        return Some(sa.cmp(&sb));
+    }
+    // Same sign, both non-zero: compare magnitudes, first by the position
+    // of the leading digit, then digit by digit (no trailing zeros, so a
+    // longer string with an equal prefix is the larger).
+    let lead_a = ad.len() as i64 + ae;
+    let lead_b = bd.len() as i64 + be;
+    let magnitude = lead_a.cmp(&lead_b).then_with(|| ad.cmp(&bd));
+    Some(if sa < 0 {
+        magnitude.reverse()
+    } else {
+        magnitude
+    })
+}
+
 /// A canonical text of a decimal (used to compare keys); the input itself
 /// when it is not a decimal.
 pub fn canonical_number(text: &str) -> String {
@@ -456,6 +501,11 @@ mod tests {
     use super::*;
     use serde_json::json;
 
+    /// A `json!` value as the sink reads it.
+    fn j(v: Value) -> Json {
+        Json::parse(v.to_string().as_bytes()).unwrap()
+    }
+
     fn item() -> HashMap<String, AttributeValue> {
         use AttributeValue as A;
         HashMap::from([
@@ -488,12 +538,18 @@ mod tests {
 
     #[test]
     fn natural_json_follows_the_documented_table() {
-        let v = JsonMapping::default().item_to_value(&item());
+        let mut v = JsonMapping::default().item_to_value(&item());
+        // serde_json's own (fast, not always correctly rounded) float
+        // parser reads the text `1E-130` one unit off the nearest double,
+        // so `tiny` is compared as the text the mapping writes.
+        let text = String::from_utf8(JsonMapping::default().item_to_vec(&item())).unwrap();
+        assert!(text.contains(r#""tiny":1E-130"#), "{text}");
+        v.as_object_mut().unwrap().remove("tiny");
         assert_eq!(
             v,
             json!({
                 "s": "héllo", "int": -42, "dec": 0.1,
-                "big": "123456789012345678901234567890.5", "tiny": 1e-130,
+                "big": "123456789012345678901234567890.5",
                 "b": "AAH/", "t": true, "n": null,
                 "m": {"l": ["x", 7]}, "ss": ["a", "b"], "ns": [1, 2.5], "bs": ["AQ==", "Ag=="]
             })
@@ -517,7 +573,7 @@ mod tests {
         let v = typed.item_to_value(&item());
         assert_eq!(v["ss"], json!({"SS": ["a", "b"]}));
         assert_eq!(v["b"], json!({"B": "AAH/"}));
-        assert_eq!(typed.json_to_item(&v, "value").unwrap(), item());
+        assert_eq!(typed.json_to_item(&j(v), "value").unwrap(), item());
     }
 
     #[test]
@@ -525,7 +581,8 @@ mod tests {
         let m = JsonMapping::default();
         let got = m
             .json_to_item(
-                &json!({"a": 1e-7, "b": 12e20, "c": [true, null], "d": {"e": "f"}}),
+                &Json::parse(br#"{"a": 1e-7, "b": 12e20, "c": [true, null], "d": {"e": "f"}}"#)
+                    .unwrap(),
                 "value",
             )
             .unwrap();
@@ -544,15 +601,59 @@ mod tests {
             ..Default::default()
         };
         let err = typed
-            .json_to_item(&json!({"a": {"M": {"b": {"N": "x1"}}}}), "value")
+            .json_to_item(&j(json!({"a": {"M": {"b": {"N": "x1"}}}})), "value")
             .unwrap_err();
         assert_eq!(err, "value.a.b: \"x1\" is not a number");
         let err = typed
-            .json_to_item(&json!({"a": "plain"}), "value")
+            .json_to_item(&j(json!({"a": "plain"})), "value")
             .unwrap_err();
         assert!(
             err.starts_with("value.a: typed JSON needs an object"),
             "{err}"
+        );
+    }
+
+    #[test]
+    fn exact_numbers_keep_their_decimal_through_json_and_back() {
+        use AttributeValue as A;
+        let m = JsonMapping::default();
+        let edges = [
+            "1E-130",
+            "-1E-130",
+            "9.9999999999999999999999999999999999999E+125",
+            "12345678901234567890123456789012345678",
+            "9223372036854775808",
+            "-9223372036854775808",
+            "-0",
+            "0.1",
+        ];
+        for n in edges {
+            let item = HashMap::from([("n".to_string(), A::N(n.into()))]);
+            let text = m.item_to_vec(&item);
+            let back = m
+                .json_to_item(&Json::parse(&text).unwrap(), "value")
+                .unwrap();
+            match &back["n"] {
+                // Exact as a JSON number: the same decimal.
+                A::N(got) => assert!(same_decimal(got, n), "{n} came back as {got}"),
+                // Inexact: the decimal's text, as a string.
+                A::S(got) => assert_eq!(got, n),
+                other => panic!("{n} came back as {other:?}"),
+            }
+        }
+        // DynamoDB's smallest magnitude is written as its own text.
+        let tiny = HashMap::from([("n".to_string(), A::N("1E-130".into()))]);
+        assert_eq!(m.item_to_vec(&tiny), br#"{"n":1E-130}"#);
+        // A number with more digits than a double holds is written as given.
+        let got = m
+            .json_to_item(
+                &Json::parse(br#"{"n": 12345678901234567890123456789012345678}"#).unwrap(),
+                "value",
+            )
+            .unwrap();
+        assert_eq!(
+            got["n"],
+            A::N("12345678901234567890123456789012345678".into())
         );
     }
 
@@ -563,5 +664,35 @@ mod tests {
         assert!(same_decimal("-0.000", "0"));
         assert!(!same_decimal("0.1", "0.10000000000000001"));
         assert_eq!(canonical_number("1.0"), canonical_number("1"));
+    }
+
+    #[test]
+    fn decimals_order_by_value() {
+        use std::cmp::Ordering::*;
+        let cases = [
+            ("10", "9", Greater),
+            ("9.5", "10", Less),
+            ("1E2", "100.0", Equal),
+            ("-3", "-20", Greater),
+            ("-0", "0", Equal),
+            ("0", "-1E-130", Greater),
+            ("1E-130", "0", Greater),
+            ("0.11", "0.101", Greater),
+            (
+                "9.9999999999999999999999999999999999999E+125",
+                "1E125",
+                Greater,
+            ),
+            (
+                "12345678901234567890123456789012345678",
+                "12345678901234567890123456789012345679",
+                Less,
+            ),
+        ];
+        for (a, b, want) in cases {
+            assert_eq!(compare_decimal(a, b), Some(want), "{a} vs {b}");
+            assert_eq!(compare_decimal(b, a), Some(want.reverse()), "{b} vs {a}");
+        }
+        assert_eq!(compare_decimal("x", "1"), None);
     }
 }

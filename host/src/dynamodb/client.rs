@@ -1,9 +1,14 @@
 //! Building AWS SDK configuration from a connector's settings.
 //!
-//! Endpoint, region and credentials come from the standard AWS chain
-//! (environment, profile, container/instance metadata); a connector may
-//! override the endpoint (a local emulator, a VPC endpoint), the region,
-//! and — for local emulators only — give static credentials.
+//! Endpoint, region and credentials come from the AWS SDK's default chain
+//! (`aws-config`): environment variables (`AWS_ACCESS_KEY_ID`,
+//! `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN`), the shared config and
+//! credentials files (`AWS_PROFILE`, `AWS_SHARED_CREDENTIALS_FILE`,
+//! `AWS_CONFIG_FILE`; SSO and `credential_process` profiles included), web
+//! identity (`AWS_WEB_IDENTITY_TOKEN_FILE` + `AWS_ROLE_ARN`, as EKS sets
+//! them), then the ECS container and EC2 instance roles. A connector may
+//! override the endpoint (a local emulator, a VPC endpoint) and the region,
+//! and give static credentials, which then replace the chain.
 
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 
@@ -42,6 +47,24 @@ impl AwsConnection {
         loader.load().await
     }
 
+    /// Load the shared SDK configuration and make sure it yields
+    /// credentials, so a connector without any fails at start with the
+    /// chain's own explanation instead of on its first request.
+    pub async fn load_checked(&self) -> Result<SdkConfig, String> {
+        use aws_sdk_dynamodb::config::ProvideCredentials as _;
+        let sdk = self.load().await;
+        let Some(provider) = sdk.credentials_provider() else {
+            return Err(NO_CREDENTIALS.to_string());
+        };
+        match provider.provide_credentials().await {
+            Ok(_) => Ok(sdk),
+            Err(e) => Err(format!(
+                "{NO_CREDENTIALS} ({})",
+                aws_sdk_dynamodb::error::DisplayErrorContext(&e)
+            )),
+        }
+    }
+
     /// A complaint about the settings, if any (one static credential
     /// without the other).
     pub fn validate(&self) -> Result<(), String> {
@@ -52,6 +75,9 @@ impl AwsConnection {
         }
     }
 }
+
+/// What a connector without credentials says.
+const NO_CREDENTIALS: &str = "no AWS credentials: set access_key_id and secret_access_key, or provide them through the AWS default chain (AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, AWS_PROFILE with a shared credentials file, AWS_WEB_IDENTITY_TOKEN_FILE with AWS_ROLE_ARN, a container or instance role)";
 
 /// The text of an SDK error, including the service's own message where
 /// there is one (the `Display` of `SdkError` alone says only "service error").

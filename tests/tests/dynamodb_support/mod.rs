@@ -291,8 +291,16 @@ pub struct FakeLog {
     pub expired: usize,
 }
 
+/// What a scripted stream's DescribeStream answers, given the shape it
+/// would answer (to fail it, delay it, or change the stream meanwhile).
+pub type DescribeHook = Arc<
+    dyn Fn(StreamShape) -> futures::future::BoxFuture<'static, Result<StreamShape, StreamsError>>
+        + Send
+        + Sync,
+>;
+
 /// A stream whose shards, splits, expiries and trims a test scripts.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct FakeStream {
     pub arn: String,
     pub shards: Arc<Mutex<Vec<FakeShard>>>,
@@ -302,6 +310,19 @@ pub struct FakeStream {
     calls: Arc<AtomicU32>,
     /// Records per page at most (besides the caller's limit).
     pub page: usize,
+    /// Records with this sequence number or above carry the time they were
+    /// read as their creation time; older ones a fixed time in 2023.
+    pub recent_from: Arc<std::sync::atomic::AtomicU64>,
+    describe_hook: Option<DescribeHook>,
+}
+
+impl std::fmt::Debug for FakeStream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FakeStream")
+            .field("arn", &self.arn)
+            .field("shards", &self.shards)
+            .finish_non_exhaustive()
+    }
 }
 
 impl FakeStream {
@@ -316,20 +337,49 @@ impl FakeStream {
             expire_every: 0,
             calls: Arc::new(AtomicU32::new(0)),
             page: 7,
+            recent_from: Arc::new(std::sync::atomic::AtomicU64::new(u64::MAX)),
+            describe_hook: None,
         }
     }
 
-    fn record(seq: u64, id: &str) -> Record {
+    /// GetRecords calls answered so far (by every view of this stream).
+    pub fn records_calls(&self) -> u32 {
+        self.calls.load(Ordering::Relaxed)
+    }
+
+    /// Append records `from..=to` to shard `id` (keys `id-seq`).
+    pub fn append(&self, id: &str, from: u64, to: u64) {
+        let mut shards = self.shards.lock().unwrap();
+        let shard = shards
+            .iter_mut()
+            .find(|s| s.id == id)
+            .expect("no such shard");
+        shard
+            .records
+            .extend((from..=to).map(|q| (q, format!("{id}-{q}"))));
+    }
+
+    /// The same stream (shards, log) seen through a DescribeStream that
+    /// `hook` answers, as one host would see it.
+    pub fn with_describe_hook(&self, hook: DescribeHook) -> FakeStream {
+        FakeStream {
+            describe_hook: Some(hook),
+            ..self.clone()
+        }
+    }
+
+    fn record(&self, seq: u64, id: &str) -> Record {
+        let created = if seq >= self.recent_from.load(Ordering::Relaxed) {
+            weir::dynamodb::aws_sdk_dynamodbstreams::primitives::DateTime::from(SystemTime::now())
+        } else {
+            weir::dynamodb::aws_sdk_dynamodbstreams::primitives::DateTime::from_secs(1_700_000_000)
+        };
         Record::builder()
             .event_name(OperationType::Insert)
             .dynamodb(
                 StreamRecord::builder()
                     .sequence_number(seq.to_string())
-                    .approximate_creation_date_time(
-                        weir::dynamodb::aws_sdk_dynamodbstreams::primitives::DateTime::from_secs(
-                            1_700_000_000,
-                        ),
-                    )
+                    .approximate_creation_date_time(created)
                     .keys("id", st::AttributeValue::S(id.into()))
                     .new_image("id", st::AttributeValue::S(id.into()))
                     .new_image("seq", st::AttributeValue::N(seq.to_string()))
@@ -348,19 +398,25 @@ fn parse_iterator(it: &str) -> Option<(String, u64)> {
 #[async_trait::async_trait]
 impl StreamsApi for FakeStream {
     async fn describe(&self) -> Result<StreamShape, StreamsError> {
-        let shards = self.shards.lock().unwrap();
-        Ok(StreamShape {
-            stream_arn: self.arn.clone(),
-            table_name: "fake".into(),
-            shards: shards
-                .iter()
-                .map(|s| ShardInfo {
-                    id: s.id.clone(),
-                    parent: s.parent.clone(),
-                    closed: s.closed,
-                })
-                .collect(),
-        })
+        let shape = {
+            let shards = self.shards.lock().unwrap();
+            StreamShape {
+                stream_arn: self.arn.clone(),
+                table_name: "fake".into(),
+                shards: shards
+                    .iter()
+                    .map(|s| ShardInfo {
+                        id: s.id.clone(),
+                        parent: s.parent.clone(),
+                        closed: s.closed,
+                    })
+                    .collect(),
+            }
+        };
+        match &self.describe_hook {
+            Some(hook) => hook(shape).await,
+            None => Ok(shape),
+        }
     }
 
     async fn iterator(
@@ -376,6 +432,15 @@ impl StreamsApi for FakeStream {
         let pos = match start {
             IteratorStart::TrimHorizon => shard.trim_below,
             IteratorStart::Latest => shard.records.last().map_or(0, |r| r.0 + 1),
+            IteratorStart::At(seq) => {
+                let seq: u64 = seq.parse().unwrap();
+                if seq < shard.trim_below {
+                    return Err(StreamsError::Trimmed(format!(
+                        "sequence number {seq} is trimmed"
+                    )));
+                }
+                seq
+            }
             IteratorStart::After(seq) => {
                 let seq: u64 = seq.parse().unwrap();
                 if seq + 1 < shard.trim_below {
@@ -427,7 +492,7 @@ impl StreamsApi for FakeStream {
         let records: Vec<Record> = shard.records[from..]
             .iter()
             .take(self.page.min(limit as usize))
-            .map(|r| Self::record(r.0, &r.1))
+            .map(|r| self.record(r.0, &r.1))
             .collect();
         let next_pos = records
             .last()

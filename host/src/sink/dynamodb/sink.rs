@@ -3,9 +3,10 @@
 //! A group of outputs is first *planned* without I/O ([`Planner`]): each
 //! output becomes a put (its value as an item, TTL added) or a delete (its
 //! key attributes); outputs that cannot become a request are rejected with
-//! the reason; several outputs for the same key are collapsed into the last
-//! one (DynamoDB rejects a BatchWriteItem naming a key twice, and only the
-//! last write of a key is visible afterwards anyway); the rest is cut into
+//! the reason; several outputs for the same key are collapsed into one
+//! (DynamoDB rejects a BatchWriteItem naming a key twice): the last one, or
+//! with a version attribute the one with the highest version, which is what
+//! writing them one after the other would leave; the rest is cut into
 //! batches of at most 25 requests (DynamoDB's limit).
 //!
 //! Without a version attribute each batch is one BatchWriteItem; unprocessed
@@ -24,11 +25,11 @@ use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::types::{AttributeValue, DeleteRequest, PutRequest, WriteRequest};
 use base64::Engine as _;
 use futures::StreamExt as _;
-use serde_json::Value;
 
 use super::config::DynamoDbSinkConfig;
-use crate::dynamodb::attr::{JsonMapping, canonical_number};
+use crate::dynamodb::attr::{JsonMapping, canonical_number, compare_decimal};
 use crate::dynamodb::client::error_text;
+use crate::dynamodb::json::Json;
 use crate::event::{Op, Output};
 use crate::sink::{Rejection, Sink, SinkError};
 
@@ -56,6 +57,10 @@ pub struct Planned {
     pub request: Request,
     /// The output's version attribute value, when conditional writes are on.
     pub version: Option<AttributeValue>,
+    /// Whether the write is sent on the condition that the stored version
+    /// is not greater than `version`: it has one, and no unconditional
+    /// delete of the key came before it in the group.
+    pub conditional: bool,
 }
 
 /// A group of outputs turned into requests.
@@ -95,8 +100,7 @@ impl Planner {
         for (index, output) in outputs.iter().enumerate() {
             match self.prepare(index, output, now) {
                 Ok((dedupe, p)) => match by_key.get(&dedupe) {
-                    // A later write of the same key replaces the earlier one.
-                    Some(&slot) => planned[slot] = p,
+                    Some(&slot) => self.collapse(&mut planned[slot], p),
                     None => {
                         by_key.insert(dedupe, planned.len());
                         planned.push(p);
@@ -113,6 +117,41 @@ impl Planner {
         plan
     }
 
+    /// Fold a later write of a key into the earlier one kept for it, so the
+    /// single request left has the effect the writes would have one after
+    /// the other.
+    ///
+    /// Without a version attribute the later write wins. With one, the
+    /// write with the highest version wins (the later one on a tie, as the
+    /// `<=` condition lets an equal version overwrite); a write after an
+    /// unconditional delete (one without a version) applies whatever is
+    /// stored, so it is sent unconditionally. Versions of different types
+    /// do not compare: the later write wins.
+    fn collapse(&self, kept: &mut Planned, later: Planned) {
+        if self.version_attribute.is_none() {
+            *kept = later;
+            return;
+        }
+        match (&kept.version, &later.version) {
+            (_, None) => *kept = later,
+            (None, Some(_)) => {
+                *kept = Planned {
+                    conditional: false,
+                    ..later
+                }
+            }
+            (Some(a), Some(b)) => {
+                if compare_versions(a, b) != Some(std::cmp::Ordering::Greater) {
+                    let conditional = kept.conditional && later.conditional;
+                    *kept = Planned {
+                        conditional,
+                        ..later
+                    };
+                }
+            }
+        }
+    }
+
     fn prepare(
         &self,
         index: usize,
@@ -124,10 +163,7 @@ impl Planner {
             None => None,
         };
         let value_json = match &output.value {
-            Some(bytes) => Some(
-                serde_json::from_slice::<Value>(bytes)
-                    .map_err(|e| format!("value is not JSON: {e}"))?,
-            ),
+            Some(bytes) => Some(Json::parse(bytes).map_err(|e| format!("value is not JSON: {e}"))?),
             None => None,
         };
         let key_item = match &key_json {
@@ -136,7 +172,7 @@ impl Planner {
         };
         let (request, version) = if output.op == Op::Delete {
             let value_item = match &value_json {
-                Some(v @ Value::Object(_)) => Some(self.mapping.json_to_item(v, "value")?),
+                Some(v) if v.is_object() => Some(self.mapping.json_to_item(v, "value")?),
                 _ => None,
             };
             let mut key = Item::new();
@@ -196,6 +232,7 @@ impl Planner {
             dedupe,
             Planned {
                 index,
+                conditional: version.is_some(),
                 request,
                 version,
             },
@@ -204,19 +241,19 @@ impl Planner {
 
     /// The output key as JSON: an object of key attributes, or (for a
     /// single-attribute key) a scalar or plain UTF-8 text meaning that attribute.
-    fn key_json(&self, bytes: &[u8]) -> Result<Value, String> {
-        let parsed = serde_json::from_slice::<Value>(bytes).ok();
+    fn key_json(&self, bytes: &[u8]) -> Result<Json, String> {
+        let parsed = Json::parse(bytes).ok();
         match (parsed, self.key.as_slice()) {
-            (Some(v @ Value::Object(_)), _) => Ok(v),
-            (Some(v @ (Value::String(_) | Value::Number(_))), [single])
+            (Some(v @ Json::Object(_)), _) => Ok(v),
+            (Some(v @ (Json::String(_) | Json::Number(_))), [single])
                 if self.mapping.format == crate::dynamodb::attr::JsonFormat::Natural =>
             {
-                Ok(Value::Object([(single.clone(), v)].into_iter().collect()))
+                Ok(Json::Object([(single.clone(), v)].into_iter().collect()))
             }
             (None, [single]) => match std::str::from_utf8(bytes) {
                 Ok(text) if self.mapping.format == crate::dynamodb::attr::JsonFormat::Natural => {
-                    Ok(Value::Object(
-                        [(single.clone(), Value::String(text.to_owned()))]
+                    Ok(Json::Object(
+                        [(single.clone(), Json::String(text.to_owned()))]
                             .into_iter()
                             .collect(),
                     ))
@@ -230,15 +267,20 @@ impl Planner {
         }
     }
 
+    /// A text naming the item's key, equal for two items exactly when
+    /// their keys are equal (numbers by value). Each attribute is written
+    /// as its type, its length, `:` and its text, so no attribute's text
+    /// can imitate the boundary to the next one.
     fn dedupe_key(&self, item: &Item) -> Result<String, String> {
+        use std::fmt::Write as _;
         let mut out = String::new();
         for name in &self.key {
-            let part = match item.get(name) {
-                Some(AttributeValue::S(s)) => format!("S{s}"),
-                Some(AttributeValue::N(n)) => format!("N{}", canonical_number(n)),
-                Some(AttributeValue::B(b)) => format!(
-                    "B{}",
-                    base64::engine::general_purpose::STANDARD.encode(b.as_ref())
+            let (tag, text) = match item.get(name) {
+                Some(AttributeValue::S(s)) => ('S', s.clone()),
+                Some(AttributeValue::N(n)) => ('N', canonical_number(n)),
+                Some(AttributeValue::B(b)) => (
+                    'B',
+                    base64::engine::general_purpose::STANDARD.encode(b.as_ref()),
                 ),
                 Some(_) => {
                     return Err(format!(
@@ -247,10 +289,21 @@ impl Planner {
                 }
                 None => return Err(format!("no key attribute `{name}`")),
             };
-            out.push_str(&part);
-            out.push('\u{1f}');
+            let _ = write!(out, "{tag}{}:{text}", text.len());
         }
         Ok(out)
+    }
+}
+
+/// The order of two version attribute values as DynamoDB's `<=` compares
+/// them: numbers by value, strings and binaries byte by byte; `None` for
+/// values of different or unordered types.
+fn compare_versions(a: &AttributeValue, b: &AttributeValue) -> Option<std::cmp::Ordering> {
+    match (a, b) {
+        (AttributeValue::N(x), AttributeValue::N(y)) => compare_decimal(x, y),
+        (AttributeValue::S(x), AttributeValue::S(y)) => Some(x.as_bytes().cmp(y.as_bytes())),
+        (AttributeValue::B(x), AttributeValue::B(y)) => Some(x.as_ref().cmp(y.as_ref())),
+        _ => None,
     }
 }
 
@@ -318,7 +371,11 @@ impl DynamoDbSink {
         let conn = cfg.connection();
         conn.validate()
             .map_err(|e| SinkError::Fatal(format!("sink {name}: {e}")))?;
-        let client = Client::new(&conn.load().await);
+        let sdk = conn
+            .load_checked()
+            .await
+            .map_err(|e| SinkError::Fatal(format!("sink {name}: {e}")))?;
+        let client = Client::new(&sdk);
         let described = client
             .describe_table()
             .table_name(&cfg.table)
@@ -484,7 +541,7 @@ impl DynamoDbSink {
         conditional: bool,
     ) -> Result<Option<Rejection>, SinkError> {
         let condition = match (conditional, &self.planner.version_attribute, &p.version) {
-            (true, Some(attr), Some(v)) => Some((attr.clone(), v.clone())),
+            (true, Some(attr), Some(v)) if p.conditional => Some((attr.clone(), v.clone())),
             _ => None,
         };
         const CONDITION: &str = "attribute_not_exists(#v) OR #v <= :v";
@@ -636,6 +693,72 @@ mod tests {
         keys.sort();
         keys.dedup();
         assert_eq!(keys.len(), 60);
+    }
+
+    fn json_output(value: serde_json::Value) -> Output {
+        Output {
+            value: Some(Bytes::from(value.to_string())),
+            ..Output::default()
+        }
+    }
+
+    #[test]
+    fn with_a_version_attribute_the_highest_version_of_a_key_is_kept() {
+        let p = Planner {
+            version_attribute: Some("version".into()),
+            ..planner()
+        };
+        let v =
+            |id: &str, version: i64| json_output(serde_json::json!({"id": id, "version": version}));
+        let kept = |plan: &Plan| -> Vec<(usize, bool)> {
+            plan.batches
+                .iter()
+                .flatten()
+                .map(|p| (p.index, p.conditional))
+                .collect()
+        };
+        // a: newest first; b: newest last; c: a tie keeps the later one.
+        let plan = p.plan(&[
+            v("a", 5),
+            v("a", 3),
+            v("b", 1),
+            v("b", 2),
+            v("c", 7),
+            v("c", 7),
+        ]);
+        assert_eq!(kept(&plan), [(0, true), (3, true), (5, true)]);
+        // Numbers compare by value, not as text.
+        let plan = p.plan(&[v("a", 10), v("a", 9)]);
+        assert_eq!(kept(&plan), [(0, true)]);
+        // After a delete without a version the stored item is gone, so the
+        // highest later write applies unconditionally.
+        let del = Output {
+            key: Some(Bytes::from_static(br#"{"id":"a"}"#)),
+            op: Op::Delete,
+            ..Output::default()
+        };
+        let plan = p.plan(&[v("a", 1), del.clone(), v("a", 5), v("a", 3)]);
+        assert_eq!(kept(&plan), [(2, false)]);
+        let plan = p.plan(&[v("a", 5), del]);
+        assert_eq!(kept(&plan), [(1, false)]);
+    }
+
+    #[test]
+    fn composite_keys_whose_texts_run_together_stay_apart() {
+        let p = Planner {
+            key: vec!["pk".into(), "sk".into()],
+            ..planner()
+        };
+        // The old encoding (type, text, U+001F per attribute) gave both the
+        // same dedupe key.
+        let plan = p.plan(&[
+            json_output(serde_json::json!({"pk": "x\u{1f}Sy", "sk": "z"})),
+            json_output(serde_json::json!({"pk": "x", "sk": "y\u{1f}Sz"})),
+            json_output(serde_json::json!({"pk": "1", "sk": "23"})),
+            json_output(serde_json::json!({"pk": "12", "sk": "3"})),
+        ]);
+        let indexes: Vec<usize> = plan.batches.iter().flatten().map(|p| p.index).collect();
+        assert_eq!(indexes, [0, 1, 2, 3]);
     }
 
     #[test]

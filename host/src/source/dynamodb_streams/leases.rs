@@ -2,8 +2,9 @@
 //!
 //! One row per shard of a (lease group, stream): partition key
 //! `lease_group` (`GROUP@STREAM_ARN`), sort key `shard_id`, and
-//! - `checkpoint`: `TRIM_HORIZON`, `LATEST`, a sequence number (the last
-//!   one whose outputs are all acknowledged) or `SHARD_END`;
+//! - `checkpoint`: `TRIM_HORIZON`, `LATEST`, `LATEST_SINCE:<ms>`,
+//!   `AT_SEQUENCE_NUMBER:<seq>` (see [`Position`]), a sequence number (the
+//!   last one whose outputs are all acknowledged) or `SHARD_END`;
 //! - `owner`: the lease holder's token (`host#n`, new on every take), absent
 //!   when free;
 //! - `counter`: incremented by every renewal and take;
@@ -34,22 +35,37 @@ use crate::dynamodb::client::error_text;
 pub enum Position {
     /// Nothing read yet: start at the oldest record.
     TrimHorizon,
-    /// Nothing read yet: start after the newest record.
+    /// Nothing read yet and never taken: start after the newest record.
     Latest,
+    /// Taken at `Latest` at this time (milliseconds since the epoch, on the
+    /// taker's clock), no record read yet. A later holder cannot know where
+    /// the first one's iterator stood, so it reads from the oldest record
+    /// and skips the records created well before this time.
+    LatestSince(u64),
+    /// The first record read after a `Latest` start, stored before any of
+    /// it was handed on: start at (and including) this sequence number.
+    At(String),
     /// Everything up to and including this sequence number is done.
     Sequence(String),
     /// The shard is closed and fully done.
     ShardEnd,
 }
 
+/// Stored prefix of [`Position::LatestSince`].
+const LATEST_SINCE: &str = "LATEST_SINCE:";
+/// Stored prefix of [`Position::At`].
+const AT_SEQUENCE: &str = "AT_SEQUENCE_NUMBER:";
+
 impl Position {
     /// The stored text.
-    pub fn as_str(&self) -> &str {
+    pub fn as_str(&self) -> std::borrow::Cow<'_, str> {
         match self {
-            Position::TrimHorizon => "TRIM_HORIZON",
-            Position::Latest => "LATEST",
-            Position::Sequence(s) => s,
-            Position::ShardEnd => "SHARD_END",
+            Position::TrimHorizon => "TRIM_HORIZON".into(),
+            Position::Latest => "LATEST".into(),
+            Position::LatestSince(ms) => format!("{LATEST_SINCE}{ms}").into(),
+            Position::At(seq) => format!("{AT_SEQUENCE}{seq}").into(),
+            Position::Sequence(s) => s.as_str().into(),
+            Position::ShardEnd => "SHARD_END".into(),
         }
     }
 
@@ -59,7 +75,18 @@ impl Position {
             "TRIM_HORIZON" => Position::TrimHorizon,
             "LATEST" => Position::Latest,
             "SHARD_END" => Position::ShardEnd,
-            seq => Position::Sequence(seq.to_string()),
+            _ => {
+                if let Some(ms) = text
+                    .strip_prefix(LATEST_SINCE)
+                    .and_then(|ms| ms.parse().ok())
+                {
+                    Position::LatestSince(ms)
+                } else if let Some(seq) = text.strip_prefix(AT_SEQUENCE) {
+                    Position::At(seq.to_string())
+                } else {
+                    Position::Sequence(text.to_string())
+                }
+            }
         }
     }
 }
@@ -311,25 +338,44 @@ impl LeaseTable {
         applied("create lease", &self.table, sent)
     }
 
-    /// Take a lease whose counter was last seen at `seen_counter`; `false`
-    /// when someone renewed or took it since.
+    /// Take a lease whose counter was last seen at `seen_counter`; `None`
+    /// when someone renewed or took it since. On success, the position the
+    /// taker reads from is returned. A lease at `Latest` becomes
+    /// `LatestSince(now)` in the same write (conditional on still being at
+    /// `Latest`), so whoever holds it next knows from when on the first
+    /// holder may have read.
     pub async fn take(
         &self,
         shard_id: &str,
         seen_counter: u64,
+        seen_position: &Position,
         token: &str,
-    ) -> Result<bool, LeaseError> {
-        let update = self
+    ) -> Result<Option<Position>, LeaseError> {
+        let now = now_ms();
+        let mut update = self
             .lease_update(shard_id)
-            .update_expression("SET #o = :o, heartbeat_ms = :now ADD #c :one")
             .condition_expression("#c = :seen")
             .expression_attribute_names("#o", "owner")
             .expression_attribute_names("#c", "counter")
             .expression_attribute_values(":o", s(token))
-            .expression_attribute_values(":now", n(now_ms()))
+            .expression_attribute_values(":now", n(now))
             .expression_attribute_values(":one", n(1))
             .expression_attribute_values(":seen", n(seen_counter));
-        applied("take lease", &self.table, update.send().await)
+        let position = if *seen_position == Position::Latest {
+            let since = Position::LatestSince(now);
+            update = update
+                .update_expression("SET #o = :o, heartbeat_ms = :now, #p = :since ADD #c :one")
+                .condition_expression("#c = :seen AND #p = :latest")
+                .expression_attribute_names("#p", "checkpoint")
+                .expression_attribute_values(":since", s(since.as_str()))
+                .expression_attribute_values(":latest", s(Position::Latest.as_str()));
+            // This holder is the first: it reads from the newest record.
+            Position::Latest
+        } else {
+            update = update.update_expression("SET #o = :o, heartbeat_ms = :now ADD #c :one");
+            seen_position.clone()
+        };
+        Ok(applied("take lease", &self.table, update.send().await)?.then_some(position))
     }
 
     /// Renew a held lease; `false` when it is no longer held by `token`.
@@ -584,5 +630,15 @@ mod tests {
         assert!(!obs.expired(&l, t0 + Duration::from_secs(20), d));
         assert_eq!(Position::parse("SHARD_END"), Position::ShardEnd);
         assert_eq!(Position::parse("123").as_str(), "123");
+        for p in [
+            Position::TrimHorizon,
+            Position::Latest,
+            Position::LatestSince(1_700_000_000_123),
+            Position::At("42".into()),
+            Position::Sequence("43".into()),
+            Position::ShardEnd,
+        ] {
+            assert_eq!(Position::parse(&p.as_str()), p);
+        }
     }
 }

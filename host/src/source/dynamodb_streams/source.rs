@@ -35,7 +35,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::config::{DynamoDbStreamsSourceConfig, OnDataLoss, StartPosition};
-use super::leases::{Lease, LeaseError, LeaseTable, Observations, Position, plan_takes};
+use super::leases::{Lease, LeaseError, LeaseTable, Observations, Position, host_of, plan_takes};
 use super::shards::{new_leases, parent_finished, vanished_unfinished};
 use super::streams::{IteratorStart, SdkStreams, StreamShape, StreamsApi, StreamsError};
 use crate::dynamodb::attr::JsonMapping;
@@ -48,6 +48,11 @@ pub const DATA_LOSS: &str = "weir_source_dynamodb_data_loss_total";
 pub const LEASES_LOST: &str = "weir_source_dynamodb_leases_lost_total";
 /// Leases held by this host, per source.
 pub const LEASES_HELD: &str = "weir_source_dynamodb_leases_held";
+
+/// How much older than a `LatestSince` take a record may be and still be
+/// read by a later holder: covers clock differences between hosts and
+/// DynamoDB and the coarseness of record creation times.
+const LATEST_SINCE_MARGIN: Duration = Duration::from_secs(60);
 
 /// Pages queued between the readers and `next_batch`.
 const QUEUE_PAGES: usize = 8;
@@ -185,11 +190,28 @@ impl DynamoDbStreamsSource {
         ctx: &SourceContext,
         api: Arc<dyn StreamsApi>,
     ) -> Result<Self, SourceError> {
+        let sdk = cfg
+            .connection()
+            .load_checked()
+            .await
+            .map_err(|e| SourceError::Fatal(format!("source {}: {e}", ctx.name)))?;
+        Self::with_clients(cfg, ctx, api, aws_sdk_dynamodb::Client::new(&sdk)).await
+    }
+
+    /// Start reading through `api`, with leases in the configured lease
+    /// table reached through `lease_client` (for example a client with its
+    /// own interceptors or retry settings).
+    pub async fn with_clients(
+        cfg: &DynamoDbStreamsSourceConfig,
+        ctx: &SourceContext,
+        api: Arc<dyn StreamsApi>,
+        lease_client: aws_sdk_dynamodb::Client,
+    ) -> Result<Self, SourceError> {
         let name = ctx.name.clone();
         cfg.validate()
             .map_err(|e| SourceError::Fatal(format!("source {name}: {e}")))?;
         let shape = api.describe().await.map_err(|e| streams_error(&name, e))?;
-        let client = aws_sdk_dynamodb::Client::new(&cfg.connection().load().await);
+        let client = lease_client;
         let group = format!(
             "{}@{}",
             cfg.lease_group
@@ -362,16 +384,13 @@ impl Inner {
             }
         }
 
-        // 2. Discover shards.
+        // 2. Discover shards. The leases are listed before the stream is
+        // described: every lease in the listing was created (by some host)
+        // from a description older than ours, so its shard is in ours
+        // unless the stream really dropped it. Listing after describing
+        // would let a shard another host found in between look vanished.
         let now = Instant::now();
         if last_sync.is_none_or(|t| now.duration_since(t) >= self.settings.shard_sync_interval) {
-            match self.api.describe().await {
-                Ok(s) => *shape = s,
-                Err(StreamsError::Transient(m)) => {
-                    tracing::warn!(source = %name, "describe stream: {m}")
-                }
-                Err(e) => return Err(streams_error(name, e)),
-            }
             let existing: HashMap<String, Lease> = self
                 .leases
                 .list()
@@ -380,39 +399,24 @@ impl Inner {
                 .into_iter()
                 .map(|l| (l.shard_id.clone(), l))
                 .collect();
-            for nl in new_leases(shape, &existing, self.settings.start) {
-                self.leases
-                    .create(&nl.shard_id, nl.parent.as_deref(), &nl.position)
-                    .await
-                    .map_err(|e| lease_error(name, e))?;
-            }
-            for shard in vanished_unfinished(shape, &existing) {
-                let lease = &existing[&shard];
-                let msg = format!(
-                    "shard {shard} of table {} left the stream (24 h retention) while its checkpoint was {}: its unread records are lost",
-                    self.table_name,
-                    lease.position.as_str()
-                );
-                metrics::counter!(DATA_LOSS, "source" => name.clone()).increment(1);
-                match self.settings.on_data_loss {
-                    OnDataLoss::Fail => {
-                        return Err(SourceError::Fatal(format!(
-                            "source {name}: {msg}; set on_data_loss = \"skip\" to go on"
-                        )));
-                    }
-                    OnDataLoss::Skip => {
-                        tracing::error!(source = %name, "{msg}; skipping it (on_data_loss = \"skip\")");
-                        self.leases
-                            .finish_unheld(&shard, lease.counter)
-                            .await
-                            .map_err(|e| lease_error(name, e))?;
-                    }
+            match self.api.describe().await {
+                Ok(s) => {
+                    *shape = s;
+                    self.sync_shards(shape, &existing, obs).await?;
+                    *last_sync = Some(now);
                 }
+                // Without a fresh description nothing can be said about
+                // vanished shards: try again next round.
+                Err(StreamsError::Transient(m)) => {
+                    tracing::warn!(source = %name, "describe stream: {m}")
+                }
+                Err(e) => return Err(streams_error(name, e)),
             }
-            *last_sync = Some(now);
         }
 
-        // 3. Take leases.
+        // 3. Take leases: first those this host took but does not read (a
+        // take that was applied although the call reported a failure, for
+        // example after an SDK retry), then what balancing asks for.
         let list = self.leases.list().await.map_err(|e| lease_error(name, e))?;
         let now = Instant::now();
         obs.observe(&list, now);
@@ -425,6 +429,15 @@ impl Inner {
             .iter()
             .filter(|l| l.position != Position::ShardEnd && parent_finished(l, &by_id, &ids))
             .collect();
+        let orphans: Vec<String> = readable
+            .iter()
+            .filter(|l| self.orphaned(l))
+            .map(|l| l.shard_id.clone())
+            .collect();
+        for shard in &orphans {
+            tracing::info!(source = %name, shard = %shard, "lease held under an unused token of this host; taking it again");
+            self.try_take(&by_id[shard]).await?;
+        }
         let mine = self.held_map().len();
         let duration = self.settings.lease_duration;
         let plan = plan_takes(
@@ -435,22 +448,87 @@ impl Inner {
             self.settings.max_leases,
         );
         for shard in plan.take.iter().chain(plan.steal.iter()) {
-            let Some(lease) = by_id.get(shard) else {
-                continue;
-            };
-            let token = format!(
-                "{}#{}",
-                self.host_id,
-                self.takes.fetch_add(1, Ordering::Relaxed)
-            );
-            if self
-                .leases
-                .take(shard, lease.counter, &token)
+            if let Some(lease) = by_id.get(shard) {
+                self.try_take(lease).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether a lease names this host as its owner under a token no reader
+    /// of this host uses.
+    fn orphaned(&self, lease: &Lease) -> bool {
+        let Some(token) = lease.owner.as_deref() else {
+            return false;
+        };
+        host_of(token) == self.host_id && !self.is_live(&lease.shard_id, token)
+    }
+
+    /// Take a lease as listed and start its reader if the take applied.
+    async fn try_take(self: &Arc<Self>, lease: &Lease) -> Result<(), SourceError> {
+        let name = &self.name;
+        let token = format!(
+            "{}#{}",
+            self.host_id,
+            self.takes.fetch_add(1, Ordering::Relaxed)
+        );
+        let taken = self
+            .leases
+            .take(&lease.shard_id, lease.counter, &lease.position, &token)
+            .await
+            .map_err(|e| lease_error(name, e))?;
+        if let Some(position) = taken {
+            tracing::info!(source = %name, shard = %lease.shard_id, checkpoint = %lease.position.as_str(), "took lease");
+            self.start_reader(lease.shard_id.clone(), token, position);
+        }
+        Ok(())
+    }
+
+    /// Create leases for new shards of a fresh description, and report the
+    /// shards of `existing` (listed before the description) that left it
+    /// unfinished. A lease someone holds and renews (this host or another)
+    /// is left to its holder, whose reader meets the lost records itself.
+    async fn sync_shards(
+        &self,
+        shape: &StreamShape,
+        existing: &HashMap<String, Lease>,
+        obs: &Observations,
+    ) -> Result<(), SourceError> {
+        let name = &self.name;
+        for nl in new_leases(shape, existing, self.settings.start) {
+            self.leases
+                .create(&nl.shard_id, nl.parent.as_deref(), &nl.position)
                 .await
-                .map_err(|e| lease_error(name, e))?
-            {
-                tracing::info!(source = %name, shard = %shard, checkpoint = %lease.position.as_str(), "took lease");
-                self.start_reader(shard.clone(), token, lease.position.clone());
+                .map_err(|e| lease_error(name, e))?;
+        }
+        let now = Instant::now();
+        for shard in vanished_unfinished(shape, existing) {
+            let lease = &existing[&shard];
+            let live = lease.owner.is_some()
+                && !self.orphaned(lease)
+                && !obs.expired(lease, now, self.settings.lease_duration);
+            if live {
+                continue;
+            }
+            let msg = format!(
+                "shard {shard} of table {} left the stream (24 h retention) while its checkpoint was {}: its unread records are lost",
+                self.table_name,
+                lease.position.as_str()
+            );
+            metrics::counter!(DATA_LOSS, "source" => name.clone()).increment(1);
+            match self.settings.on_data_loss {
+                OnDataLoss::Fail => {
+                    return Err(SourceError::Fatal(format!(
+                        "source {name}: {msg}; set on_data_loss = \"skip\" to go on"
+                    )));
+                }
+                OnDataLoss::Skip => {
+                    tracing::error!(source = %name, "{msg}; skipping it (on_data_loss = \"skip\")");
+                    self.leases
+                        .finish_unheld(&shard, lease.counter)
+                        .await
+                        .map_err(|e| lease_error(name, e))?;
+                }
             }
         }
         Ok(())
@@ -502,6 +580,51 @@ impl Inner {
         if let Err(e) = self.store(held, &mut p).await {
             // The coordinator retries on its next round.
             tracing::warn!(source = %self.name, shard = %held.shard_id, "storing SHARD_END: {e}");
+        }
+    }
+
+    /// Store where a shard started at `Latest` first had a record, before
+    /// that record is handed on. `false`: the lease is lost (or the source
+    /// stops); the reader ends without handing anything on.
+    async fn pin(&self, held: &Held, first: &str) -> bool {
+        let position = Position::At(first.to_string());
+        let mut failures = 0u32;
+        loop {
+            match self
+                .leases
+                .checkpoint(&held.shard_id, &held.token, &position)
+                .await
+            {
+                Ok(true) => return true,
+                Ok(false) => {
+                    tracing::info!(source = %self.name, shard = %held.shard_id, "lease lost before its first record was stored; the new holder reads it");
+                    metrics::counter!(LEASES_LOST, "source" => self.name.clone()).increment(1);
+                    self.drop_held(held);
+                    return false;
+                }
+                Err(LeaseError::Transient(m)) => {
+                    failures += 1;
+                    tracing::warn!(source = %self.name, shard = %held.shard_id, "storing the first sequence number read: {m}");
+                    let wait = Duration::from_millis((100u64 << failures.min(6)).min(5_000));
+                    if !self.pause(held, wait).await {
+                        return false;
+                    }
+                }
+                Err(LeaseError::Fatal(m)) => {
+                    self.report(SourceError::Fatal(format!("source {}: {m}", self.name)))
+                        .await;
+                    return false;
+                }
+            }
+        }
+    }
+
+    /// The shard no longer exists: whatever it held after `last` is lost.
+    /// With `on_data_loss = "skip"` it is finished like a shard read to its
+    /// end (once what was read is acknowledged), so its children are read.
+    async fn shard_gone(&self, held: &Held, last: Option<&str>, detail: &str) {
+        if self.data_lost(held, last, detail).await {
+            self.shard_ended(held).await;
         }
     }
 
@@ -572,9 +695,26 @@ impl Inner {
     async fn read(self: Arc<Self>, held: Arc<Held>, position: Position) {
         let s = &self.settings;
         let mut last: Option<String> = None;
+        // Records created before this (ms since the epoch) are skipped.
+        let mut skip_before: Option<i64> = None;
+        // A shard started at `Latest` has no position to resume from until
+        // its first record is read; that record's sequence number is stored
+        // before anything is handed on, so a next holder resumes there.
+        let mut unpinned = matches!(position, Position::Latest | Position::LatestSince(_));
         let mut initial = match position {
             Position::TrimHorizon => IteratorStart::TrimHorizon,
             Position::Latest => IteratorStart::Latest,
+            Position::LatestSince(ms) => {
+                // The lease moved before its first holder read a record:
+                // where that holder's iterator stood is unknown, so read
+                // from the oldest record and skip only what is clearly
+                // older than its take (a margin covers clock skew and the
+                // coarse record times).
+                let ms = i64::try_from(ms).unwrap_or(i64::MAX);
+                skip_before = Some(ms.saturating_sub(LATEST_SINCE_MARGIN.as_millis() as i64));
+                IteratorStart::TrimHorizon
+            }
+            Position::At(seq) => IteratorStart::At(seq),
             Position::Sequence(seq) => {
                 last = Some(seq.clone());
                 IteratorStart::After(seq)
@@ -598,13 +738,17 @@ impl Inner {
                         .map_or_else(|| initial.clone(), IteratorStart::After);
                     match self.api.iterator(&held.shard_id, &from).await {
                         Ok(it) => it,
-                        Err(StreamsError::Trimmed(m) | StreamsError::NotFound(m)) => {
+                        Err(StreamsError::Trimmed(m)) => {
                             if !self.data_lost(&held, last.as_deref(), &m).await {
                                 return;
                             }
                             last = None;
                             initial = IteratorStart::TrimHorizon;
                             continue;
+                        }
+                        Err(StreamsError::NotFound(m)) => {
+                            self.shard_gone(&held, last.as_deref(), &m).await;
+                            return;
                         }
                         Err(StreamsError::ExpiredIterator) => continue,
                         Err(StreamsError::Transient(m)) => {
@@ -630,11 +774,34 @@ impl Inner {
                 Ok(page) => {
                     failures = 0;
                     let n = page.records.len();
-                    let events: VecDeque<(String, Event)> = page
+                    let mut events: VecDeque<(String, Event)> = page
                         .records
                         .iter()
                         .filter_map(|r| self.to_event(&held.shard_id, r))
                         .collect();
+                    if let Some(before) = skip_before {
+                        let raw_last = events.back().map(|(seq, _)| seq.clone());
+                        // Records of a shard come in time order: skip up to
+                        // the first one that is recent enough.
+                        while events
+                            .front()
+                            .is_some_and(|(_, e)| e.timestamp_ms > 0 && e.timestamp_ms < before)
+                        {
+                            events.pop_front();
+                        }
+                        if events.is_empty() {
+                            // Resume after the skipped ones if the iterator expires.
+                            last = raw_last.or(last);
+                        } else {
+                            skip_before = None;
+                        }
+                    }
+                    if unpinned && let Some((first, _)) = events.front() {
+                        if !self.pin(&held, first).await {
+                            return;
+                        }
+                        unpinned = false;
+                    }
                     // Iterator age for the admin API's /metrics: how old the
                     // newest record read is; 0 once caught up.
                     let newest_ms = events.back().map_or(0, |(_, e)| e.timestamp_ms);
@@ -687,12 +854,16 @@ impl Inner {
                 Err(StreamsError::ExpiredIterator) => {
                     tracing::debug!(source = %self.name, shard = %held.shard_id, "iterator expired; renewing from the last sequence number read");
                 }
-                Err(StreamsError::Trimmed(m) | StreamsError::NotFound(m)) => {
+                Err(StreamsError::Trimmed(m)) => {
                     if !self.data_lost(&held, last.as_deref(), &m).await {
                         return;
                     }
                     last = None;
                     initial = IteratorStart::TrimHorizon;
+                }
+                Err(StreamsError::NotFound(m)) => {
+                    self.shard_gone(&held, last.as_deref(), &m).await;
+                    return;
                 }
                 Err(StreamsError::Transient(m)) => {
                     failures += 1;

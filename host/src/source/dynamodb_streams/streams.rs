@@ -39,6 +39,8 @@ pub enum IteratorStart {
     TrimHorizon,
     /// Just after the newest record.
     Latest,
+    /// At (including) this sequence number.
+    At(String),
     /// Just after this sequence number.
     After(String),
 }
@@ -121,7 +123,7 @@ impl SdkStreams {
         table: Option<&str>,
         stream_arn: Option<&str>,
     ) -> Result<Self, StreamsError> {
-        let sdk = conn.load().await;
+        let sdk = conn.load_checked().await.map_err(StreamsError::Fatal)?;
         let client = Client::new(&sdk);
         let stream_arn = match (stream_arn, table) {
             (Some(arn), _) => arn.to_string(),
@@ -217,6 +219,9 @@ impl StreamsApi for SdkStreams {
         let req = match start {
             IteratorStart::TrimHorizon => req.shard_iterator_type(ShardIteratorType::TrimHorizon),
             IteratorStart::Latest => req.shard_iterator_type(ShardIteratorType::Latest),
+            IteratorStart::At(seq) => req
+                .shard_iterator_type(ShardIteratorType::AtSequenceNumber)
+                .sequence_number(seq),
             IteratorStart::After(seq) => req
                 .shard_iterator_type(ShardIteratorType::AfterSequenceNumber)
                 .sequence_number(seq),
