@@ -223,9 +223,9 @@ impl PostgresSink {
         // Run both statements on no rows: the server plans them only at
         // execution, and planning is what finds that `key` matches no
         // unique index, or that the user may not insert or delete.
-        sink.write_rows(&conn, &[]).await.map_err(|e| {
-            error(&name, "check the statements on the table", &e)
-        })?;
+        sink.write_rows(&conn, &[])
+            .await
+            .map_err(|e| error(&name, "check the statements on the table", &e))?;
         *sink.conn.lock().await = Some(Arc::new(conn));
         tracing::info!(sink = %name, table = %sink.mapping.qualified_table, "postgres sink ready");
         Ok(sink)
