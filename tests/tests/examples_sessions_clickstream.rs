@@ -1,12 +1,15 @@
 //! The `examples/sessions` and `examples/clickstream` pipelines end to end,
 //! from their own `weir-kafka.toml`: the real Kafka-compatible broker
 //! (`scripts/services start kafka`) → the example Wasm plugins → the real
-//! Redis and MongoDB servers (`scripts/services start redis mongodb`).
+//! Redis, MongoDB and ClickHouse servers (`scripts/services start redis
+//! mongodb clickhouse`).
 //! Each test renames the topics, groups, database and keys so runs never
 //! meet, and reads to the end of the topics (`stop_at_end`).
 
 #[path = "common/kafka.rs"]
 mod kafka;
+#[path = "common/sql_servers.rs"]
+mod sql_servers;
 #[path = "common/stores.rs"]
 mod stores;
 
@@ -55,6 +58,7 @@ fn for_test(text: String) -> String {
         ),
     );
     let text = swap(text, "redis://127.0.0.1:16379/0", &stores::redis_url());
+    let text = text.replace("http://127.0.0.1:18123/", &sql_servers::clickhouse_url());
     text.replace(
         "mongodb://127.0.0.1:17017/?serverSelectionTimeoutMS=5000",
         &stores::mongo_uri(),
@@ -288,8 +292,41 @@ async fn clickstream_ranks_pages_counts_visitors_and_keeps_purchase_totals_acros
             &format!("database = \"{db}\""),
         )
     };
+    // ClickHouse: the example's table, in this run's database.
+    let ddl = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/clickstream/clickhouse.sql"),
+    )
+    .unwrap();
+    for statement in ddl
+        .split(';')
+        .map(|s| {
+            s.lines()
+                .filter(|l| !l.trim_start().starts_with("--"))
+                .collect::<Vec<_>>()
+                .join("\n")
+        })
+        .filter(|s| !s.trim().is_empty())
+    {
+        sql_servers::clickhouse_query(&statement.replace("analytics", &db)).await;
+    }
+    let page_counts = || async {
+        let text = sql_servers::clickhouse_query(&format!(
+            "SELECT url, count() FROM {db}.page_views FINAL GROUP BY url ORDER BY url FORMAT TabSeparated"
+        ))
+        .await;
+        text.lines()
+            .map(|l| {
+                let (url, n) = l.split_once('\t').unwrap();
+                (url.to_owned(), n.parse::<f64>().unwrap())
+            })
+            .collect::<BTreeMap<String, f64>>()
+    };
+
     let dir = tempfile::tempdir().unwrap();
     run_to_end(&config(1), dir.path()).await;
+
+    // ClickHouse: one row per page view that is not a bot's.
+    assert_eq!(page_counts().await, expected_rank);
 
     // Redis: the ranking of this run's pages, and its daily unique visitors.
     for (url, score) in &expected_rank {
@@ -351,6 +388,8 @@ async fn clickstream_ranks_pages_counts_visitors_and_keeps_purchase_totals_acros
     );
     let uniques_again: u64 = r.pfcount(format!("unique_visitors:{date}")).await.unwrap();
     assert_eq!(uniques_again, 6);
+    // The replayed page views are the same ClickHouse rows again.
+    assert_eq!(page_counts().await, expected_rank);
     // ZINCRBY is not idempotent: the replayed page views count again.
     for (url, score) in &expected_rank {
         let got: Option<f64> = r.zscore("top_pages:realtime", url).await.unwrap();

@@ -3,11 +3,14 @@
 //! plugin → the scylla sink (its real driver talking to the CQL responder
 //! on 127.0.0.1, schema read from `system_schema.columns`) and the Redis
 //! alert sink (the real test Redis, `scripts/services start redis`) → the
-//! dead-letter file. The same config against a real cluster is in the
-//! example's README.
+//! dead-letter file; and the second pipeline into the TimescaleDB-style
+//! table of the real test PostgreSQL (`scripts/services start postgres`).
+//! The same config against a real cluster is in the example's README.
 
 #[path = "common/cql_responder.rs"]
 mod cql_responder;
+#[path = "common/sql_servers.rs"]
+mod sql_servers;
 
 use std::path::Path;
 use std::time::Duration;
@@ -74,10 +77,34 @@ async fn readings_land_in_the_table_alerts_in_redis_and_bad_readings_in_the_dead
     let lines: Vec<String> = readings.iter().map(Value::to_string).collect();
     std::fs::write(dir.path().join("readings.jsonl"), lines.join("\n") + "\n").unwrap();
 
+    // PostgreSQL: the example's table (timescale.sql), under a name of this run.
+    let pg = sql_servers::postgres().await;
+    let pg_table = format!("readings_{p}");
+    let ddl = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/iot-telemetry/timescale.sql"),
+    )
+    .unwrap();
+    pg.batch_execute(&format!("DROP TABLE IF EXISTS iot_telemetry.{pg_table}"))
+        .await
+        .ok();
+    pg.batch_execute(&ddl.replace(
+        "iot_telemetry.readings",
+        &format!("iot_telemetry.{pg_table}"),
+    ))
+    .await
+    .expect("timescale.sql runs");
+
     let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/iot-telemetry/weir.toml");
     let text = std::fs::read_to_string(&example)
         .unwrap()
         .replace("redis://127.0.0.1:16379/0", &redis_url());
+    assert!(text.contains("table = \"readings\""));
+    let text = text
+        .replace("table = \"readings\"", &format!("table = \"{pg_table}\""))
+        .replace(
+            "postgresql://postgres@127.0.0.1:15432/postgres",
+            &sql_servers::postgres_url(),
+        );
     let plugin_dir = Path::new(weir_tests::plugins::IOT_TELEMETRY)
         .parent()
         .unwrap()
@@ -203,5 +230,43 @@ async fn readings_land_in_the_table_alerts_in_redis_and_bad_readings_in_the_dead
             "humidity must be a number in 0..=100, got 150".to_string(),
         ]
     );
+    // PostgreSQL: the same three readings, upserted by (device_id, time).
+    let got: Vec<String> = pg
+        .query(
+            &format!(
+                "SELECT device_id, (extract(epoch from time) * 1000)::bigint, reading_date::text, \
+                 temperature_c, humidity, battery_v FROM iot_telemetry.{pg_table} ORDER BY device_id, time"
+            ),
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| {
+            let humidity: Option<f32> = r.get(4);
+            let battery: Option<f32> = r.get(5);
+            format!(
+                "{}|{}|{}|{}|{humidity:?}|{battery:?}",
+                r.get::<_, String>(0),
+                r.get::<_, i64>(1),
+                r.get::<_, String>(2),
+                r.get::<_, f64>(3)
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        [
+            format!("{p}-a|{TS}|2024-05-01|22|Some(40.5)|Some(3.5)"),
+            format!("{p}-a|{}|2024-05-01|22.5|None|None", TS + 60_000),
+            format!("{p}-boiler|{TS}|2024-05-01|45|None|None"),
+        ]
+    );
+    // Its own dead letters: the same two invalid readings.
+    let dlq = std::fs::read_to_string(dir.path().join("out/dead-letters-timescale.jsonl")).unwrap();
+    assert_eq!(dlq.lines().count(), 2, "{dlq}");
+    pg.batch_execute(&format!("DROP TABLE iot_telemetry.{pg_table}"))
+        .await
+        .unwrap();
     responder.stop().await;
 }

@@ -305,7 +305,7 @@ async fn bad_templates_and_commands_fail_the_build_naming_sink_and_index() {
     let cases = [
         (
             "[[commands]]\ncmd = \"SET\"\nkey = \"a\"\n[[commands]]\ncmd = \"LPUSH\"\nkey = \"k\"\n",
-            "redis sink `bad`: commands[1]: unknown command `LPUSH` (expected one of SET, HSET, XADD, SADD, ZINCRBY, PFADD, INCRBY, INCRBYFLOAT, EXPIRE, DEL)",
+            "redis sink `bad`: commands[1]: unknown command `LPUSH` (expected one of SET, HSET, XADD, SADD, ZINCRBY, PFADD, INCRBY, INCRBYFLOAT, EXPIRE, DEL, or any command with `args`)",
         ),
         (
             "[[commands]]\ncmd = \"SET\"\nkey = \"session:{value.session_id\"\n",

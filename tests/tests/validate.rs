@@ -597,5 +597,46 @@ dead_letter = "dlq"
             "25:72: sinks.kerberos.options.\"sasl.mechanism\": No provider for SASL mechanism GSSAPI: recompile librdkafka with libsasl2 or openssl support. Current build options: PLAIN SASL_SCRAM OAUTHBEARER (this weir supports SASL PLAIN, SCRAM-SHA-256 and SCRAM-SHA-512; GSSAPI/Kerberos is not built in)".to_owned(),
         ],
         "{errors:#?}"
+/// `VALID` with one more sink (the archive's route stays the default).
+fn with_sink(table: &str) -> String {
+    VALID.replace("[sinks.dlq]", &format!("{table}\n[sinks.dlq]"))
+}
+
+#[test]
+fn postgres_and_clickhouse_sink_mistakes_are_reported_offline_where_they_are() {
+    let f = fixture(&with_sink(
+        "[sinks.pg]\ntype = \"postgres\"\nurl = \"postgresql://127.0.0.1/db\"\ntable = \"t\"\nkey = [\"id\"]\nbatch = 5\n[sinks.pg.mapping]\nid = \"body.id\"\n",
+    ));
+    // Each key at fault is reported where it is; checking the rest without
+    // them (as the loader does) then finds the mapping empty.
+    assert_eq!(
+        errors_of(&f),
+        [
+            "14:1: sinks.pg: `mapping` names no column",
+            "19:1: sinks.pg: unknown field `batch`, expected one of `url`, `user`, `password`, `schema`, `table`, `key`, `mapping`, `null_values`, `max_rows`, `connect_timeout_ms`, `tls`",
+            "21:6: sinks.pg.mapping.id: `body.id`: a field path starts with `value`, `key` or `header.NAME`",
+        ]
+    );
+
+    let f = fixture(&with_sink(
+        "[sinks.pg]\ntype = \"postgres\"\nurl = \"postgresql://127.0.0.1/db\"\ntable = \"t\"\nkey = [\"id\"]\n[sinks.pg.mapping]\nname = \"value.name\"\n",
+    ));
+    let errors = errors_of(&f);
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert!(
+        errors[0].ends_with("sinks.pg: key column `id` is not in `mapping`"),
+        "{errors:?}"
+    );
+
+    let f = fixture(&with_sink(
+        "[sinks.ch]\ntype = \"clickhouse\"\nurl = \"127.0.0.1:8123\"\ntable = \"t\"\n[sinks.ch.mapping]\nid = \"value.id\"\n",
+    ));
+    let errors = errors_of(&f);
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert!(
+        errors[0].ends_with(
+            "sinks.ch: `url` = `127.0.0.1:8123`: expected `http://host:port/` or `https://host:port/`"
+        ),
+        "{errors:?}"
     );
 }

@@ -12,17 +12,26 @@ use async_trait::async_trait;
 
 use crate::event::Output;
 
+#[cfg(feature = "clickhouse")]
+pub mod clickhouse;
 #[cfg(feature = "dynamodb")]
 pub mod dynamodb;
+pub mod field;
 pub mod file;
 #[cfg(feature = "kafka")]
 pub mod kafka;
 #[cfg(feature = "mongodb")]
 pub mod mongodb;
+#[cfg(feature = "postgres")]
+pub mod postgres;
 #[cfg(feature = "redis")]
 pub mod redis;
 #[cfg(feature = "scylla")]
 pub mod scylla;
+#[cfg(feature = "tls")]
+pub mod tls;
+#[cfg(feature = "typed")]
+pub mod typed;
 
 /// A permanent, per-output failure: the output goes to the dead-letter sink
 /// with `reason`, the rest of the group is considered written.
@@ -101,12 +110,16 @@ crate::config::connectors::connector_registry! {
     /// One `[sinks.NAME]` table: its `type` and that type's settings.
     SinkConfig, "sink", SinkContext => Arc<dyn Sink>, SinkError;
     File => file::FileSinkConfig,
+    #[cfg(feature = "clickhouse")]
+    Clickhouse => clickhouse::ClickhouseSinkConfig,
     #[cfg(feature = "dynamodb")]
     Dynamodb => dynamodb::DynamoDbSinkConfig,
     #[cfg(feature = "kafka")]
     Kafka => kafka::KafkaSinkConfig,
     #[cfg(feature = "mongodb")]
     Mongodb => mongodb::MongoSinkConfig,
+    #[cfg(feature = "postgres")]
+    Postgres => postgres::PostgresSinkConfig,
     #[cfg(feature = "redis")]
     Redis => redis::RedisSinkConfig,
     #[cfg(feature = "scylla")]

@@ -16,6 +16,11 @@
 //! cmd = "SADD"
 //! key = "user:{value.user_id}:sessions"
 //! members = ["{value.session_id}"]
+//!
+//! # Any other command (a Redis Stack / Valkey module's): `args` templates.
+//! [[sinks.cache.commands]]
+//! cmd = "TS.ADD"
+//! args = ["pageviews:{value.url}", "{value.ts}", "1"]
 //! ```
 
 use std::collections::BTreeMap;
@@ -74,10 +79,22 @@ fn default_connection_timeout_ms() -> u64 {
 #[serde(deny_unknown_fields)]
 pub struct CommandConfig {
     /// The command: `SET`, `HSET`, `XADD`, `SADD`, `ZINCRBY`, `PFADD`,
-    /// `INCRBY`, `INCRBYFLOAT`, `EXPIRE` or `DEL` (case-insensitive).
+    /// `INCRBY`, `INCRBYFLOAT`, `EXPIRE` or `DEL` (case-insensitive), or,
+    /// with `args`, any command (`TS.ADD`, `JSON.SET`, `BF.ADD`, ...).
     pub cmd: String,
-    /// Template of the key, e.g. `session:{value.session_id}`.
-    pub key: String,
+    /// Template of the key, e.g. `session:{value.session_id}` (built-in
+    /// commands; a generic command has its key among its `args`).
+    pub key: Option<String>,
+    /// Generic command: templates of every argument after the command
+    /// name, in order, e.g. `["pageviews:{value.url}", "{value.ts}", "1"]`.
+    /// Setting it sends `cmd` as it is written, whatever it is, and none of
+    /// the built-in options apply.
+    pub args: Option<Vec<String>>,
+    /// Generic command: whether running it twice with the same arguments
+    /// leaves the same state (`JSON.SET`, `BF.ADD`: yes; `TS.ADD` with the
+    /// default duplicate policy, `INCR`: no). Default false: the sink warns
+    /// at start that a replayed output applies it again.
+    pub idempotent: Option<bool>,
     /// `SET`: template of the value written. Default `{value}` (the whole
     /// JSON value).
     pub value: Option<String>,
@@ -156,6 +173,8 @@ pub enum CommandKind {
     Expire,
     /// `DEL key`.
     Del,
+    /// Any command with templated arguments (`cmd` + `args`).
+    Generic,
 }
 
 impl CommandKind {
@@ -184,7 +203,7 @@ impl CommandKind {
         Self::ALL
             .iter()
             .find(|(_, k)| *k == self)
-            .map_or("?", |&(n, _)| n)
+            .map_or("generic", |&(n, _)| n)
     }
 
     /// Whether running it twice with the same arguments leaves the same state.
@@ -195,6 +214,7 @@ impl CommandKind {
                 | CommandKind::IncrBy
                 | CommandKind::IncrByFloat
                 | CommandKind::XAdd
+                | CommandKind::Generic
         )
     }
 }
@@ -215,8 +235,15 @@ pub struct CompiledCommand {
     pub index: usize,
     /// Which command.
     pub kind: CommandKind,
-    /// Key template.
-    pub key: Template,
+    /// The command's name as sent (the built-in name, or a generic `cmd`
+    /// as written).
+    pub name: String,
+    /// Key template (built-in commands).
+    pub key: Option<Template>,
+    /// Generic command: the argument templates.
+    pub args: Vec<Template>,
+    /// Whether a replayed output leaves the same state.
+    pub idempotent: bool,
     /// `SET` value template.
     pub value: Option<Template>,
     /// Configured expiry.
@@ -238,7 +265,7 @@ pub struct CompiledCommand {
 impl CompiledCommand {
     /// `commands[i] (CMD)`, the way errors name a command.
     pub fn label(&self) -> String {
-        format!("commands[{}] ({})", self.index, self.kind.name())
+        format!("commands[{}] ({})", self.index, self.name)
     }
 }
 
@@ -273,7 +300,7 @@ pub enum RedisConfigError {
         /// Position in `commands`.
         index: usize,
         /// Command name.
-        cmd: &'static str,
+        cmd: String,
         /// The option holding the template.
         option: String,
         /// The syntax error.
@@ -287,7 +314,7 @@ pub enum RedisConfigError {
         /// Position in `commands`.
         index: usize,
         /// Command name.
-        cmd: &'static str,
+        cmd: String,
         /// What is wrong.
         message: String,
     },
@@ -309,27 +336,134 @@ impl RedisSinkConfig {
     }
 }
 
+/// Warn once per command that a replay applies again (at sink start).
+pub fn warn_non_idempotent(sink: &str, commands: &[CompiledCommand]) {
+    for c in commands.iter().filter(|c| !c.idempotent) {
+        tracing::warn!(
+            sink,
+            command = %c.label(),
+            "not idempotent: an output written again after a retry or restart (at-least-once delivery) applies it again"
+        );
+    }
+}
+
 impl CommandConfig {
+    /// The options of built-in commands, and whether each is set.
+    fn builtin_options(&self) -> [(&'static str, bool); 10] {
+        [
+            ("key", self.key.is_some()),
+            ("value", self.value.is_some()),
+            ("ttl_seconds", self.ttl_seconds.is_some()),
+            ("fields", self.fields.is_some()),
+            ("members", self.members.is_some()),
+            ("member", self.member.is_some()),
+            ("increment", self.increment.is_some()),
+            ("maxlen", self.maxlen.is_some()),
+            ("exact_maxlen", self.exact_maxlen),
+            ("id", self.id.is_some()),
+        ]
+    }
+
+    /// A generic command: `cmd` as written, `args` templates.
+    fn compile_generic(
+        &self,
+        sink: &str,
+        index: usize,
+        args: &[String],
+    ) -> Result<CompiledCommand, RedisConfigError> {
+        let name = self.cmd.trim().to_owned();
+        let option_err = |message: String| RedisConfigError::Option {
+            sink: sink.to_owned(),
+            index,
+            cmd: name.clone(),
+            message,
+        };
+        if name.is_empty() || name.contains(char::is_whitespace) {
+            return Err(option_err(format!(
+                "`cmd` = `{}` is not a command name (one word; its arguments go in `args`)",
+                self.cmd
+            )));
+        }
+        if let Some((option, _)) = self.builtin_options().into_iter().find(|(_, set)| *set) {
+            return Err(option_err(format!(
+                "`{option}` does not apply to a generic command (`args`): put the key and every other argument in `args`"
+            )));
+        }
+        let args = args
+            .iter()
+            .enumerate()
+            .map(|(i, t)| {
+                Template::parse(t).map_err(|e| RedisConfigError::Template {
+                    sink: sink.to_owned(),
+                    index,
+                    cmd: name.clone(),
+                    option: format!("args[{i}]"),
+                    message: e.to_string(),
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let on_delete = match self.on_delete.unwrap_or(OnDelete::Skip) {
+            OnDelete::Del => {
+                return Err(option_err(
+                    "`on_delete = \"del\"` needs a `key`; a generic command has none (use `skip`, or `apply` with a second command for deletes)".to_owned(),
+                ));
+            }
+            other => other,
+        };
+        Ok(CompiledCommand {
+            index,
+            kind: CommandKind::Generic,
+            name,
+            key: None,
+            args,
+            idempotent: self.idempotent.unwrap_or(false),
+            value: None,
+            ttl_seconds: None,
+            fields: None,
+            members: Vec::new(),
+            increment: None,
+            maxlen: None,
+            id: None,
+            on_delete,
+        })
+    }
+
     fn compile(&self, sink: &str, index: usize) -> Result<CompiledCommand, RedisConfigError> {
+        if let Some(args) = &self.args {
+            return self.compile_generic(sink, index, args);
+        }
         let kind =
             CommandKind::parse(&self.cmd).ok_or_else(|| RedisConfigError::UnknownCommand {
                 sink: sink.to_owned(),
                 index,
                 cmd: self.cmd.clone(),
-                expected: CommandKind::ALL.map(|(n, _)| n).join(", "),
+                expected: format!(
+                    "{}, or any command with `args`",
+                    CommandKind::ALL.map(|(n, _)| n).join(", ")
+                ),
             })?;
         let cmd = kind.name();
         let option_err = |message: String| RedisConfigError::Option {
             sink: sink.to_owned(),
             index,
-            cmd,
+            cmd: cmd.to_owned(),
             message,
         };
+        if self.idempotent.is_some() {
+            return Err(option_err(format!(
+                "`idempotent` applies only to a generic command (`args`); {cmd} is {}",
+                if kind.idempotent() {
+                    "idempotent"
+                } else {
+                    "not idempotent"
+                }
+            )));
+        }
         let template = |option: &str, text: &str| {
             Template::parse(text).map_err(|e| RedisConfigError::Template {
                 sink: sink.to_owned(),
                 index,
-                cmd,
+                cmd: cmd.to_owned(),
                 option: option.to_owned(),
                 message: e.to_string(),
             })
@@ -345,7 +479,7 @@ impl CommandConfig {
             K::ZIncrBy => &["member", "increment"],
             K::IncrBy | K::IncrByFloat => &["increment"],
             K::Expire => &["ttl_seconds"],
-            K::Del => &[],
+            K::Del | K::Generic => &[],
         };
         let set = [
             ("value", self.value.is_some()),
@@ -371,7 +505,12 @@ impl CommandConfig {
             }
         }
 
-        let key = template("key", &self.key)?;
+        let key = template(
+            "key",
+            self.key
+                .as_deref()
+                .ok_or_else(|| option_err("`key` is required".to_owned()))?,
+        )?;
         let value = match kind {
             K::Set => Some(template(
                 "value",
@@ -450,7 +589,10 @@ impl CommandConfig {
         Ok(CompiledCommand {
             index,
             kind,
-            key,
+            name: cmd.to_owned(),
+            key: Some(key),
+            args: Vec::new(),
+            idempotent: kind.idempotent(),
             value,
             ttl_seconds: self.ttl_seconds,
             fields,
@@ -507,7 +649,7 @@ mod tests {
                 "{base}[[commands]]\ncmd = \"LPUSH\"\nkey = \"k\"\n"
             ))
             .unwrap_err(),
-            "redis sink `cache`: commands[1]: unknown command `LPUSH` (expected one of SET, HSET, XADD, SADD, ZINCRBY, PFADD, INCRBY, INCRBYFLOAT, EXPIRE, DEL)"
+            "redis sink `cache`: commands[1]: unknown command `LPUSH` (expected one of SET, HSET, XADD, SADD, ZINCRBY, PFADD, INCRBY, INCRBYFLOAT, EXPIRE, DEL, or any command with `args`)"
         );
         assert_eq!(
             compile(&format!("{base}[[commands]]\ncmd = \"SADD\"\nkey = \"user:{{value.user_id\"\nmembers = [\"x\"]\n")).unwrap_err(),
@@ -540,6 +682,59 @@ mod tests {
             compile(&format!("{base}bogus = 1\n"))
                 .unwrap_err()
                 .contains("unknown field `bogus`")
+        );
+    }
+
+    #[test]
+    fn generic_commands_compile_and_are_not_idempotent_unless_said() {
+        let cmds = compile(
+            r#"
+            url = "redis://127.0.0.1:16379/"
+            [[commands]]
+            cmd = "TS.ADD"
+            args = ["pageviews:{value.url}", "{value.ts}", "1"]
+            [[commands]]
+            cmd = "JSON.SET"
+            args = ["doc:{value.id}", "$", "{value}"]
+            idempotent = true
+            on_delete = "apply"
+            "#,
+        )
+        .unwrap();
+        assert_eq!(cmds[0].kind, CommandKind::Generic);
+        assert_eq!(cmds[0].label(), "commands[0] (TS.ADD)");
+        assert_eq!(cmds[0].args.len(), 3);
+        assert!(!cmds[0].idempotent);
+        assert_eq!(cmds[0].on_delete, OnDelete::Skip);
+        assert!(cmds[1].idempotent);
+        assert_eq!(cmds[1].on_delete, OnDelete::Apply);
+    }
+
+    #[test]
+    fn generic_command_mistakes_are_named() {
+        let err = |body: &str| {
+            compile(&format!("url = \"redis://x/\"\n[[commands]]\n{body}")).unwrap_err()
+        };
+        assert_eq!(
+            err("cmd = \"TS.ADD\"\nkey = \"k\"\nargs = [\"k\"]\n"),
+            "redis sink `cache`: commands[0] (TS.ADD): `key` does not apply to a generic command (`args`): put the key and every other argument in `args`"
+        );
+        assert_eq!(
+            err("cmd = \"TS.ADD\"\nargs = [\"{value.x\"]\n"),
+            "redis sink `cache`: commands[0] (TS.ADD) `args[0]`: template `{value.x`: unclosed `{` at byte 0"
+        );
+        assert_eq!(
+            err("cmd = \"TS ADD\"\nargs = []\n"),
+            "redis sink `cache`: commands[0] (TS ADD): `cmd` = `TS ADD` is not a command name (one word; its arguments go in `args`)"
+        );
+        assert!(err("cmd = \"X\"\nargs = []\non_delete = \"del\"\n").contains("needs a `key`"));
+        assert_eq!(
+            err("cmd = \"SET\"\nkey = \"k\"\nidempotent = false\n"),
+            "redis sink `cache`: commands[0] (SET): `idempotent` applies only to a generic command (`args`); SET is idempotent"
+        );
+        assert_eq!(
+            err("cmd = \"SET\"\n"),
+            "redis sink `cache`: commands[0] (SET): `key` is required"
         );
     }
 }

@@ -82,6 +82,7 @@ impl RedisSink {
         let commands = config
             .compile(name)
             .map_err(|e| SinkError::Fatal(e.to_string()))?;
+        super::config::warn_non_idempotent(name, &commands);
         let client = open_client(ctx, config).map_err(|e| {
             SinkError::Fatal(format!(
                 "redis sink `{name}`: invalid url `{}`: {e}",
@@ -133,7 +134,15 @@ impl RedisSink {
         view: &OutputView<'_>,
     ) -> Result<Option<redis::Cmd>, String> {
         let output = view.output;
-        let key = c.key.render(view).map_err(|e| format!("key {e}"))?;
+        if c.kind == CommandKind::Generic {
+            return render_generic(c, view);
+        }
+        let key = c
+            .key
+            .as_ref()
+            .ok_or("no key template")?
+            .render(view)
+            .map_err(|e| format!("key {e}"))?;
         if output.op == Op::Delete {
             match c.on_delete {
                 OnDelete::Skip => return Ok(None),
@@ -192,7 +201,7 @@ impl RedisSink {
                     .ok_or("no expiry: the output has no ttl_seconds and none is configured")?;
                 cmd.arg(ttl.max(1));
             }
-            CommandKind::Del => {}
+            CommandKind::Del | CommandKind::Generic => {}
         }
         Ok(Some(cmd))
     }
@@ -232,6 +241,21 @@ impl RedisSink {
         }
         Ok(())
     }
+}
+
+/// A generic command: its name and every argument rendered, in order.
+fn render_generic(
+    c: &CompiledCommand,
+    view: &OutputView<'_>,
+) -> Result<Option<redis::Cmd>, String> {
+    if view.output.op == Op::Delete && c.on_delete == OnDelete::Skip {
+        return Ok(None);
+    }
+    let mut cmd = redis::cmd(&c.name);
+    for (i, t) in c.args.iter().enumerate() {
+        cmd.arg(t.render(view).map_err(|e| format!("args[{i}] {e}"))?);
+    }
+    Ok(Some(cmd))
 }
 
 fn render_increment(c: &CompiledCommand, view: &OutputView<'_>) -> Result<Vec<u8>, String> {

@@ -12,63 +12,14 @@ use super::config::{NullValues, TimeUnit};
 use super::convert::{json_to_cql, parse_iso8601_ms};
 use super::cql_type::CqlType;
 use crate::event::{Op, Output};
+use crate::sink::field::Doc;
+pub use crate::sink::field::{FieldPath, Root};
 
 /// One bound value: unset (column untouched), null, or a value.
 pub type BoundValue = MaybeUnset<Option<CqlValue>>;
 
 /// Longest TTL CQL accepts (20 years).
 pub const MAX_TTL_SECONDS: u32 = 630_720_000;
-
-/// Where a mapped value is read from.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Root {
-    /// The output's key (JSON if it parses as JSON, else a string).
-    Key,
-    /// The output's value (JSON).
-    Value,
-    /// A header (JSON if it parses as JSON, else a string).
-    Header(String),
-}
-
-/// `value.a.b`, `key`, `header.trace.id`: a root and a path inside it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FieldPath {
-    /// Where to start.
-    pub root: Root,
-    /// Object keys or array indexes below the root.
-    pub path: Vec<String>,
-    /// The path as written in the config, for messages.
-    pub text: String,
-}
-
-impl FieldPath {
-    /// Parse `value`, `value.a.b`, `key`, `key.a`, `header.NAME[.a]`.
-    pub fn parse(text: &str) -> Result<FieldPath, String> {
-        let mut parts = text.split('.');
-        let root = match parts.next() {
-            Some("value") => Root::Value,
-            Some("key") => Root::Key,
-            Some("header") => match parts.next() {
-                Some(name) if !name.is_empty() => Root::Header(name.to_string()),
-                _ => return Err(format!("`{text}`: `header.` needs a header name")),
-            },
-            _ => {
-                return Err(format!(
-                    "`{text}`: a field path starts with `value`, `key` or `header.NAME`"
-                ));
-            }
-        };
-        let path: Vec<String> = parts.map(str::to_string).collect();
-        if path.iter().any(String::is_empty) {
-            return Err(format!("`{text}`: empty path segment"));
-        }
-        Ok(FieldPath {
-            root,
-            path,
-            text: text.to_string(),
-        })
-    }
-}
 
 /// The columns of the table and its primary key.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -308,7 +259,7 @@ impl Mapping {
             if delete && i >= n_key {
                 break;
             }
-            let raw = doc.get(&col.source)?;
+            let raw = doc.get(&col.source);
             let value = match raw {
                 None | Some(Value::Null) => {
                     if i < n_key {
@@ -399,7 +350,7 @@ fn write_timestamp_us(doc: &Doc<'_>, path: &FieldPath, unit: TimeUnit) -> Result
             }
         )
     };
-    let v = match doc.get(path)? {
+    let v = match doc.get(path) {
         None | Some(Value::Null) => {
             return Err(format!("write timestamp `{}` is missing", path.text));
         }
@@ -427,66 +378,4 @@ fn write_timestamp_us(doc: &Doc<'_>, path: &FieldPath, unit: TimeUnit) -> Result
         }
         _ => Err(bad(v, "wrong JSON type")),
     }
-}
-
-/// An output's key, value and headers as JSON, parsed once.
-struct Doc<'a> {
-    value: Option<Value>,
-    key: Option<Value>,
-    headers: Vec<(&'a str, Value)>,
-}
-
-fn lenient_json(bytes: &[u8]) -> Value {
-    serde_json::from_slice(bytes)
-        .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(bytes).into_owned()))
-}
-
-impl<'a> Doc<'a> {
-    fn new(out: &'a Output, with_headers: bool) -> Result<Doc<'a>, String> {
-        let value = match &out.value {
-            Some(bytes) => Some(
-                serde_json::from_slice(bytes)
-                    .map_err(|e| format!("output value is not JSON: {e}"))?,
-            ),
-            None => None,
-        };
-        let key = out.key.as_deref().map(lenient_json);
-        let headers = if with_headers {
-            out.headers
-                .iter()
-                .map(|h| (h.key.as_str(), lenient_json(&h.value)))
-                .collect()
-        } else {
-            Vec::new()
-        };
-        Ok(Doc {
-            value,
-            key,
-            headers,
-        })
-    }
-
-    fn get(&self, path: &FieldPath) -> Result<Option<&Value>, String> {
-        let root: Option<&Value> = match &path.root {
-            Root::Value => self.value.as_ref(),
-            Root::Key => self.key.as_ref(),
-            Root::Header(name) => self.headers.iter().find(|(k, _)| k == name).map(|(_, v)| v),
-        };
-        Ok(root.and_then(|v| walk(v, &path.path)))
-    }
-}
-
-fn step<'v>(v: &'v Value, seg: &str) -> Option<&'v Value> {
-    match v {
-        Value::Object(m) => m.get(seg),
-        Value::Array(a) => seg.parse::<usize>().ok().and_then(|i| a.get(i)),
-        _ => None,
-    }
-}
-
-fn walk<'v>(mut v: &'v Value, path: &[String]) -> Option<&'v Value> {
-    for seg in path {
-        v = step(v, seg)?;
-    }
-    Some(v)
 }
