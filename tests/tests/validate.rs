@@ -361,7 +361,7 @@ fn unused_entries_and_dead_letter_as_default_route_are_warnings() {
         warnings,
         [
             "6:1: warning: plugins.only_purchases: plugin `only_purchases` is not used by any pipeline",
-            "14:1: warning: sinks.dlq: sink `dlq` is not used by any pipeline (no default_route, routes target or dead_letter names it, and no pipeline runs a plugin that could route to it)",
+            "14:1: warning: sinks.dlq: sink `dlq` is not used by any pipeline (no default_route, routes target or dead_letter names it)",
             "21:15: warning: pipelines.purchases.dead_letter: dead-letter sink `archive` is also the default route: dead letters and normal outputs will be mixed",
         ]
     );
