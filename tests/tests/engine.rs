@@ -959,3 +959,115 @@ fn the_log_import_cannot_flood_the_host_log_through_rebuilds() {
     let written = lines.0.load(std::sync::atomic::Ordering::Relaxed);
     assert!(written < 1_000, "{written} plugin lines reached the host log");
 }
+
+// ---------------------------------------------------------------------------
+// The compiled-plugin cache is not a way in.
+
+/// The one `.cwasm` artifact in `dir`.
+fn artifact_in(dir: &Path) -> PathBuf {
+    let mut artifacts: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "cwasm"))
+        .collect();
+    assert_eq!(artifacts.len(), 1, "{artifacts:?}");
+    artifacts.pop().unwrap()
+}
+
+fn cached_engine(dir: &Path) -> Engine {
+    Engine::new(EngineOptions {
+        cache_dir: Some(dir.to_owned()),
+    })
+    .unwrap()
+}
+
+fn filter_spec() -> PluginSpec {
+    spec(
+        "filter",
+        plugins::FILTER,
+        &[("field", "a"), ("exists", "true")],
+    )
+}
+
+/// What the filter makes of `{"a": 1}`: it drops it.
+fn behaves_as_the_filter(version: &Arc<PluginVersion>) {
+    let mut instance = version.instantiate().unwrap();
+    assert_eq!(
+        instance
+            .process_batch(&[event(json!({"a": 1}))])
+            .unwrap(),
+        vec![Outcome::Drop]
+    );
+}
+
+/// Someone who can write the cache directory puts there, under the name of
+/// the filter's artifact, a genuine artifact of another plugin (compiled by
+/// the same wasmtime with the same settings on another host). It is not
+/// loaded: the filter is compiled again and runs as the filter.
+#[test]
+fn a_planted_artifact_is_recompiled_never_executed() {
+    let ours = tempfile::tempdir().unwrap();
+    let theirs = tempfile::tempdir().unwrap();
+    let v = load(&cached_engine(ours.path()), &filter_spec());
+    assert!(!v.loaded_from_cache());
+    let target = artifact_in(ours.path());
+
+    load(
+        &cached_engine(theirs.path()),
+        &spec("loop", plugins::INFINITE_LOOP, &[]),
+    );
+    std::fs::copy(artifact_in(theirs.path()), &target).unwrap();
+
+    let v = load(&cached_engine(ours.path()), &filter_spec());
+    assert!(!v.loaded_from_cache(), "the planted artifact was loaded");
+    behaves_as_the_filter(&v);
+    // The planted file was replaced by a genuine one, used from now on.
+    let v = load(&cached_engine(ours.path()), &filter_spec());
+    assert!(v.loaded_from_cache());
+    behaves_as_the_filter(&v);
+}
+
+#[test]
+fn a_corrupted_or_symlinked_artifact_is_recompiled() {
+    let dir = tempfile::tempdir().unwrap();
+    load(&cached_engine(dir.path()), &filter_spec());
+    let target = artifact_in(dir.path());
+
+    // One flipped byte in the middle of the machine code.
+    let mut bytes = std::fs::read(&target).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0x40;
+    std::fs::write(&target, &bytes).unwrap();
+    let v = load(&cached_engine(dir.path()), &filter_spec());
+    assert!(!v.loaded_from_cache(), "a corrupted artifact was loaded");
+    behaves_as_the_filter(&v);
+
+    // A symbolic link, even to a genuine artifact, is not followed.
+    let elsewhere = tempfile::tempdir().unwrap();
+    let copy = elsewhere.path().join("copy.cwasm");
+    std::fs::rename(&target, &copy).unwrap();
+    std::os::unix::fs::symlink(&copy, &target).unwrap();
+    let v = load(&cached_engine(dir.path()), &filter_spec());
+    assert!(!v.loaded_from_cache(), "a symlinked artifact was loaded");
+    behaves_as_the_filter(&v);
+}
+
+#[test]
+fn the_cache_key_is_private_and_a_readable_key_disables_the_cache() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let engine = cached_engine(dir.path());
+    assert_eq!(engine.cache_dir(), Some(dir.path()));
+    let key = dir.path().join("cache.key");
+    let mode = std::fs::metadata(&key).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600, "{mode:o}");
+    drop(engine);
+
+    // A key others can read could sign artifacts of theirs: not trusted.
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let engine = cached_engine(dir.path());
+    assert_eq!(engine.cache_dir(), None);
+    let v = load(&engine, &filter_spec());
+    assert!(!v.loaded_from_cache());
+    behaves_as_the_filter(&v);
+}

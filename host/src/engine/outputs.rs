@@ -162,11 +162,11 @@ mod tests {
         let mut first = vec![emit(2, 50), emit(2, 50)];
         budget.check(&mut first);
         assert_eq!(first, vec![emit(2, 50), emit(2, 50)]);
-        let mut second = vec![emit(2, 10), emit(1, 50), emit(1, 60)];
+        let mut second = vec![emit(2, 10), emit(1, 60), emit(1, 50)];
         budget.check(&mut second);
         assert!(reason(&second[0]).contains("cap of 5 outputs per batch (limits.max_outputs_per_batch)"));
-        assert_eq!(second[1], emit(1, 50));
-        assert!(reason(&second[2]).contains("cap of 250 bytes per batch (limits.max_output_bytes_per_batch)"));
+        assert!(reason(&second[1]).contains("cap of 250 bytes per batch (limits.max_output_bytes_per_batch)"));
+        assert_eq!(second[2], emit(1, 50));
     }
 
     #[test]
