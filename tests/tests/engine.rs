@@ -689,7 +689,9 @@ fn a_reload_whose_init_hangs_is_refused_and_the_old_version_keeps_serving() {
             .unwrap();
         let mut stage = registry.transform(&good.name, "p", 0).unwrap();
         let mut hanging = good.clone();
-        hanging.config.push(("in_init".to_owned(), "true".to_owned()));
+        hanging
+            .config
+            .push(("in_init".to_owned(), "true".to_owned()));
         hanging.limits.init_deadline_ms = 300;
         let result = registry.reload_spec(hanging, ReloadTrigger::Manual);
         let events = attack_batch(2, |_| false);
@@ -778,7 +780,8 @@ fn outputs_are_capped_per_event_and_per_batch() {
         .process_batch(&attack_batch(1, |_| false))
         .unwrap();
     assert!(
-        fail_reason(&outcomes[0]).ends_with("over the cap of 1000 per event (limits.max_output_bytes_per_event)"),
+        fail_reason(&outcomes[0])
+            .ends_with("over the cap of 1000 per event (limits.max_output_bytes_per_event)"),
         "{outcomes:?}"
     );
 
@@ -793,7 +796,10 @@ fn outputs_are_capped_per_event_and_per_batch() {
         .unwrap();
     for (i, outcome) in outcomes.iter().enumerate() {
         if i < 6 {
-            assert!(matches!(outcome, Outcome::Emit(o) if o.len() == 4), "event {i}: {outcome:?}");
+            assert!(
+                matches!(outcome, Outcome::Emit(o) if o.len() == 4),
+                "event {i}: {outcome:?}"
+            );
         } else {
             assert_eq!(
                 fail_reason(outcome),
@@ -825,12 +831,19 @@ fn bisection_does_not_multiply_the_output_budget() {
             _ => None,
         })
         .flatten()
-        .map(|o| o.value.as_ref().map_or(0, |v| v.len()) + o.key.as_ref().map_or(0, |k| k.len()) + o.route.as_ref().map_or(0, String::len))
+        .map(|o| {
+            o.value.as_ref().map_or(0, |v| v.len())
+                + o.key.as_ref().map_or(0, |k| k.len())
+                + o.route.as_ref().map_or(0, String::len)
+        })
         .sum();
     assert!(bytes <= 20_000, "{bytes} bytes of outputs");
     // Each output holds 1000 bytes, a key (`k0`..`k63`) and a route
     // (`copy-0`): the first 19 events fit the batch's 20 000 bytes.
-    let emitted = outcomes.iter().filter(|o| matches!(o, Outcome::Emit(_))).count();
+    let emitted = outcomes
+        .iter()
+        .filter(|o| matches!(o, Outcome::Emit(_)))
+        .count();
     assert_eq!(emitted, 19, "{outcomes:?}");
     assert!(fail_reason(&outcomes[63]).starts_with("wasm trap"));
     assert!(fail_reason(&outcomes[62]).ends_with("(limits.max_output_bytes_per_batch)"));
@@ -891,7 +904,11 @@ fn shutdown_interrupts_isolation() {
     let err = instance.process_batch(&events).unwrap_err();
     cancel.join().unwrap();
     assert_eq!(err.kind, PluginErrorKind::Interrupted);
-    assert!(instance.rebuilds() < 127, "{} failed calls", instance.rebuilds());
+    assert!(
+        instance.rebuilds() < 127,
+        "{} failed calls",
+        instance.rebuilds()
+    );
 }
 
 /// A `fail` reason is cut to a sane size before it goes anywhere.
@@ -905,9 +922,20 @@ fn huge_fail_reasons_are_truncated() {
         .process_batch(&attack_batch(1, |_| true))
         .unwrap();
     let reason = fail_reason(&outcomes[0]);
-    assert!(reason.len() <= weir::engine::MAX_REASON_BYTES + 40, "{} bytes", reason.len());
+    assert!(
+        reason.len() <= weir::engine::MAX_REASON_BYTES + 40,
+        "{} bytes",
+        reason.len()
+    );
     assert!(reason.starts_with("xxxx"));
-    assert!(reason.ends_with(&format!("… ({} more bytes cut)", (1 << 20) - weir::engine::MAX_REASON_BYTES)), "{}", &reason[reason.len() - 40..]);
+    assert!(
+        reason.ends_with(&format!(
+            "… ({} more bytes cut)",
+            (1 << 20) - weir::engine::MAX_REASON_BYTES
+        )),
+        "{}",
+        &reason[reason.len() - 40..]
+    );
 }
 
 /// Lines the plugin's log import wrote to the host's log, counted by a
@@ -957,7 +985,10 @@ fn the_log_import_cannot_flood_the_host_log_through_rebuilds() {
     // 63 calls tried to write 100 lines each; the burst is 100 lines plus
     // 100 per second of the test.
     let written = lines.0.load(std::sync::atomic::Ordering::Relaxed);
-    assert!(written < 1_000, "{written} plugin lines reached the host log");
+    assert!(
+        written < 1_000,
+        "{written} plugin lines reached the host log"
+    );
 }
 
 // ---------------------------------------------------------------------------
@@ -993,9 +1024,7 @@ fn filter_spec() -> PluginSpec {
 fn behaves_as_the_filter(version: &Arc<PluginVersion>) {
     let mut instance = version.instantiate().unwrap();
     assert_eq!(
-        instance
-            .process_batch(&[event(json!({"a": 1}))])
-            .unwrap(),
+        instance.process_batch(&[event(json!({"a": 1}))]).unwrap(),
         vec![Outcome::Drop]
     );
 }

@@ -385,7 +385,9 @@ fn a_sink_no_pipeline_names_is_reported_unused_even_when_plugins_run() {
     let warnings: Vec<&str> = loaded.warnings.iter().map(|w| w.message.as_str()).collect();
     assert_eq!(
         warnings,
-        ["sink `dlq` is not used by any pipeline (no default_route, routes target or dead_letter names it)"]
+        [
+            "sink `dlq` is not used by any pipeline (no default_route, routes target or dead_letter names it)"
+        ]
     );
 }
 

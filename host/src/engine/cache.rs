@@ -232,8 +232,9 @@ impl CompileCache {
         let artifact = bytes.split_off(MAC_LEN);
         let mut mac = self.mac(hash);
         mac.update(&artifact);
-        mac.verify_slice(&bytes)
-            .map_err(|_| "does not carry this host's MAC (planted, corrupted or from another host)".to_owned())?;
+        mac.verify_slice(&bytes).map_err(|_| {
+            "does not carry this host's MAC (planted, corrupted or from another host)".to_owned()
+        })?;
         Ok(Some(artifact))
     }
 

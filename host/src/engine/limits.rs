@@ -211,11 +211,20 @@ mod tests {
         assert!(l.exceeded);
         l.reset();
         // Tables count too: 400 KiB of elements on top of 600 KiB is too much.
-        assert!(!l.table_growing(0, (450 << 10) / TABLE_ELEMENT_BYTES, None).unwrap());
-        assert!(l.table_growing(0, (300 << 10) / TABLE_ELEMENT_BYTES, None).unwrap());
+        assert!(
+            !l.table_growing(0, (450 << 10) / TABLE_ELEMENT_BYTES, None)
+                .unwrap()
+        );
+        assert!(
+            l.table_growing(0, (300 << 10) / TABLE_ELEMENT_BYTES, None)
+                .unwrap()
+        );
         // Growing an existing memory counts only the difference.
         assert!(l.memory_growing(600 << 10, 700 << 10, None).unwrap());
-        assert_eq!(l.used_bytes(), (700 << 10) + (300 << 10) / TABLE_ELEMENT_BYTES * TABLE_ELEMENT_BYTES);
+        assert_eq!(
+            l.used_bytes(),
+            (700 << 10) + (300 << 10) / TABLE_ELEMENT_BYTES * TABLE_ELEMENT_BYTES
+        );
     }
 
     #[test]
@@ -225,6 +234,9 @@ mod tests {
         let cut = bound_reason(long.clone());
         assert!(cut.len() < MAX_REASON_BYTES + 40, "{}", cut.len());
         assert!(cut.starts_with(&long[..MAX_REASON_BYTES]));
-        assert!(cut.ends_with(&format!("… ({} more bytes cut)", MAX_REASON_BYTES)), "{cut}");
+        assert!(
+            cut.ends_with(&format!("… ({} more bytes cut)", MAX_REASON_BYTES)),
+            "{cut}"
+        );
     }
 }

@@ -367,7 +367,9 @@ impl PluginVersion {
         }
         match result {
             Ok(Ok(())) => Ok(Live { store, bindings }),
-            Ok(Err(message)) => Err(self.error(PluginErrorKind::InitRefused(bound_reason(message)))),
+            Ok(Err(message)) => {
+                Err(self.error(PluginErrorKind::InitRefused(bound_reason(message))))
+            }
             Err(e) => {
                 let cause = self.describe_failure(&store, &e, init_ms);
                 Err(self.error(PluginErrorKind::InitFailed(cause)))

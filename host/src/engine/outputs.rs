@@ -148,8 +148,13 @@ mod tests {
         let mut budget = OutputBudget::new(&limits());
         let mut out = vec![emit(4, 1), emit(1, 101), emit(3, 33), Outcome::Drop];
         budget.check(&mut out);
-        assert!(reason(&out[0]).contains("4 outputs, over the cap of 3 per event (limits.max_outputs_per_event)"));
-        assert!(reason(&out[1]).contains("101 bytes, over the cap of 100 per event (limits.max_output_bytes_per_event)"));
+        assert!(
+            reason(&out[0])
+                .contains("4 outputs, over the cap of 3 per event (limits.max_outputs_per_event)")
+        );
+        assert!(reason(&out[1]).contains(
+            "101 bytes, over the cap of 100 per event (limits.max_output_bytes_per_event)"
+        ));
         assert_eq!(out[2], emit(3, 33));
         assert_eq!(out[3], Outcome::Drop);
     }
@@ -164,8 +169,14 @@ mod tests {
         assert_eq!(first, vec![emit(2, 50), emit(2, 50)]);
         let mut second = vec![emit(2, 10), emit(1, 60), emit(1, 50)];
         budget.check(&mut second);
-        assert!(reason(&second[0]).contains("cap of 5 outputs per batch (limits.max_outputs_per_batch)"));
-        assert!(reason(&second[1]).contains("cap of 250 bytes per batch (limits.max_output_bytes_per_batch)"));
+        assert!(
+            reason(&second[0])
+                .contains("cap of 5 outputs per batch (limits.max_outputs_per_batch)")
+        );
+        assert!(
+            reason(&second[1])
+                .contains("cap of 250 bytes per batch (limits.max_output_bytes_per_batch)")
+        );
         assert_eq!(second[2], emit(1, 50));
     }
 

@@ -486,7 +486,10 @@ async fn a_plugin_reaches_only_the_sinks_its_pipeline_declares() {
     };
     assert_eq!(values(&audit), ["purchase", "audit"]);
     assert_eq!(values(&out), ["default"]);
-    assert!(values(&elsewhere).is_empty(), "an undeclared sink was written");
+    assert!(
+        values(&elsewhere).is_empty(),
+        "an undeclared sink was written"
+    );
     let dead = dlq.written.lock().unwrap().clone();
     assert_eq!(dead.len(), 1);
     assert_eq!(value_of(&dead[0]), "elsewhere");
@@ -518,7 +521,11 @@ async fn huge_fail_reasons_are_cut_before_they_reach_logs_and_dead_letters() {
         .unwrap();
     let dead = dlq.written.lock().unwrap().clone();
     let reason = dlq_reason(&dead[0]);
-    assert!(reason.len() < crate::engine::MAX_REASON_BYTES + 40, "{} bytes", reason.len());
+    assert!(
+        reason.len() < crate::engine::MAX_REASON_BYTES + 40,
+        "{} bytes",
+        reason.len()
+    );
     assert!(reason.ends_with("more bytes cut)"), "{reason}");
 }
 
@@ -537,7 +544,10 @@ impl Transform for Isolating {
     fn process_batch(&mut self, events: &[Event]) -> Result<Vec<Outcome>, PluginError> {
         self.batches += 1;
         if self.batches == 2 {
-            let shutdown = self.shutdown.clone().expect("the pipeline hands over its shutdown token");
+            let shutdown = self
+                .shutdown
+                .clone()
+                .expect("the pipeline hands over its shutdown token");
             while !shutdown.is_cancelled() {
                 std::thread::sleep(Duration::from_millis(2));
             }
