@@ -1,5 +1,6 @@
 //! Builds every example plugin and test fixture as a wasm32-wasip2
-//! component and writes `plugins.rs` into OUT_DIR: one
+//! component, assembles the hand-written components of `fixtures/*.wat`,
+//! and writes `plugins.rs` into OUT_DIR: one
 //! `pub const NAME: &str = "/abs/path.wasm";` per plugin, plus `ALL`.
 //!
 //! The nested cargo uses its own target directory (`wasm-plugins` beside
@@ -33,6 +34,14 @@ const PLUGINS: &[(&str, &str)] = &[
     ("REFERENCE", "weir-fixture-reference"),
     ("STAMP_A", "weir-fixture-stamp-a"),
     ("STAMP_B", "weir-fixture-stamp-b"),
+    ("HOSTILE", "weir-fixture-hostile"),
+];
+
+/// (constant name, file under `fixtures/`) of every hand-written component.
+const WAT_FIXTURES: &[(&str, &str)] = &[
+    ("TWO_MEMORIES", "two-memories.wat"),
+    ("BIG_TABLES", "big-tables.wat"),
+    ("MANY_INSTANCES", "many-instances.wat"),
 ];
 
 /// Variables of the outer build that would change how the plugins are built.
@@ -62,6 +71,10 @@ fn main() {
     for dir in ["sdk", "contract", "wit", "plugins"] {
         println!("cargo:rerun-if-changed={}", root.join(dir).display());
     }
+    println!(
+        "cargo:rerun-if-changed={}",
+        manifest_dir.join("fixtures").display()
+    );
     println!(
         "cargo:rerun-if-changed={}",
         root.join("Cargo.toml").display()
@@ -127,8 +140,22 @@ fn main() {
         )
         .unwrap();
     }
+    for (name, file) in WAT_FIXTURES {
+        let source = manifest_dir.join("fixtures").join(file);
+        let bytes = wat::parse_file(&source)
+            .unwrap_or_else(|e| panic!("cannot assemble {}: {e}", source.display()));
+        let path = out_dir.join(file.replace(".wat", ".wasm"));
+        std::fs::write(&path, bytes).expect("write an assembled fixture");
+        writeln!(src, "/// `fixtures/{file}`, assembled.").unwrap();
+        writeln!(
+            src,
+            "pub const {name}: &str = {:?};",
+            path.display().to_string()
+        )
+        .unwrap();
+    }
     src.push_str("\n/// Every plugin above, as (constant name, path).\npub const ALL: &[(&str, &str)] = &[\n");
-    for (name, _) in PLUGINS {
+    for (name, _) in PLUGINS.iter().chain(WAT_FIXTURES) {
         writeln!(src, "    ({name:?}, {name}),").unwrap();
     }
     src.push_str("];\n");

@@ -94,7 +94,8 @@ pub const PLUGIN_LOADED_TIMESTAMP: &str = "weir_plugin_loaded_timestamp_seconds"
 /// Time from the last batch on the old version to the first batch on the
 /// new one, per pipeline and plugin.
 pub const PLUGIN_SWAP_PAUSE_SECONDS: &str = "weir_plugin_swap_pause_seconds";
-/// Linear memory of a plugin instance, per pipeline and plugin.
+/// What a plugin instance holds against its memory cap (every linear
+/// memory and table), per pipeline and plugin.
 pub const PLUGIN_MEMORY_BYTES: &str = "weir_plugin_memory_bytes";
 /// Messages between a partition's high watermark and the next offset the
 /// Kafka source will read, per source, topic and partition.

@@ -25,7 +25,9 @@ use crate::engine::{
     Engine, EngineError, EngineOptions, PluginError, PluginSpec, PluginVersion, Transform,
     default_cache_dir,
 };
-use crate::pipeline::{NamedSink, Pipeline, PipelineError, PipelineParts, PipelineStats};
+use crate::pipeline::{
+    DeclaredRoutes, NamedSink, Pipeline, PipelineError, PipelineParts, PipelineStats, UnknownSink,
+};
 use crate::plugin::watch::{self, WatchOptions};
 use crate::plugin::{PluginOptions, PluginRegistry, ReloadError};
 use crate::sink::{SinkContext, SinkError};
@@ -292,13 +294,12 @@ async fn build_pipeline(
         chain.push(Box::new(registry.transform(plugin, name, stage)?));
     }
 
-    let sink = |n: &str| sinks.get(n).cloned().ok_or_else(|| missing("sink", n));
-    let mut routes: BTreeMap<String, NamedSink> = sinks.clone();
-    for (route, target) in &p.routes {
-        routes.insert(route.clone(), sink(target)?);
-    }
-    let default_route = sink(&p.default_route)?;
-    let dead_letter = p.dead_letter.as_deref().map(sink).transpose()?;
+    // Outputs reach only the sinks the pipeline declares.
+    let DeclaredRoutes {
+        default_route,
+        routes,
+        dead_letter,
+    } = DeclaredRoutes::resolve(p, sinks).map_err(|UnknownSink(n)| missing("sink", &n))?;
     // Readiness checks the sinks the pipeline names.
     let mut used: BTreeMap<String, NamedSink> = BTreeMap::new();
     for s in std::iter::once(&default_route)

@@ -545,3 +545,558 @@ fn second_load_comes_from_the_compile_cache() {
     let v4 = load(&third, &s);
     assert!(v4.loaded_from_cache());
 }
+
+// ---------------------------------------------------------------------------
+// The sandbox: every way to run long, take memory or flood the host is
+// contained (the `hostile` fixture and the hand-written components of
+// tests/fixtures).
+
+/// Run `f` on a thread; panic if it has not returned after a minute (a
+/// call blocked in a host call would otherwise hang the test run).
+fn returns<T: Send + 'static>(what: &str, f: impl FnOnce() -> T + Send + 'static) -> T {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(f());
+    });
+    rx.recv_timeout(std::time::Duration::from_secs(60))
+        .unwrap_or_else(|_| panic!("{what} never returned: the plugin blocked the host"))
+}
+
+fn hostile(mode: &str, extra: &[(&str, &str)]) -> PluginSpec {
+    let mut config = vec![("mode", mode)];
+    config.extend_from_slice(extra);
+    let mut s = spec(&format!("hostile-{mode}"), plugins::HOSTILE, &config);
+    s.limits.deadline_ms = 200;
+    s
+}
+
+/// Events 0..n, where `attack` says which carry `"attack": true`.
+fn attack_batch(n: usize, attack: impl Fn(usize) -> bool) -> Vec<Event> {
+    (0..n)
+        .map(|i| numbered(i, json!({"n": i, "attack": attack(i)})))
+        .collect()
+}
+
+fn fail_reason(outcome: &Outcome) -> &str {
+    match outcome {
+        Outcome::Fail(reason) => reason,
+        other => panic!("expected a failure, got {other:?}"),
+    }
+}
+
+/// Blocking in a host call (sleeping, waiting on an instant that never
+/// comes, polling a far timer) is cut off by the call's deadline exactly
+/// like a loop: the event fails with the deadline, the others go through.
+#[test]
+fn time_blocked_in_host_calls_counts_against_the_deadline() {
+    for mode in ["sleep", "sleep_until", "poll", "spin"] {
+        let outcomes = returns(mode, move || {
+            let engine = engine();
+            let version = load(&engine, &hostile(mode, &[]));
+            let mut instance = version.instantiate().unwrap();
+            let events = attack_batch(4, |i| i == 2);
+            let outcomes = instance.process_batch(&events).unwrap();
+            (events, outcomes)
+        });
+        let (events, outcomes) = outcomes;
+        for (i, (ev, outcome)) in events.iter().zip(&outcomes).enumerate() {
+            if i == 2 {
+                assert_eq!(
+                    outcome,
+                    &Outcome::Fail("deadline exceeded after 200 ms".to_owned()),
+                    "mode {mode}"
+                );
+            } else {
+                assert_eq!(outcome, &passed(ev), "mode {mode}, event {i}");
+            }
+        }
+    }
+}
+
+/// The same with a real clock granted: a plugin that may read the time
+/// still cannot sleep past its deadline.
+#[test]
+fn a_granted_clock_does_not_lift_the_deadline() {
+    let (events, outcomes) = returns("sleep_until with a clock", || {
+        let engine = engine();
+        let mut s = hostile("sleep_until", &[]);
+        s.grants.clock = true;
+        let version = load(&engine, &s);
+        let mut instance = version.instantiate().unwrap();
+        let events = attack_batch(2, |i| i == 0);
+        let outcomes = instance.process_batch(&events).unwrap();
+        (events, outcomes)
+    });
+    assert_eq!(
+        outcomes,
+        vec![
+            Outcome::Fail("deadline exceeded after 200 ms".to_owned()),
+            passed(&events[1])
+        ]
+    );
+}
+
+/// Streams never block: stdin is empty and closed, stdout is discarded,
+/// so writing to it forever is a loop the deadline stops.
+#[test]
+fn streams_cannot_block_a_call() {
+    let (stdin, stdout) = returns("stdio", || {
+        let engine = engine();
+        let run = |mode: &str| {
+            let version = load(&engine, &hostile(mode, &[]));
+            let mut instance = version.instantiate().unwrap();
+            instance.process_batch(&attack_batch(1, |_| true)).unwrap()
+        };
+        (run("stdin"), run("stdout"))
+    });
+    assert_eq!(stdin, vec![Outcome::Fail("stdin held 0 bytes".to_owned())]);
+    assert_eq!(
+        stdout,
+        vec![Outcome::Fail("deadline exceeded after 200 ms".to_owned())]
+    );
+}
+
+/// `init` has a deadline of its own, at load and on reload, for a loop and
+/// for time blocked in a host call; the process deadline does not apply to
+/// it.
+#[test]
+fn init_runs_under_its_own_deadline() {
+    for mode in ["spin", "sleep"] {
+        let err = returns(mode, move || {
+            let engine = engine();
+            let mut s = hostile(mode, &[("in_init", "true")]);
+            s.limits.deadline_ms = 3_600_000;
+            s.limits.init_deadline_ms = 300;
+            engine.load(&s).unwrap_err()
+        });
+        assert_eq!(
+            err.kind,
+            PluginErrorKind::InitFailed("deadline exceeded after 300 ms".to_owned()),
+            "mode {mode}"
+        );
+    }
+}
+
+#[test]
+fn a_reload_whose_init_hangs_is_refused_and_the_old_version_keeps_serving() {
+    use weir::plugin::{PluginOptions, PluginRegistry, ReloadTrigger};
+    let (result, outcomes, events) = returns("reload", || {
+        let engine = Arc::new(engine());
+        let mut registry = PluginRegistry::new(engine, "/");
+        let good = hostile("sleep", &[]);
+        registry
+            .register(good.clone(), PluginOptions::default())
+            .unwrap();
+        let mut stage = registry.transform(&good.name, "p", 0).unwrap();
+        let mut hanging = good.clone();
+        hanging
+            .config
+            .push(("in_init".to_owned(), "true".to_owned()));
+        hanging.limits.init_deadline_ms = 300;
+        let result = registry.reload_spec(hanging, ReloadTrigger::Manual);
+        let events = attack_batch(2, |_| false);
+        let outcomes = stage.process_batch(&events).unwrap();
+        (result.map_err(|e| e.to_string()), outcomes, events)
+    });
+    let err = result.unwrap_err();
+    assert!(
+        err.ends_with("init failed: deadline exceeded after 300 ms"),
+        "{err}"
+    );
+    assert_eq!(outcomes, vec![passed(&events[0]), passed(&events[1])]);
+}
+
+/// The memory cap counts every linear memory and table of the instance,
+/// and the number of instances is capped.
+#[test]
+fn memory_is_capped_per_instance_over_every_memory_and_table() {
+    let engine = engine();
+    for (name, path) in [
+        ("two-memories", plugins::TWO_MEMORIES),
+        ("big-tables", plugins::BIG_TABLES),
+    ] {
+        let mut s = spec(name, path, &[]);
+        s.limits.memory_mib = 32;
+        let err = engine.load(&s).unwrap_err();
+        assert_eq!(
+            err.kind,
+            PluginErrorKind::Instantiate("memory limit 32 MiB exceeded".to_owned()),
+            "{name}"
+        );
+        // With room for both, the same component loads.
+        s.limits.memory_mib = 48;
+        load(&engine, &s);
+    }
+}
+
+#[test]
+fn the_number_of_instances_is_capped() {
+    let err = engine()
+        .load(&spec("many", plugins::MANY_INSTANCES, &[]))
+        .unwrap_err();
+    let PluginErrorKind::Instantiate(cause) = &err.kind else {
+        panic!("expected an instantiation failure, got {err}");
+    };
+    assert!(cause.contains("instance"), "{cause}");
+}
+
+/// Host resources (pollables, streams) live outside the memory cap; a
+/// plugin that leaks them hits a cap instead of growing the host.
+#[test]
+fn leaked_host_resources_are_capped() {
+    let engine = engine();
+    let mut s = hostile("leak", &[]);
+    s.limits.deadline_ms = 60_000;
+    let version = load(&engine, &s);
+    let mut instance = version.instantiate().unwrap();
+    let outcomes = instance.process_batch(&attack_batch(1, |_| true)).unwrap();
+    let reason = fail_reason(&outcomes[0]);
+    assert!(!reason.starts_with("deadline"), "{reason}");
+}
+
+/// Outputs are capped per event (count and bytes) and per batch, each
+/// failure naming its cap.
+#[test]
+fn outputs_are_capped_per_event_and_per_batch() {
+    let engine = engine();
+    let mut s = hostile("fan_out", &[("copies", "11"), ("bytes", "100")]);
+    s.limits.max_outputs_per_event = 10;
+    let version = load(&engine, &s);
+    let mut instance = version.instantiate().unwrap();
+    let outcomes = instance.process_batch(&attack_batch(3, |_| false)).unwrap();
+    for outcome in &outcomes {
+        assert_eq!(
+            fail_reason(outcome),
+            "the event emitted 11 outputs, over the cap of 10 per event (limits.max_outputs_per_event)"
+        );
+    }
+
+    let mut s = hostile("fan_out", &[("copies", "2"), ("bytes", "600")]);
+    s.limits.max_output_bytes_per_event = 1000;
+    let version = load(&engine, &s);
+    let outcomes = version
+        .instantiate()
+        .unwrap()
+        .process_batch(&attack_batch(1, |_| false))
+        .unwrap();
+    assert!(
+        fail_reason(&outcomes[0])
+            .ends_with("over the cap of 1000 per event (limits.max_output_bytes_per_event)"),
+        "{outcomes:?}"
+    );
+
+    // 10 events of 4 outputs each, 25 outputs per batch: six events fit.
+    let mut s = hostile("fan_out", &[("copies", "4"), ("bytes", "10")]);
+    s.limits.max_outputs_per_batch = 25;
+    let version = load(&engine, &s);
+    let outcomes = version
+        .instantiate()
+        .unwrap()
+        .process_batch(&attack_batch(10, |_| false))
+        .unwrap();
+    for (i, outcome) in outcomes.iter().enumerate() {
+        if i < 6 {
+            assert!(
+                matches!(outcome, Outcome::Emit(o) if o.len() == 4),
+                "event {i}: {outcome:?}"
+            );
+        } else {
+            assert_eq!(
+                fail_reason(outcome),
+                "the outputs of the batch would pass the cap of 25 outputs per batch (limits.max_outputs_per_batch)"
+            );
+        }
+    }
+}
+
+/// A fan-out bomb in a batch that also holds a poison event: bisection
+/// splits the batch into many calls, and the outputs of all of them
+/// together still hold at most one batch's budget.
+#[test]
+fn bisection_does_not_multiply_the_output_budget() {
+    let engine = engine();
+    let mut s = hostile("fan_out", &[("copies", "1"), ("bytes", "1000")]);
+    s.limits.max_output_bytes_per_batch = 20_000;
+    let version = load(&engine, &s);
+    let mut instance = version.instantiate().unwrap();
+    let events: Vec<Event> = (0..64)
+        .map(|i| numbered(i, json!({"n": i, "poison": i == 63})))
+        .collect();
+    let outcomes = instance.process_batch(&events).unwrap();
+    assert!(instance.rebuilds() > 0, "the batch was bisected");
+    let bytes: usize = outcomes
+        .iter()
+        .filter_map(|o| match o {
+            Outcome::Emit(outputs) => Some(outputs),
+            _ => None,
+        })
+        .flatten()
+        .map(|o| {
+            o.value.as_ref().map_or(0, |v| v.len())
+                + o.key.as_ref().map_or(0, |k| k.len())
+                + o.route.as_ref().map_or(0, String::len)
+        })
+        .sum();
+    assert!(bytes <= 20_000, "{bytes} bytes of outputs");
+    // Each output holds 1000 bytes, a key (`k0`..`k63`) and a route
+    // (`copy-0`): the first 19 events fit the batch's 20 000 bytes.
+    let emitted = outcomes
+        .iter()
+        .filter(|o| matches!(o, Outcome::Emit(_)))
+        .count();
+    assert_eq!(emitted, 19, "{outcomes:?}");
+    assert!(fail_reason(&outcomes[63]).starts_with("wasm trap"));
+    assert!(fail_reason(&outcomes[62]).ends_with("(limits.max_output_bytes_per_batch)"));
+}
+
+/// A batch where every event loops costs the isolation budget plus about
+/// one deadline per level of the split, not 2n−1 deadlines; every event is
+/// failed with a reason, none is lost.
+#[test]
+fn a_batch_where_every_event_loops_has_a_bounded_isolation_cost() {
+    let engine = engine();
+    let mut s = hostile("spin", &[]);
+    s.limits.deadline_ms = 50;
+    s.limits.isolation_budget_ms = 200;
+    let version = load(&engine, &s);
+    let mut instance = version.instantiate().unwrap();
+    let events = attack_batch(64, |_| true);
+    let outcomes = instance.process_batch(&events).unwrap();
+    assert_eq!(outcomes.len(), 64);
+    // Each failed call takes at least its 50 ms deadline: at most 4 fit in
+    // the budget, then at most one per level of the split (log2(64) = 6).
+    // Unbounded, isolation takes 127 failed calls.
+    assert!(
+        instance.rebuilds() <= 4 + 7,
+        "{} failed calls",
+        instance.rebuilds()
+    );
+    for outcome in &outcomes {
+        let reason = fail_reason(outcome);
+        assert!(
+            reason == "deadline exceeded after 50 ms"
+                || (reason.starts_with("not isolated: the failed calls of this batch used up their time (limits.isolation_budget_ms = 200 ms")
+                    && reason.ends_with("failed: deadline exceeded after 50 ms")),
+            "{reason}"
+        );
+    }
+}
+
+/// A shutdown stops isolation between calls: `process_batch` returns
+/// `Interrupted` and the pipeline leaves the batch uncommitted.
+#[test]
+fn shutdown_interrupts_isolation() {
+    let engine = engine();
+    let mut s = hostile("spin", &[]);
+    s.limits.deadline_ms = 50;
+    let version = load(&engine, &s);
+    let mut instance = version.instantiate().unwrap();
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    instance.set_shutdown(shutdown.clone());
+    let cancel = {
+        let shutdown = shutdown.clone();
+        std::thread::spawn(move || {
+            std::thread::sleep(std::time::Duration::from_millis(300));
+            shutdown.cancel();
+        })
+    };
+    let events = attack_batch(64, |_| true);
+    let err = instance.process_batch(&events).unwrap_err();
+    cancel.join().unwrap();
+    assert_eq!(err.kind, PluginErrorKind::Interrupted);
+    assert!(
+        instance.rebuilds() < 127,
+        "{} failed calls",
+        instance.rebuilds()
+    );
+}
+
+/// A `fail` reason is cut to a sane size before it goes anywhere.
+#[test]
+fn huge_fail_reasons_are_truncated() {
+    let engine = engine();
+    let version = load(&engine, &hostile("fail_huge", &[("bytes", "1048576")]));
+    let outcomes = version
+        .instantiate()
+        .unwrap()
+        .process_batch(&attack_batch(1, |_| true))
+        .unwrap();
+    let reason = fail_reason(&outcomes[0]);
+    assert!(
+        reason.len() <= weir::engine::MAX_REASON_BYTES + 40,
+        "{} bytes",
+        reason.len()
+    );
+    assert!(reason.starts_with("xxxx"));
+    assert!(
+        reason.ends_with(&format!(
+            "… ({} more bytes cut)",
+            (1 << 20) - weir::engine::MAX_REASON_BYTES
+        )),
+        "{}",
+        &reason[reason.len() - 40..]
+    );
+}
+
+/// Lines the plugin's log import wrote to the host's log, counted by a
+/// tracing subscriber on this thread.
+#[derive(Default, Clone)]
+struct LogLines(Arc<std::sync::atomic::AtomicUsize>);
+
+impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for LogLines {
+    fn on_event(&self, event: &tracing::Event<'_>, _: tracing_subscriber::layer::Context<'_, S>) {
+        struct IsPlugin(bool);
+        impl tracing::field::Visit for IsPlugin {
+            fn record_str(&mut self, field: &tracing::field::Field, value: &str) {
+                if field.name() == "message" && value.starts_with("hostile line") {
+                    self.0 = true;
+                }
+            }
+            fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+                if field.name() == "message" && format!("{value:?}").starts_with("hostile line") {
+                    self.0 = true;
+                }
+            }
+        }
+        let mut visit = IsPlugin(false);
+        event.record(&mut visit);
+        if visit.0 {
+            self.0.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+}
+
+/// A plugin that logs and then traps on every event gets its instance
+/// rebuilt 2n−1 times; the rate limit of its log holds across rebuilds.
+#[test]
+fn the_log_import_cannot_flood_the_host_log_through_rebuilds() {
+    use tracing_subscriber::layer::SubscriberExt;
+    let lines = LogLines::default();
+    let subscriber = tracing_subscriber::registry().with(lines.clone());
+    let (rebuilds, outcomes) = tracing::subscriber::with_default(subscriber, || {
+        let engine = engine();
+        let version = load(&engine, &hostile("log", &[("lines", "100")]));
+        let mut instance = version.instantiate().unwrap();
+        let outcomes = instance.process_batch(&attack_batch(32, |_| true)).unwrap();
+        (instance.rebuilds(), outcomes)
+    });
+    assert_eq!(rebuilds, 63);
+    assert!(outcomes.iter().all(|o| matches!(o, Outcome::Fail(_))));
+    // 63 calls tried to write 100 lines each; the burst is 100 lines plus
+    // 100 per second of the test.
+    let written = lines.0.load(std::sync::atomic::Ordering::Relaxed);
+    assert!(
+        written < 1_000,
+        "{written} plugin lines reached the host log"
+    );
+}
+
+// ---------------------------------------------------------------------------
+// The compiled-plugin cache is not a way in.
+
+/// The one `.cwasm` artifact in `dir`.
+fn artifact_in(dir: &Path) -> PathBuf {
+    let mut artifacts: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "cwasm"))
+        .collect();
+    assert_eq!(artifacts.len(), 1, "{artifacts:?}");
+    artifacts.pop().unwrap()
+}
+
+fn cached_engine(dir: &Path) -> Engine {
+    Engine::new(EngineOptions {
+        cache_dir: Some(dir.to_owned()),
+    })
+    .unwrap()
+}
+
+fn filter_spec() -> PluginSpec {
+    spec(
+        "filter",
+        plugins::FILTER,
+        &[("field", "a"), ("exists", "true")],
+    )
+}
+
+/// What the filter makes of `{"a": 1}`: it drops it.
+fn behaves_as_the_filter(version: &Arc<PluginVersion>) {
+    let mut instance = version.instantiate().unwrap();
+    assert_eq!(
+        instance.process_batch(&[event(json!({"a": 1}))]).unwrap(),
+        vec![Outcome::Drop]
+    );
+}
+
+/// Someone who can write the cache directory puts there, under the name of
+/// the filter's artifact, a genuine artifact of another plugin (compiled by
+/// the same wasmtime with the same settings on another host). It is not
+/// loaded: the filter is compiled again and runs as the filter.
+#[test]
+fn a_planted_artifact_is_recompiled_never_executed() {
+    let ours = tempfile::tempdir().unwrap();
+    let theirs = tempfile::tempdir().unwrap();
+    let v = load(&cached_engine(ours.path()), &filter_spec());
+    assert!(!v.loaded_from_cache());
+    let target = artifact_in(ours.path());
+
+    load(
+        &cached_engine(theirs.path()),
+        &spec("loop", plugins::INFINITE_LOOP, &[]),
+    );
+    std::fs::copy(artifact_in(theirs.path()), &target).unwrap();
+
+    let v = load(&cached_engine(ours.path()), &filter_spec());
+    assert!(!v.loaded_from_cache(), "the planted artifact was loaded");
+    behaves_as_the_filter(&v);
+    // The planted file was replaced by a genuine one, used from now on.
+    let v = load(&cached_engine(ours.path()), &filter_spec());
+    assert!(v.loaded_from_cache());
+    behaves_as_the_filter(&v);
+}
+
+#[test]
+fn a_corrupted_or_symlinked_artifact_is_recompiled() {
+    let dir = tempfile::tempdir().unwrap();
+    load(&cached_engine(dir.path()), &filter_spec());
+    let target = artifact_in(dir.path());
+
+    // One flipped byte in the middle of the machine code.
+    let mut bytes = std::fs::read(&target).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0x40;
+    std::fs::write(&target, &bytes).unwrap();
+    let v = load(&cached_engine(dir.path()), &filter_spec());
+    assert!(!v.loaded_from_cache(), "a corrupted artifact was loaded");
+    behaves_as_the_filter(&v);
+
+    // A symbolic link, even to a genuine artifact, is not followed.
+    let elsewhere = tempfile::tempdir().unwrap();
+    let copy = elsewhere.path().join("copy.cwasm");
+    std::fs::rename(&target, &copy).unwrap();
+    std::os::unix::fs::symlink(&copy, &target).unwrap();
+    let v = load(&cached_engine(dir.path()), &filter_spec());
+    assert!(!v.loaded_from_cache(), "a symlinked artifact was loaded");
+    behaves_as_the_filter(&v);
+}
+
+#[test]
+fn the_cache_key_is_private_and_a_readable_key_disables_the_cache() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let engine = cached_engine(dir.path());
+    assert_eq!(engine.cache_dir(), Some(dir.path()));
+    let key = dir.path().join("cache.key");
+    let mode = std::fs::metadata(&key).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600, "{mode:o}");
+    drop(engine);
+
+    // A key others can read could sign artifacts of theirs: not trusted.
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let engine = cached_engine(dir.path());
+    assert_eq!(engine.cache_dir(), None);
+    let v = load(&engine, &filter_spec());
+    assert!(!v.loaded_from_cache());
+    behaves_as_the_filter(&v);
+}

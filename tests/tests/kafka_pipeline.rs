@@ -123,6 +123,7 @@ source = "events"
 plugins = {chain}
 default_route = "other"
 dead_letter = "dlq"
+routes = {{ clicks = "clicks", purchases = "purchases", signups = "signups", kafka_out = "kafka_out" }}
 batch = {{ max_events = 1000, max_wait_ms = 100 }}
 "#,
             brokers = self.brokers,

@@ -79,7 +79,7 @@ pub struct TestArgs {
     /// Memory cap of the plugin instance, in MiB.
     #[arg(long, default_value_t = PluginLimits::default().memory_mib)]
     pub memory_mib: u32,
-    /// CPU deadline of one call (one batch), in milliseconds.
+    /// Deadline of one call (one batch), in milliseconds.
     #[arg(long, default_value_t = PluginLimits::default().deadline_ms)]
     pub deadline_ms: u64,
     /// Give the plugin the real wall and monotonic clocks.
@@ -163,6 +163,7 @@ pub fn test(args: TestArgs) -> anyhow::Result<ExitCode> {
         limits: PluginLimits {
             memory_mib: args.memory_mib,
             deadline_ms: args.deadline_ms,
+            ..PluginLimits::default()
         },
         grants: PluginGrants {
             clock: args.grant_clock,

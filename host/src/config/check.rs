@@ -111,7 +111,17 @@ pub(crate) fn check(config: &Config, ctx: &mut Ctx<'_, '_>) {
             join_key(&limits, "memory_mib"),
             u64::from(plugin.limits.memory_mib),
         );
-        ctx.nonzero(join_key(&limits, "deadline_ms"), plugin.limits.deadline_ms);
+        let l = &plugin.limits;
+        for (key, value) in [
+            ("deadline_ms", l.deadline_ms),
+            ("init_deadline_ms", l.init_deadline_ms),
+            ("max_outputs_per_event", l.max_outputs_per_event),
+            ("max_output_bytes_per_event", l.max_output_bytes_per_event),
+            ("max_outputs_per_batch", l.max_outputs_per_batch),
+            ("max_output_bytes_per_batch", l.max_output_bytes_per_batch),
+        ] {
+            ctx.nonzero(join_key(&limits, key), value);
+        }
     }
 
     for (name, p) in &config.pipelines {
@@ -189,17 +199,15 @@ pub(crate) fn check(config: &Config, ctx: &mut Ctx<'_, '_>) {
             format!("plugin `{name}` is not used by any pipeline"),
         );
     }
-    // A plugin may route to any sink by its name, so a sink no pipeline
-    // names is only known to be unused when no pipeline runs a plugin.
-    if !referenced.routes_by_name {
-        for name in defined.sinks.difference(&referenced.sinks) {
-            ctx.warning(
-                join_key("sinks", name),
-                format!(
-                    "sink `{name}` is not used by any pipeline (no default_route, routes target or dead_letter names it, and no pipeline runs a plugin that could route to it)"
-                ),
-            );
-        }
+    // A plugin reaches only the sinks its pipeline names, so a sink no
+    // pipeline names is never written.
+    for name in defined.sinks.difference(&referenced.sinks) {
+        ctx.warning(
+            join_key("sinks", name),
+            format!(
+                "sink `{name}` is not used by any pipeline (no default_route, routes target or dead_letter names it)"
+            ),
+        );
     }
     if defined.pipelines.is_empty() {
         ctx.loader.warning(

@@ -222,8 +222,6 @@ pub(crate) struct Referenced {
     pub sources: BTreeSet<String>,
     pub sinks: BTreeSet<String>,
     pub plugins: BTreeSet<String>,
-    /// Some pipeline runs plugins, which can route to any sink by name.
-    pub routes_by_name: bool,
 }
 
 fn section<'a, 'i>(root: &'a Spanned<DeValue<'i>>, name: &str) -> Option<&'a Spanned<DeValue<'i>>> {
@@ -261,9 +259,7 @@ fn referenced_names(pipelines: Option<&Spanned<DeValue<'_>>>) -> Referenced {
             continue;
         };
         r.sources.extend(strings(p.get("source")));
-        let plugins = strings(p.get("plugins"));
-        r.routes_by_name |= !plugins.is_empty();
-        r.plugins.extend(plugins);
+        r.plugins.extend(strings(p.get("plugins")));
         r.sinks.extend(strings(p.get("default_route")));
         r.sinks.extend(strings(p.get("dead_letter")));
         r.sinks.extend(strings(p.get("routes")));

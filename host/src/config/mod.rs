@@ -242,14 +242,38 @@ mod plugin_config_tests {
     }
 }
 
-/// Resource limits of one plugin instance.
+/// Resource limits of one plugin instance. Every cap is enforced by the
+/// host whatever the plugin does; docs/operations.md lists them all.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct PluginLimits {
-    /// Linear memory cap in MiB.
+    /// Memory cap of one instance in MiB: every linear memory and every
+    /// table of the component together.
     pub memory_mib: u32,
-    /// CPU deadline of one `process` call (one batch) in milliseconds.
+    /// Deadline of one `process` call (one batch) in milliseconds, counting
+    /// time spent running Wasm and time blocked in host calls (WASI clocks
+    /// and polls).
     pub deadline_ms: u64,
+    /// Deadline of making an instance and running its `init`, in
+    /// milliseconds: at start-up, on reload and whenever an instance is
+    /// rebuilt after a failed call.
+    pub init_deadline_ms: u64,
+    /// Most outputs one event may produce; an event that emits more fails
+    /// with a reason naming this cap.
+    pub max_outputs_per_event: u64,
+    /// Most bytes (keys, values, header names and values, routes) the
+    /// outputs of one event may hold.
+    pub max_output_bytes_per_event: u64,
+    /// Most outputs of one batch; the events past the cap fail.
+    pub max_outputs_per_batch: u64,
+    /// Most bytes the outputs of one batch may hold; the events past the
+    /// cap fail.
+    pub max_output_bytes_per_batch: u64,
+    /// Time the isolation of poison events of one batch may spend in failed
+    /// calls, in milliseconds. Once it is spent, each group of events not
+    /// yet isolated gets one more call and, if that fails too, every event
+    /// of the group fails with the cause.
+    pub isolation_budget_ms: u64,
 }
 
 impl Default for PluginLimits {
@@ -257,6 +281,12 @@ impl Default for PluginLimits {
         PluginLimits {
             memory_mib: 64,
             deadline_ms: 1_000,
+            init_deadline_ms: 10_000,
+            max_outputs_per_event: 1_000,
+            max_output_bytes_per_event: 8 << 20,
+            max_outputs_per_batch: 100_000,
+            max_output_bytes_per_batch: 64 << 20,
+            isolation_budget_ms: 30_000,
         }
     }
 }

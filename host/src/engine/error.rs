@@ -84,4 +84,8 @@ pub enum PluginErrorKind {
     /// `init` trapped, ran out of time or memory.
     #[error("init failed: {0}")]
     InitFailed(String),
+    /// The host began shutting down while poison events of a batch were
+    /// being isolated; the batch was left unfinished (and uncommitted).
+    #[error("poison-event isolation interrupted by shutdown; the batch is not committed")]
+    Interrupted,
 }

@@ -9,25 +9,32 @@
 //! - [`PluginInstance`]: a store and an instance, used by one thread at a
 //!   time through the [`Transform`] trait.
 //!
-//! Submodules: `cache` (compiled artifacts on disk), `limits` (memory cap,
-//! epoch ticker), `wasi` (the sandbox), `stderr` (panic messages), `state` (store data, `host.log`),
-//! `isolate` (bisecting a failed batch), `inspect` (header and contract
-//! checks, `weir plugin inspect`), `error`.
+//! Submodules: `cache` (compiled artifacts on disk, authenticated),
+//! `limits` (memory cap, counts, epoch ticker), `wasi` (the sandbox),
+//! `timers` (WASI timers bounded by the call's deadline), `stderr` (panic
+//! messages), `state` (store data, `host.log`), `outputs` (caps on what
+//! outcomes hold), `isolate` (bisecting a failed batch, within a budget),
+//! `inspect` (header and contract checks, `weir plugin inspect`), `error`.
 
 mod cache;
 mod error;
 mod inspect;
 mod isolate;
 mod limits;
+mod outputs;
 mod state;
 mod stderr;
+mod timers;
 mod wasi;
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
 
 use bytes::Bytes;
 use sha2::{Digest, Sha256};
+use tokio_util::sync::CancellationToken;
 use wasmtime::component::{Component, HasSelf, Linker, ResourceTable};
 use wasmtime::{Store, Trap};
 use weir_contract::{Event, Outcome, decode_outcomes, encode_batch};
@@ -35,12 +42,15 @@ use weir_contract::{Event, Outcome, decode_outcomes, encode_batch};
 pub use cache::default_cache_dir;
 pub use error::{EngineError, PluginError, PluginErrorKind};
 pub use inspect::{ComponentInfo, ItemInfo};
+pub use limits::{MAX_REASON_BYTES, bound_reason};
 
 use crate::config::{PluginGrants, PluginLimits};
 use cache::CompileCache;
-use isolate::BatchRunner;
-use limits::{MemoryLimiter, Ticker};
-use state::{HostState, PluginLog};
+use isolate::{BatchRunner, Budget};
+use limits::{MAX_HOST_RESOURCES, MemoryLimiter, Ticker};
+use outputs::OutputBudget;
+use state::{HostState, PluginLog, SharedLog};
+use timers::CallDeadline;
 
 /// Bindings generated from `wit/transform.wit`.
 mod bindings {
@@ -67,6 +77,9 @@ pub struct Engine {
     linker: Linker<HostState>,
     cache: Option<CompileCache>,
     ticker: Arc<Ticker>,
+    /// The log of each plugin by name, shared by all its versions and
+    /// instances (one rate limit per plugin).
+    logs: Mutex<BTreeMap<String, SharedLog>>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -112,6 +125,7 @@ impl Engine {
         let mut linker = Linker::<HostState>::new(&engine);
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker)
             .map_err(|e| EngineError::Config(format!("{e:#}")))?;
+        timers::add_to_linker(&mut linker).map_err(|e| EngineError::Config(format!("{e:#}")))?;
         bindings::Transform::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |s| s)
             .map_err(|e| EngineError::Config(format!("{e:#}")))?;
 
@@ -135,6 +149,7 @@ impl Engine {
             linker,
             cache,
             ticker,
+            logs: Mutex::new(BTreeMap::new()),
         })
     }
 
@@ -162,11 +177,20 @@ impl Engine {
             .map_err(|e| err(PluginErrorKind::Link(format!("{e:#}"))))?;
         let pre = bindings::TransformPre::new(pre)
             .map_err(|e| err(PluginErrorKind::Link(format!("{e:#}"))))?;
+        let log = Arc::clone(
+            self.logs
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .entry(spec.name.clone())
+                .or_insert_with(|| Arc::new(Mutex::new(PluginLog::new(spec.name.clone())))),
+        );
         let version = Arc::new(PluginVersion {
             spec: spec.clone(),
             hash,
             from_cache,
             deadline_ticks: limits::deadline_ticks(spec.limits.deadline_ms),
+            init_deadline_ticks: limits::deadline_ticks(spec.limits.init_deadline_ms),
+            log,
             pre,
             spare: Mutex::new(None),
             _ticker: Arc::clone(&self.ticker),
@@ -234,6 +258,8 @@ pub struct PluginVersion {
     hash: String,
     from_cache: bool,
     deadline_ticks: u64,
+    init_deadline_ticks: u64,
+    log: SharedLog,
     pre: bindings::TransformPre<HostState>,
     /// The instance `load` initialised, handed out by the first
     /// `instantiate`.
@@ -292,6 +318,7 @@ impl PluginVersion {
             live,
             buf: Vec::new(),
             rebuilds: 0,
+            shutdown: None,
         })
     }
 
@@ -303,49 +330,66 @@ impl PluginVersion {
         }
     }
 
-    /// A new store and instance, initialised.
+    /// A new store and instance, initialised. Instantiation and `init`
+    /// run under the init deadline.
     fn new_live(&self) -> Result<Live, PluginError> {
         let stderr = stderr::StderrTail::default();
+        let (wasi, clock) = wasi::build_ctx(&self.spec.grants, stderr.clone());
+        let mut table = ResourceTable::new();
+        table.set_max_capacity(MAX_HOST_RESOURCES);
         let state = HostState {
-            wasi: wasi::build_ctx(&self.spec.grants, stderr.clone()),
+            wasi,
+            clock,
+            deadline: CallDeadline::default(),
             stderr,
-            table: ResourceTable::new(),
+            table,
             limiter: MemoryLimiter::new(self.spec.limits.memory_mib),
-            log: PluginLog::new(self.spec.name.clone()),
+            log: Arc::clone(&self.log),
         };
+        let init_ms = self.spec.limits.init_deadline_ms;
         let mut store = Store::new(self.pre.engine(), state);
         store.limiter(|s| &mut s.limiter);
-        store.set_epoch_deadline(self.deadline_ticks);
+        store
+            .data_mut()
+            .deadline
+            .start(Duration::from_millis(init_ms));
+        store.set_epoch_deadline(self.init_deadline_ticks);
         let bindings = self.pre.instantiate(&mut store).map_err(|e| {
-            let cause = self.describe_failure(&store, &e);
+            let cause = self.describe_failure(&store, &e, init_ms);
             self.error(PluginErrorKind::Instantiate(cause))
         })?;
         store.data_mut().limiter.reset();
-        store.set_epoch_deadline(self.deadline_ticks);
-        match bindings
+        let result = bindings
             .weir_transform_plugin()
-            .call_init(&mut store, &self.spec.config)
-        {
+            .call_init(&mut store, &self.spec.config);
+        if store.data().deadline.hit() {
+            return Err(self.error(PluginErrorKind::InitFailed(deadline_exceeded(init_ms))));
+        }
+        match result {
             Ok(Ok(())) => Ok(Live { store, bindings }),
-            Ok(Err(message)) => Err(self.error(PluginErrorKind::InitRefused(message))),
+            Ok(Err(message)) => {
+                Err(self.error(PluginErrorKind::InitRefused(bound_reason(message))))
+            }
             Err(e) => {
-                let cause = self.describe_failure(&store, &e);
+                let cause = self.describe_failure(&store, &e, init_ms);
                 Err(self.error(PluginErrorKind::InitFailed(cause)))
             }
         }
     }
 
-    /// The reason a failed call gives its event: memory cap, deadline,
-    /// stack overflow or the trap message.
-    fn describe_failure(&self, store: &Store<HostState>, err: &wasmtime::Error) -> String {
+    /// The reason a failed call gives its event: memory cap, deadline
+    /// (`deadline_ms`), stack overflow or the trap message.
+    fn describe_failure(
+        &self,
+        store: &Store<HostState>,
+        err: &wasmtime::Error,
+        deadline_ms: u64,
+    ) -> String {
         if store.data().limiter.exceeded {
             return format!("memory limit {} MiB exceeded", self.spec.limits.memory_mib);
         }
         match err.downcast_ref::<Trap>() {
-            Some(Trap::Interrupt) => format!(
-                "deadline exceeded after {} ms",
-                self.spec.limits.deadline_ms
-            ),
+            Some(Trap::Interrupt) => deadline_exceeded(deadline_ms),
             Some(Trap::StackOverflow) => {
                 format!("stack overflow ({})", Trap::StackOverflow)
             }
@@ -357,9 +401,22 @@ impl PluginVersion {
                 Some(panic) => format!("{trap} (plugin {panic})"),
                 None => format!("{trap}"),
             },
-            None => format!("{err:#}"),
+            None => bound_reason(format!("{err:#}")),
         }
     }
+
+    /// The budget of one batch: isolation time and outputs.
+    fn budget(&self) -> Budget {
+        Budget {
+            failed_calls: Duration::from_millis(self.spec.limits.isolation_budget_ms),
+            outputs: OutputBudget::new(&self.spec.limits),
+        }
+    }
+}
+
+/// The reason of a call stopped by its deadline.
+fn deadline_exceeded(deadline_ms: u64) -> String {
+    format!("deadline exceeded after {deadline_ms} ms")
 }
 
 /// Whether an out-of-bounds trap is a guest's shadow stack running out.
@@ -406,8 +463,16 @@ pub trait Transform: Send {
     /// batch discards the instance, rebuilds it (re-running `init`) and
     /// bisects the batch until the poison events are isolated; each gets
     /// `Outcome::Fail(cause)` and every other event its normal outcome.
-    /// `Err` only if the plugin can no longer be instantiated.
+    /// `Err` only if the plugin can no longer be instantiated, or the
+    /// isolation was interrupted by the shutdown token given to
+    /// [`Transform::set_shutdown`] ([`PluginErrorKind::Interrupted`]).
     fn process_batch(&mut self, events: &[Event]) -> Result<Vec<Outcome>, PluginError>;
+
+    /// Stop isolating poison events (between calls) once `shutdown` is
+    /// cancelled. Transforms that do not isolate ignore it.
+    fn set_shutdown(&mut self, shutdown: CancellationToken) {
+        let _ = shutdown;
+    }
 }
 
 /// One instance of a plugin: a store, the instance, and the reused batch
@@ -417,6 +482,8 @@ pub struct PluginInstance {
     live: Live,
     buf: Vec<u8>,
     rebuilds: u64,
+    /// Cancelled when the host shuts down: isolation stops.
+    shutdown: Option<CancellationToken>,
 }
 
 impl std::fmt::Debug for PluginInstance {
@@ -440,9 +507,10 @@ impl PluginInstance {
         self.rebuilds
     }
 
-    /// The size of the instance's largest linear memory, in bytes.
+    /// What the instance holds against its memory cap (every linear
+    /// memory and table), in bytes.
     pub fn memory_bytes(&self) -> u64 {
-        self.live.store.data().limiter.memory_bytes as u64
+        self.live.store.data().limiter.used_bytes() as u64
     }
 }
 
@@ -450,12 +518,19 @@ impl BatchRunner for PluginInstance {
     fn run(&mut self, events: &[Event]) -> Result<Vec<Outcome>, String> {
         encode_batch(events, &mut self.buf);
         let live = &mut self.live;
-        live.store.data_mut().limiter.reset();
+        let deadline_ms = self.version.spec.limits.deadline_ms;
+        let state = live.store.data_mut();
+        state.limiter.reset();
+        state.deadline.start(Duration::from_millis(deadline_ms));
         live.store.set_epoch_deadline(self.version.deadline_ticks);
         let result = live
             .bindings
             .weir_transform_plugin()
             .call_process(&mut live.store, &self.buf);
+        if live.store.data().deadline.hit() {
+            // Blocked in a timer until the deadline: as late as a loop.
+            return Err(deadline_exceeded(deadline_ms));
+        }
         match result {
             Ok(out) => decode_outcomes(Bytes::from(out), events.len()).map_err(|e| {
                 format!(
@@ -463,7 +538,7 @@ impl BatchRunner for PluginInstance {
                     e.offset, e.problem
                 )
             }),
-            Err(e) => Err(self.version.describe_failure(&live.store, &e)),
+            Err(e) => Err(self.version.describe_failure(&live.store, &e, deadline_ms)),
         }
     }
 
@@ -471,6 +546,13 @@ impl BatchRunner for PluginInstance {
         self.live = self.version.new_live()?;
         self.rebuilds += 1;
         Ok(())
+    }
+
+    fn interrupted(&self) -> Option<PluginError> {
+        self.shutdown
+            .as_ref()
+            .filter(|s| s.is_cancelled())
+            .map(|_| self.version.error(PluginErrorKind::Interrupted))
     }
 }
 
@@ -480,6 +562,11 @@ impl Transform for PluginInstance {
     }
 
     fn process_batch(&mut self, events: &[Event]) -> Result<Vec<Outcome>, PluginError> {
-        isolate::process_isolating(self, events)
+        let budget = self.version.budget();
+        isolate::process_isolating(self, events, budget)
+    }
+
+    fn set_shutdown(&mut self, shutdown: CancellationToken) {
+        self.shutdown = Some(shutdown);
     }
 }

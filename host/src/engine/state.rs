@@ -1,7 +1,14 @@
-//! The data each instance's `Store` holds: its WASI context and resource
-//! table, its memory limiter, the tail of its stderr, and the plugin's log (the `host.log` import,
+//! The data each instance's `Store` holds: its WASI context, resource
+//! table and clock, its memory limiter, the deadline of the running call,
+//! the tail of its stderr, and the plugin's log (the `host.log` import,
 //! forwarded to `tracing` under the plugin's name and rate-limited).
+//!
+//! The log's rate limit belongs to the plugin, not to the instance: every
+//! instance of a plugin (every stage, every rebuild after a failed call,
+//! every reloaded version) draws from one bucket, so a plugin that logs and
+//! then traps on every event cannot get a fresh burst per rebuild.
 
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Instant;
 
 use wasmtime::component::ResourceTable;
@@ -10,6 +17,8 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use super::bindings::weir::transform::host::{Host, Level};
 use super::limits::MemoryLimiter;
 use super::stderr::StderrTail;
+use super::timers::CallDeadline;
+use super::wasi::Monotonic;
 
 /// Log lines a plugin instance may write in a burst.
 const LOG_BURST: f64 = 100.0;
@@ -78,12 +87,17 @@ impl PluginLog {
     }
 }
 
+/// The log of a plugin, shared by all its instances.
+pub(crate) type SharedLog = Arc<Mutex<PluginLog>>;
+
 /// The data of one instance's `Store`.
 pub(crate) struct HostState {
     pub(crate) wasi: WasiCtx,
     pub(crate) table: ResourceTable,
+    pub(crate) clock: Monotonic,
+    pub(crate) deadline: CallDeadline,
     pub(crate) limiter: MemoryLimiter,
-    pub(crate) log: PluginLog,
+    pub(crate) log: SharedLog,
     pub(crate) stderr: StderrTail,
 }
 
@@ -98,6 +112,9 @@ impl WasiView for HostState {
 
 impl Host for HostState {
     fn log(&mut self, level: Level, message: String) {
-        self.log.write(level, &message);
+        self.log
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .write(level, &message);
     }
 }

@@ -11,13 +11,16 @@
 //! - a fixed pseudo-random sequence unless `grants.random`, so a plugin's
 //!   output is a function of its input;
 //! - stdin empty, stdout discarded (plugins log through `host.log`), stderr
-//!   kept as a short tail for panic messages (`stderr`).
+//!   kept as a short tail for panic messages (`stderr`);
+//! - at most 1 MiB of random bytes per call (the host allocates them);
+//! - timers that never outlive the call's deadline (`timers`).
 
 use std::time::Duration;
 
 use wasmtime_wasi::random::Deterministic;
 use wasmtime_wasi::{HostMonotonicClock, HostWallClock, WasiCtx, WasiCtxBuilder};
 
+use super::limits::MAX_RANDOM_BYTES;
 use super::stderr::StderrTail;
 use crate::config::PluginGrants;
 
@@ -34,16 +37,36 @@ impl HostWallClock for FrozenWallClock {
     }
 }
 
-/// A monotonic clock that never advances.
-struct FrozenMonotonicClock;
+/// The plugin's monotonic clock: frozen at 0 unless `grants.clock`, else
+/// nanoseconds since the instance was made. The engine's bounded timers
+/// (`timers`) read the same clock to turn an instant into a duration.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Monotonic {
+    /// Never advances.
+    Frozen,
+    /// Real time since this instant.
+    Real(std::time::Instant),
+}
 
-impl HostMonotonicClock for FrozenMonotonicClock {
+impl Monotonic {
+    pub(crate) fn now_nanos(&self) -> u64 {
+        match self {
+            Monotonic::Frozen => 0,
+            Monotonic::Real(start) => u64::try_from(start.elapsed().as_nanos()).unwrap_or(u64::MAX),
+        }
+    }
+}
+
+impl HostMonotonicClock for Monotonic {
     fn resolution(&self) -> u64 {
-        1_000_000_000
+        match self {
+            Monotonic::Frozen => 1_000_000_000,
+            Monotonic::Real(_) => 1,
+        }
     }
 
     fn now(&self) -> u64 {
-        0
+        self.now_nanos()
     }
 }
 
@@ -63,11 +86,18 @@ fn deterministic_bytes() -> Vec<u8> {
 }
 
 /// The WASI context of one instance, built from the plugin's grants, with
-/// stderr going to `stderr`.
-pub(crate) fn build_ctx(grants: &PluginGrants, stderr: StderrTail) -> WasiCtx {
+/// stderr going to `stderr`, and the monotonic clock it reads.
+pub(crate) fn build_ctx(grants: &PluginGrants, stderr: StderrTail) -> (WasiCtx, Monotonic) {
     let mut builder = WasiCtxBuilder::new();
+    let clock = if grants.clock {
+        Monotonic::Real(std::time::Instant::now())
+    } else {
+        Monotonic::Frozen
+    };
     builder
         .stderr(stderr)
+        .monotonic_clock(clock)
+        .max_random_size(MAX_RANDOM_BYTES)
         .allow_tcp(false)
         .allow_udp(false)
         .allow_ip_name_lookup(false);
@@ -77,9 +107,7 @@ pub(crate) fn build_ctx(grants: &PluginGrants, stderr: StderrTail) -> WasiCtx {
         }
     }
     if !grants.clock {
-        builder
-            .wall_clock(FrozenWallClock)
-            .monotonic_clock(FrozenMonotonicClock);
+        builder.wall_clock(FrozenWallClock);
     }
     if !grants.random {
         builder
@@ -87,5 +115,5 @@ pub(crate) fn build_ctx(grants: &PluginGrants, stderr: StderrTail) -> WasiCtx {
             .insecure_random(Deterministic::new(deterministic_bytes()))
             .insecure_random_seed(0x5745_4952_5745_4952);
     }
-    builder.build()
+    (builder.build(), clock)
 }

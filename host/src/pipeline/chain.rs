@@ -7,7 +7,7 @@
 use std::borrow::Cow;
 use std::time::Instant;
 
-use crate::engine::{PluginError, Transform};
+use crate::engine::{PluginError, Transform, bound_reason};
 use crate::event::{Event, Outcome, Output};
 use crate::metrics;
 
@@ -115,7 +115,9 @@ pub fn run_chain(
                 Outcome::Fail(reason) => result.failed.push(FailedEvent {
                     event: source,
                     plugin: transform.name().to_owned(),
-                    reason,
+                    // Whatever the transform: a reason reaches logs,
+                    // dead-letter headers and records, so it is bounded.
+                    reason: bound_reason(reason),
                 }),
                 Outcome::Emit(outputs) => {
                     for mut output in outputs {

@@ -18,6 +18,7 @@
 
 mod chain;
 mod dead_letter;
+mod routes;
 mod stats;
 mod write;
 
@@ -30,10 +31,11 @@ use tokio_util::sync::CancellationToken;
 
 pub use chain::{ChainResult, FailedEvent, RoutedOutput, run_chain};
 pub use dead_letter::{DLQ_HEADER_PREFIX, dead_letter_for_event, dead_letter_for_output};
+pub use routes::{DeclaredRoutes, UnknownSink};
 pub use stats::{PipelineStats, StatsSnapshot};
 
 use crate::config::{BatchConfig, RetryConfig};
-use crate::engine::{PluginError, Transform};
+use crate::engine::{PluginError, PluginErrorKind, Transform};
 use crate::sink::Sink;
 use crate::source::{Source, SourceBatch, SourceError};
 
@@ -133,7 +135,8 @@ pub struct PipelineParts {
     pub chain: Vec<Box<dyn Transform>>,
     /// Sink for outputs without a route.
     pub default_route: NamedSink,
-    /// Route name -> sink (sink names themselves and configured aliases).
+    /// Route name -> sink: what the pipeline declares (see
+    /// [`DeclaredRoutes`]); any other route is dead-lettered.
     pub routes: BTreeMap<String, NamedSink>,
     /// Dead-letter sink.
     pub dead_letter: Option<NamedSink>,
@@ -189,7 +192,7 @@ impl Pipeline {
             name,
             source_name,
             source,
-            chain,
+            mut chain,
             default_route,
             routes,
             dead_letter,
@@ -215,6 +218,10 @@ impl Pipeline {
             stop_reading.clone(),
         ));
 
+        // A shutdown stops poison-event isolation between calls.
+        for transform in &mut chain {
+            transform.set_shutdown(shutdown.clone());
+        }
         let processor = {
             let thread_name = name.clone();
             std::thread::Builder::new()
@@ -261,7 +268,7 @@ impl Pipeline {
                 source_name,
                 error,
             })?;
-        tracing::info!(pipeline = %name, "pipeline stopped; everything read was committed");
+        tracing::info!(pipeline = %name, "pipeline stopped; every batch it finished was committed");
         Ok(())
     }
 }
@@ -335,6 +342,15 @@ fn process_loop(
     while let Some(read) = from_reader.blocking_recv() {
         let processed = run_chain(&mut chain, pipeline, &read.batch.events)
             .map(|result| ProcessedBatch { read, result });
+        if let Err(err) = &processed
+            && err.kind == PluginErrorKind::Interrupted
+        {
+            // Shutting down in the middle of a batch: it is not finished,
+            // so neither it nor any later batch is written or committed;
+            // the writer drains the batches before it.
+            tracing::warn!(%pipeline, error = %err, "stopping before the end of a batch; it will be read again after the restart");
+            return;
+        }
         let failed = processed.is_err();
         if to_write.blocking_send(processed).is_err() || failed {
             return;

@@ -407,3 +407,195 @@ async fn shutdown_drains_what_was_read_and_commits_it() {
     assert_eq!((s.outputs, s.in_flight_events), (30, 0));
     assert_eq!(out.written.lock().unwrap().len(), 30);
 }
+
+fn dlq_reason(o: &Output) -> String {
+    o.headers
+        .iter()
+        .find(|h| h.key == "weir.dlq.reason")
+        .map(|h| String::from_utf8(h.value.to_vec()).unwrap())
+        .unwrap_or_default()
+}
+
+#[tokio::test]
+async fn a_plugin_reaches_only_the_sinks_its_pipeline_declares() {
+    let (out, audit, dlq, elsewhere) = (
+        Arc::new(MemSink::default()),
+        Arc::new(MemSink::default()),
+        Arc::new(MemSink::default()),
+        Arc::new(MemSink::default()),
+    );
+    // The config has four sinks; this pipeline names three of them.
+    let sinks: BTreeMap<String, NamedSink> = [
+        named("out", &out),
+        named("audit", &audit),
+        named("dlq", &dlq),
+        named("elsewhere", &elsewhere),
+    ]
+    .into_iter()
+    .map(|s| (s.name.clone(), s))
+    .collect();
+    let config: crate::config::PipelineConfig = toml::from_str(
+        r#"
+        source = "src"
+        default_route = "out"
+        routes = { purchase = "audit" }
+        dead_letter = "dlq"
+        "#,
+    )
+    .unwrap();
+    let declared = DeclaredRoutes::resolve(&config, &sinks).unwrap();
+    assert_eq!(
+        declared.routes.keys().collect::<Vec<_>>(),
+        ["audit", "dlq", "out", "purchase"]
+    );
+
+    let source = VecSource::new(vec![vec![
+        event("purchase", 0),
+        event("audit", 1),
+        event("elsewhere", 2),
+        event("default", 3),
+    ]]);
+    let t = FnTransform("t", |e: &Event| {
+        let route = match e.value.as_deref() {
+            Some(b"default") => None,
+            Some(v) => Some(String::from_utf8(v.to_vec()).unwrap()),
+            None => None,
+        };
+        Outcome::Emit(vec![Output {
+            route,
+            value: e.value.clone(),
+            ..Output::default()
+        }])
+    });
+    let mut p = parts(Arc::clone(&source), vec![Box::new(t)], &out);
+    p.default_route = declared.default_route;
+    p.routes = declared.routes;
+    p.dead_letter = declared.dead_letter;
+    Pipeline::new(p)
+        .run(CancellationToken::new())
+        .await
+        .unwrap();
+
+    let values = |s: &Arc<MemSink>| {
+        s.written
+            .lock()
+            .unwrap()
+            .iter()
+            .map(value_of)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(values(&audit), ["purchase", "audit"]);
+    assert_eq!(values(&out), ["default"]);
+    assert!(
+        values(&elsewhere).is_empty(),
+        "an undeclared sink was written"
+    );
+    let dead = dlq.written.lock().unwrap().clone();
+    assert_eq!(dead.len(), 1);
+    assert_eq!(value_of(&dead[0]), "elsewhere");
+    assert_eq!(
+        dlq_reason(&dead[0]),
+        "route `elsewhere` matches no sink of pipeline `p`"
+    );
+
+    let missing: crate::config::PipelineConfig =
+        toml::from_str("source = \"src\"\ndefault_route = \"out\"\nroutes = { x = \"gone\" }")
+            .unwrap();
+    assert_eq!(
+        DeclaredRoutes::resolve(&missing, &sinks).unwrap_err(),
+        UnknownSink("gone".into())
+    );
+}
+
+#[tokio::test]
+async fn huge_fail_reasons_are_cut_before_they_reach_logs_and_dead_letters() {
+    let source = VecSource::new(vec![vec![event("v", 0)]]);
+    let out = Arc::new(MemSink::default());
+    let dlq = Arc::new(MemSink::default());
+    let t = FnTransform("t", |_: &Event| Outcome::Fail("y".repeat(10 << 20)));
+    let mut p = parts(Arc::clone(&source), vec![Box::new(t)], &out);
+    p.dead_letter = Some(named("dlq", &dlq));
+    Pipeline::new(p)
+        .run(CancellationToken::new())
+        .await
+        .unwrap();
+    let dead = dlq.written.lock().unwrap().clone();
+    let reason = dlq_reason(&dead[0]);
+    assert!(
+        reason.len() < crate::engine::MAX_REASON_BYTES + 40,
+        "{} bytes",
+        reason.len()
+    );
+    assert!(reason.ends_with("more bytes cut)"), "{reason}");
+}
+
+/// Stands for a plugin isolating a poison batch: the second batch never
+/// finishes on its own, only a shutdown stops it (as `Interrupted`).
+struct Isolating {
+    batches: usize,
+    shutdown: Option<CancellationToken>,
+}
+
+impl Transform for Isolating {
+    fn name(&self) -> &str {
+        "isolating"
+    }
+
+    fn process_batch(&mut self, events: &[Event]) -> Result<Vec<Outcome>, PluginError> {
+        self.batches += 1;
+        if self.batches == 2 {
+            let shutdown = self
+                .shutdown
+                .clone()
+                .expect("the pipeline hands over its shutdown token");
+            while !shutdown.is_cancelled() {
+                std::thread::sleep(Duration::from_millis(2));
+            }
+            return Err(PluginError {
+                plugin: "isolating".into(),
+                path: "isolating.wasm".into(),
+                kind: PluginErrorKind::Interrupted,
+            });
+        }
+        Ok(events
+            .iter()
+            .map(|e| {
+                Outcome::Emit(vec![Output {
+                    value: e.value.clone(),
+                    ..Output::default()
+                }])
+            })
+            .collect())
+    }
+
+    fn set_shutdown(&mut self, shutdown: CancellationToken) {
+        self.shutdown = Some(shutdown);
+    }
+}
+
+#[tokio::test]
+async fn shutdown_during_isolation_stops_cleanly_without_committing_the_batch() {
+    let source = Arc::new(VecSource {
+        batches: Mutex::new(batches(30, 10).into()),
+        next_id: AtomicUsize::new(0),
+        committed: Mutex::new(Vec::new()),
+        endless: true,
+    });
+    let out = Arc::new(MemSink::default());
+    let shutdown = CancellationToken::new();
+    let transform = Isolating {
+        batches: 0,
+        shutdown: None,
+    };
+    let pipeline = Pipeline::new(parts(Arc::clone(&source), vec![Box::new(transform)], &out));
+    let run = tokio::spawn(pipeline.run(shutdown.clone()));
+    while source.committed.lock().unwrap().is_empty() {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    shutdown.cancel();
+    // The pipeline stops without an error; the interrupted batch and the
+    // ones after it are neither written nor committed.
+    run.await.unwrap().unwrap();
+    assert_eq!(*source.committed.lock().unwrap(), [0]);
+    assert_eq!(out.written.lock().unwrap().len(), 10);
+}

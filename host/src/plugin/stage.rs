@@ -28,6 +28,7 @@ use std::sync::{Arc, Mutex, mpsc};
 use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
+use tokio_util::sync::CancellationToken;
 
 use super::registry::{Plugin, lock};
 use crate::engine::{PluginError, PluginInstance, Transform};
@@ -225,6 +226,9 @@ pub struct ReloadableTransform {
     /// The last boundary gap without a swap.
     last_gap: Option<Duration>,
     reaper: Reaper,
+    /// Handed to every instance this stage runs, so a shutdown stops
+    /// poison-event isolation.
+    shutdown: Option<CancellationToken>,
 }
 
 impl std::fmt::Debug for ReloadableTransform {
@@ -266,6 +270,7 @@ impl ReloadableTransform {
             last_end: None,
             last_gap: None,
             reaper,
+            shutdown: None,
         }
     }
 
@@ -292,7 +297,10 @@ impl ReloadableTransform {
     /// the swap took.
     fn swap(&mut self) -> Option<(String, Duration)> {
         let started = Instant::now();
-        let next = self.stage.take()?;
+        let mut next = self.stage.take()?;
+        if let Some(shutdown) = &self.shutdown {
+            next.set_shutdown(shutdown.clone());
+        }
         let old = std::mem::replace(&mut self.instance, next);
         let from = old.version().hash().to_owned();
         match self.probation {
@@ -401,6 +409,14 @@ impl ReloadableTransform {
 impl Transform for ReloadableTransform {
     fn name(&self) -> &str {
         &self.plugin.name
+    }
+
+    fn set_shutdown(&mut self, shutdown: CancellationToken) {
+        self.instance.set_shutdown(shutdown.clone());
+        if let Some(previous) = &mut self.probation {
+            previous.set_shutdown(shutdown.clone());
+        }
+        self.shutdown = Some(shutdown);
     }
 
     fn process_batch(&mut self, events: &[Event]) -> Result<Vec<Outcome>, PluginError> {
