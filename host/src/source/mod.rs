@@ -136,7 +136,7 @@ impl SourceConfig {
                 .map(kafka::client::OptionProblem::into_keyed)
                 .into_iter()
                 .collect(),
-            #[allow(unreachable_patterns)]
+            #[allow(unreachable_patterns, reason = "reachable only when other connectors are compiled in")]
             _ => {
                 let _ = config_dir;
                 Vec::new()
