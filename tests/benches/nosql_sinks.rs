@@ -1,8 +1,9 @@
-//! Throughput of the MongoDB and Redis sinks against the same servers driven
-//! directly by their drivers, with the same batch size, in the same run.
+//! Throughput of the MongoDB, Redis, PostgreSQL and ClickHouse sinks
+//! against the same servers driven directly by their clients, with the same
+//! batch size, in the same run.
 //!
 //! ```text
-//! scripts/services start redis mongodb
+//! scripts/services start redis mongodb postgres clickhouse
 //! cargo bench -p weir-tests --bench nosql_sinks            # 200k outputs
 //! WEIR_BENCH_OUTPUTS=50000 WEIR_BENCH_ROUNDS=1 WEIR_BENCH_ONLY=mongodb \
 //!     cargo bench -p weir-tests --bench nosql_sinks
@@ -13,7 +14,8 @@
 //! parsing): what a hand-written consumer for one fixed schema would send.
 //! The sink runs start from the JSON bytes an output carries. Runs
 //! alternate (direct, sink, direct, sink; `WEIR_BENCH_ROUNDS`) and the best
-//! of each is reported. `WEIR_BENCH_ONLY=redis|mongodb` runs one server.
+//! of each is reported. `WEIR_BENCH_ONLY=redis|mongodb|postgres|clickhouse`
+//! runs one server.
 
 use std::time::Instant;
 
@@ -27,6 +29,8 @@ const BATCH: usize = 1000;
 const REDIS_URL: &str = "redis://127.0.0.1:16379/15";
 const MONGO_URI: &str = "mongodb://127.0.0.1:17017/?serverSelectionTimeoutMS=3000";
 const DB: &str = "weir_bench";
+const POSTGRES_URL: &str = "postgresql://postgres@127.0.0.1:15432/postgres";
+const CLICKHOUSE_URL: &str = "http://127.0.0.1:18123/";
 
 struct Event {
     event_id: String,
@@ -284,6 +288,173 @@ async fn mongo_totals_case(client: &mongodb::Client, evs: &[Event], outs: &[Outp
     (best_direct, best_sink)
 }
 
+async fn pg_exec(client: &tokio_postgres::Client, sql: &str) {
+    client
+        .batch_execute(sql)
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"));
+}
+
+/// PostgreSQL: upsert by `event_id` of 5 columns. Direct: one prepared
+/// `INSERT ... SELECT FROM unnest(typed arrays) ON CONFLICT DO UPDATE` per
+/// batch, the efficient hand-written form.
+async fn postgres_case(evs: &[Event], outs: &[Output]) -> (f64, f64) {
+    let (client, conn) = tokio_postgres::connect(POSTGRES_URL, tokio_postgres::NoTls)
+        .await
+        .unwrap_or_else(|e| {
+            panic!(
+                "PostgreSQL at {POSTGRES_URL}: {e}\nstart it with: scripts/services start postgres"
+            )
+        });
+    tokio::spawn(conn);
+    pg_exec(
+        &client,
+        "DROP TABLE IF EXISTS weir_bench_events; CREATE TABLE weir_bench_events \
+         (event_id text PRIMARY KEY, user_id text, url text, amount double precision, ts bigint)",
+    )
+    .await;
+    let sink = build(
+        "bench_postgres",
+        &format!(
+            "type = \"postgres\"\nurl = \"{POSTGRES_URL}\"\ntable = \"weir_bench_events\"\nkey = [\"event_id\"]\n\
+             mapping = {{ event_id = \"value.event_id\", user_id = \"value.user_id\", url = \"value.url\", amount = \"value.amount\", ts = \"value.ts\" }}\n"
+        ),
+    )
+    .await;
+    let direct = client
+        .prepare(
+            "INSERT INTO weir_bench_events (event_id, user_id, url, amount, ts) \
+             SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::float8[], $5::int8[]) \
+             ON CONFLICT (event_id) DO UPDATE SET user_id = EXCLUDED.user_id, url = EXCLUDED.url, \
+             amount = EXCLUDED.amount, ts = EXCLUDED.ts",
+        )
+        .await
+        .expect("prepare");
+    let ts: Vec<i64> = (0..evs.len() as i64)
+        .map(|i| 1_763_700_000_000 + i)
+        .collect();
+    let (mut best_direct, mut best_sink) = (0f64, 0f64);
+    for _ in 0..rounds() {
+        pg_exec(&client, "TRUNCATE weir_bench_events").await;
+        let start = Instant::now();
+        for (c, chunk) in evs.chunks(BATCH).enumerate() {
+            let ids: Vec<&str> = chunk.iter().map(|e| e.event_id.as_str()).collect();
+            let users: Vec<&str> = chunk.iter().map(|e| e.user_id.as_str()).collect();
+            let urls: Vec<&str> = chunk.iter().map(|e| e.url.as_str()).collect();
+            let amounts: Vec<f64> = chunk.iter().map(|e| e.amount).collect();
+            let tss = &ts[c * BATCH..c * BATCH + chunk.len()];
+            client
+                .execute(&direct, &[&ids, &users, &urls, &amounts, &tss])
+                .await
+                .expect("direct upsert");
+        }
+        best_direct = best_direct.max(rate(evs.len(), start));
+
+        pg_exec(&client, "TRUNCATE weir_bench_events").await;
+        let start = Instant::now();
+        for chunk in outs.chunks(BATCH) {
+            let rejected = sink.write(chunk).await.expect("sink write");
+            assert!(rejected.is_empty(), "{rejected:?}");
+        }
+        best_sink = best_sink.max(rate(outs.len(), start));
+    }
+    let n: i64 = client
+        .query_one("SELECT count(*) FROM weir_bench_events", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(n as usize, evs.len(), "the sink wrote every row");
+    pg_exec(&client, "DROP TABLE weir_bench_events").await;
+    (best_direct, best_sink)
+}
+
+async fn ch_query(http: &reqwest::Client, query: &str, body: String) -> String {
+    // Without a body the query is the body (old servers refuse a POST
+    // without Content-Length).
+    let req = if body.is_empty() {
+        http.post(CLICKHOUSE_URL).body(query.to_owned())
+    } else {
+        http.post(CLICKHOUSE_URL)
+            .query(&[("query", query)])
+            .body(body)
+    };
+    let resp = req.send().await.unwrap_or_else(|e| {
+        panic!(
+            "ClickHouse at {CLICKHOUSE_URL}: {e}\nstart it with: scripts/services start clickhouse"
+        )
+    });
+    let status = resp.status();
+    let text = resp.text().await.expect("clickhouse body");
+    assert!(status.is_success(), "{query}: {text}");
+    text
+}
+
+/// ClickHouse: INSERT of 5 columns. Direct: the same `JSONEachRow` body
+/// formatted from ready-made fields and POSTed with the same HTTP client.
+async fn clickhouse_case(evs: &[Event], outs: &[Output]) -> (f64, f64) {
+    let http = reqwest::Client::new();
+    ch_query(
+        &http,
+        "DROP TABLE IF EXISTS weir_bench_events",
+        String::new(),
+    )
+    .await;
+    ch_query(
+        &http,
+        "CREATE TABLE weir_bench_events (event_id String, user_id String, url String, amount Float64, ts UInt64) \
+         ENGINE = MergeTree ORDER BY event_id",
+        String::new(),
+    )
+    .await;
+    let sink = build(
+        "bench_clickhouse",
+        &format!(
+            "type = \"clickhouse\"\nurl = \"{CLICKHOUSE_URL}\"\ntable = \"weir_bench_events\"\n\
+             mapping = {{ event_id = \"value.event_id\", user_id = \"value.user_id\", url = \"value.url\", amount = \"value.amount\", ts = \"value.ts\" }}\n"
+        ),
+    )
+    .await;
+    let insert =
+        "INSERT INTO weir_bench_events (event_id, user_id, url, amount, ts) FORMAT JSONEachRow";
+    let (mut best_direct, mut best_sink) = (0f64, 0f64);
+    for _ in 0..rounds() {
+        ch_query(&http, "TRUNCATE TABLE weir_bench_events", String::new()).await;
+        let start = Instant::now();
+        for (c, chunk) in evs.chunks(BATCH).enumerate() {
+            let mut body = String::with_capacity(chunk.len() * 120);
+            for (i, e) in chunk.iter().enumerate() {
+                body.push_str(&format!(
+                    "{{\"event_id\":\"{}\",\"user_id\":\"{}\",\"url\":\"{}\",\"amount\":{},\"ts\":{}}}\n",
+                    e.event_id,
+                    e.user_id,
+                    e.url,
+                    e.amount,
+                    1_763_700_000_000_i64 + (c * BATCH + i) as i64
+                ));
+            }
+            ch_query(&http, insert, body).await;
+        }
+        best_direct = best_direct.max(rate(evs.len(), start));
+
+        ch_query(&http, "TRUNCATE TABLE weir_bench_events", String::new()).await;
+        let start = Instant::now();
+        for chunk in outs.chunks(BATCH) {
+            let rejected = sink.write(chunk).await.expect("sink write");
+            assert!(rejected.is_empty(), "{rejected:?}");
+        }
+        best_sink = best_sink.max(rate(outs.len(), start));
+    }
+    let n = ch_query(
+        &http,
+        "SELECT count() FROM weir_bench_events",
+        String::new(),
+    )
+    .await;
+    assert_eq!(n.trim(), evs.len().to_string(), "the sink wrote every row");
+    ch_query(&http, "DROP TABLE weir_bench_events", String::new()).await;
+    (best_direct, best_sink)
+}
+
 fn row(name: &str, n: usize, (direct, sink): (f64, f64)) {
     println!(
         "| {name} | {n} | {BATCH} | {direct:.0} | {sink:.0} | {:.1} % |",
@@ -328,5 +499,19 @@ async fn main() {
             mongo_totals_case(&client, &evs, &outs).await,
         );
         mongo_reset(&client).await;
+    }
+    if which.is_empty() || which == "postgres" {
+        row(
+            "PostgreSQL upsert ON CONFLICT by event_id",
+            n,
+            postgres_case(&evs, &outs).await,
+        );
+    }
+    if which.is_empty() || which == "clickhouse" {
+        row(
+            "ClickHouse INSERT JSONEachRow",
+            n,
+            clickhouse_case(&evs, &outs).await,
+        );
     }
 }
