@@ -610,6 +610,9 @@ dead_letter = "dlq"
             "25:72: sinks.kerberos.options.\"sasl.mechanism\": No provider for SASL mechanism GSSAPI: recompile librdkafka with libsasl2 or openssl support. Current build options: PLAIN SASL_SCRAM OAUTHBEARER (this weir supports SASL PLAIN, SCRAM-SHA-256 and SCRAM-SHA-512; GSSAPI/Kerberos is not built in)".to_owned(),
         ],
         "{errors:#?}"
+    );
+}
+
 /// `VALID` with one more sink (the archive's route stays the default).
 fn with_sink(table: &str) -> String {
     VALID.replace("[sinks.dlq]", &format!("{table}\n[sinks.dlq]"))
