@@ -509,13 +509,20 @@ async fn reload_endpoint_switches_files_and_shows_failures() {
     // Wrong requests.
     assert_eq!(post_reload(addr, "nope", "", Some(TOKEN)).await.status, 404);
     assert_eq!(
-        post_reload(addr, "stamp", "{not json", Some(TOKEN)).await.status,
+        post_reload(addr, "stamp", "{not json", Some(TOKEN))
+            .await
+            .status,
         400
     );
     assert_eq!(
-        post_reload(addr, "stamp", r#"{"path": "x.wasm", "force": true}"#, Some(TOKEN))
-            .await
-            .status,
+        post_reload(
+            addr,
+            "stamp",
+            r#"{"path": "x.wasm", "force": true}"#,
+            Some(TOKEN)
+        )
+        .await
+        .status,
         400
     );
     assert_eq!(
@@ -573,7 +580,11 @@ async fn off_loopback_mutations_need_the_bearer_token() {
     let local = serve(&admin_config("127.0.0.1:0", None), state.clone(), &stop).await;
     let closed = post_reload(local, "stamp", "", None).await;
     assert_eq!(closed.status, 403, "{}", closed.body);
-    assert!(closed.body.contains("allow_unauthenticated_loopback"), "{}", closed.body);
+    assert!(
+        closed.body.contains("allow_unauthenticated_loopback"),
+        "{}",
+        closed.body
+    );
     let open = AdminConfig {
         allow_unauthenticated_loopback: true,
         ..admin_config("127.0.0.1:0", None)
@@ -595,7 +606,9 @@ async fn off_loopback_mutations_need_the_bearer_token() {
     };
     let bound = serve(&wide, state, &stop).await;
     assert_eq!(
-        post_reload(via_loopback(bound), "stamp", "", None).await.status,
+        post_reload(via_loopback(bound), "stamp", "", None)
+            .await
+            .status,
         401
     );
     stop.cancel();
@@ -677,14 +690,20 @@ async fn reload_paths_are_confined_and_capped() {
     for (path, why) in [
         (elsewhere.join("b.wasm"), "not inside the directory"),
         (allowed.join("link.wasm"), "not inside the directory"),
-        (allowed.join("../elsewhere/b.wasm"), "not inside the directory"),
+        (
+            allowed.join("../elsewhere/b.wasm"),
+            "not inside the directory",
+        ),
         ("/etc/passwd".into(), "not inside the directory"),
         ("/dev/zero".into(), "not inside the directory"),
         (allowed.join("dir.wasm"), "not a regular file"),
     ] {
         let refused = post(path.clone()).await;
         assert_eq!(refused.status, 403, "{}: {}", path.display(), refused.body);
-        let error = refused.json()["error"].as_str().unwrap_or_default().to_owned();
+        let error = refused.json()["error"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
         assert!(error.contains(why), "{}: {error}", path.display());
     }
     let view = http(addr, "GET", "/plugins/stamp", &[], "").await.json();
@@ -707,5 +726,58 @@ async fn reload_paths_are_confined_and_capped() {
         "{}",
         refused.body
     );
+    stop.cancel();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_chosen_through_the_api_survives_a_config_reread() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (registry, _, _stage) = registry(dir.path());
+    let state = AdminState {
+        registry: Arc::clone(&registry),
+        pipelines: Vec::new(),
+    };
+    let stop = CancellationToken::new();
+    let addr = serve(&admin_config("127.0.0.1:0", Some(TOKEN)), state, &stop).await;
+    let body = serde_json::json!({ "path": STAMP_B }).to_string();
+    let switched = post_reload(addr, "stamp", &body, Some(TOKEN)).await;
+    assert_eq!(switched.status, 200, "{}", switched.body);
+    let hash_b = switched.json()["hash"].as_str().expect("hash").to_owned();
+
+    // SIGHUP with a config that still names stamp-a: the API's choice stays.
+    let reg = Arc::clone(&registry);
+    let outcome = tokio::task::spawn_blocking(move || {
+        reg.reload_spec(plugin_spec(STAMP_A), weir::plugin::ReloadTrigger::Signal)
+    })
+    .await
+    .expect("task")
+    .expect("reload");
+    assert_eq!(
+        outcome,
+        weir::plugin::ReloadOutcome::Unchanged {
+            hash: hash_b.clone()
+        }
+    );
+    let view = http(addr, "GET", "/plugins/stamp", &[], "").await.json();
+    assert_eq!(view["path"], STAMP_B, "{view:#}");
+    assert_eq!(view["hash"], hash_b.as_str());
+
+    // The config names another file: it takes over.
+    let moved = dir.path().join("stamp-a-moved.wasm");
+    std::fs::copy(STAMP_A, &moved).expect("copy");
+    let reg = Arc::clone(&registry);
+    let spec = plugin_spec(moved.to_str().expect("utf-8 path"));
+    let outcome = tokio::task::spawn_blocking(move || {
+        reg.reload_spec(spec, weir::plugin::ReloadTrigger::Signal)
+    })
+    .await
+    .expect("task")
+    .expect("reload");
+    assert!(
+        matches!(outcome, weir::plugin::ReloadOutcome::Reloaded { .. }),
+        "{outcome:?}"
+    );
+    let view = http(addr, "GET", "/plugins/stamp", &[], "").await.json();
+    assert_eq!(view["path"], moved.to_str().expect("utf-8 path"));
     stop.cancel();
 }

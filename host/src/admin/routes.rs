@@ -16,6 +16,7 @@ use serde_json::json;
 use subtle::ConstantTimeEq;
 
 use super::health::{PipelineHealth, readiness};
+use crate::config::secrets::redact;
 use crate::plugin::{PluginRegistry, ReloadRules};
 
 /// State shared by the handlers.
@@ -207,11 +208,11 @@ async fn reload(
         Ok(Err(e)) if e.is_unknown_plugin() => error(StatusCode::NOT_FOUND, e.to_string()),
         Ok(Err(e)) if e.is_refused_file() => json_response(
             StatusCode::FORBIDDEN,
-            &json!({ "status": "refused", "error": e.to_string() }),
+            &json!({ "status": "refused", "error": redact(&e.to_string()) }),
         ),
         Ok(Err(e)) => json_response(
             StatusCode::UNPROCESSABLE_ENTITY,
-            &json!({ "status": "failed", "error": e.to_string() }),
+            &json!({ "status": "failed", "error": redact(&e.to_string()) }),
         ),
         Err(e) => error(
             StatusCode::INTERNAL_SERVER_ERROR,
@@ -262,7 +263,11 @@ mod tests {
         ] {
             let refused = refuse_browser_requests(&with(&[(header::CONTENT_TYPE, kind)]))
                 .unwrap_or_else(|| panic!("{kind} accepted"));
-            assert_eq!(refused.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE, "{kind}");
+            assert_eq!(
+                refused.status(),
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "{kind}"
+            );
         }
         let from_page = with(&[
             (header::CONTENT_TYPE, "application/json"),
@@ -272,7 +277,10 @@ mod tests {
             refuse_browser_requests(&from_page).map(|r| r.status()),
             Some(StatusCode::FORBIDDEN)
         );
-        let fetch = with(&[(header::HeaderName::from_static("sec-fetch-site"), "cross-site")]);
+        let fetch = with(&[(
+            header::HeaderName::from_static("sec-fetch-site"),
+            "cross-site",
+        )]);
         assert!(refuse_browser_requests(&fetch).is_some());
         assert!(refuse_browser_requests(&HeaderMap::new()).is_none());
         let json = with(&[(header::CONTENT_TYPE, "Application/JSON; charset=utf-8")]);

@@ -236,6 +236,8 @@ impl Plugin {
         hash: Option<String>,
         result: &'static str,
     ) {
+        // An `init` may echo its config, `${VAR}` values included.
+        let message = crate::config::secrets::redact(&message).into_owned();
         let now = SystemTime::now();
         let at = rfc3339(now);
         tracing::error!(plugin = %self.name, ?trigger, error = %message, "plugin reload failed; the running version keeps serving");
@@ -529,12 +531,7 @@ impl PluginRegistry {
                         path: wanted,
                         reason,
                     };
-                    plugin.record_failure(
-                        ReloadTrigger::Api,
-                        error.to_string(),
-                        None,
-                        "failed",
-                    );
+                    plugin.record_failure(ReloadTrigger::Api, error.to_string(), None, "failed");
                     return Err(error);
                 }
             };

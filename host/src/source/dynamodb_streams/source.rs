@@ -827,6 +827,7 @@ impl Source for DynamoDbStreamsSource {
             events,
             checkpoint: Checkpoint::new(StreamsCheckpoint { shards: marks }),
             exhausted: false,
+            unreadable: Vec::new(),
         })
     }
 
