@@ -58,6 +58,7 @@ impl Source for Endless {
             events,
             checkpoint: Checkpoint::new(()),
             exhausted: false,
+            unreadable: Vec::new(),
         })
     }
 

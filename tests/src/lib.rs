@@ -65,9 +65,15 @@ fn hashed_twin(exe: &Path) -> Option<PathBuf> {
 
 /// The `weir` executable in the profile of the running test (release when
 /// the test itself was built with `--release`), built once per test binary.
+/// `WEIR_BIN=/path/to/weir` uses that executable instead (for a target
+/// directory shared by several checkouts, where another checkout's build
+/// can replace `target/debug/weir` between the build and the test).
 pub fn weir_bin() -> &'static Path {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
     BIN.get_or_init(|| {
+        if let Some(bin) = std::env::var_os("WEIR_BIN") {
+            return PathBuf::from(bin);
+        }
         let release = std::env::current_exe()
             .ok()
             .and_then(|exe| exe.parent()?.parent()?.file_name().map(|n| n == "release"))

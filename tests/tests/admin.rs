@@ -223,8 +223,12 @@ fn admin_config(listen: &str, token: Option<&str>) -> AdminConfig {
         enabled: true,
         listen: listen.parse().expect("address"),
         token: token.map(str::to_owned),
+        ..AdminConfig::default()
     }
 }
+
+/// The token the reload tests configure.
+const TOKEN: &str = "s3cret-token";
 
 /// Bind and serve; returns the bound address.
 async fn serve(config: &AdminConfig, state: AdminState, stop: &CancellationToken) -> SocketAddr {
@@ -447,7 +451,7 @@ async fn reload_endpoint_switches_files_and_shows_failures() {
         registry: Arc::clone(&registry),
         pipelines: Vec::new(),
     };
-    let addr = serve(&admin_config("127.0.0.1:0", None), state, &stop).await;
+    let addr = serve(&admin_config("127.0.0.1:0", Some(TOKEN)), state, &stop).await;
 
     let view = http(addr, "GET", "/plugins/stamp", &[], "").await.json();
     assert_eq!(view["hash"], hash_a.as_str());
@@ -455,13 +459,13 @@ async fn reload_endpoint_switches_files_and_shows_failures() {
     assert!(view["loaded_at"].as_str().is_some_and(|t| t.ends_with('Z')));
 
     // Same file, same settings: nothing to do.
-    let same = post_reload(addr, "stamp", "", None).await;
+    let same = post_reload(addr, "stamp", "", Some(TOKEN)).await;
     assert_eq!(same.status, 200, "{}", same.body);
     assert_eq!(same.json()["status"], "unchanged");
 
     // Switch to another file.
     let body = serde_json::json!({ "path": STAMP_B }).to_string();
-    let switched = post_reload(addr, "stamp", &body, None).await;
+    let switched = post_reload(addr, "stamp", &body, Some(TOKEN)).await;
     assert_eq!(switched.status, 200, "{}", switched.body);
     let switched = switched.json();
     assert_eq!(switched["status"], "reloaded");
@@ -477,7 +481,7 @@ async fn reload_endpoint_switches_files_and_shows_failures() {
 
     // A version whose init refuses its config: refused, visible, old one kept.
     let body = serde_json::json!({ "path": REFUSE_INIT }).to_string();
-    let refused = post_reload(addr, "stamp", &body, None).await;
+    let refused = post_reload(addr, "stamp", &body, Some(TOKEN)).await;
     assert_eq!(refused.status, 422, "{}", refused.body);
     let refused = refused.json();
     assert_eq!(refused["status"], "failed");
@@ -503,15 +507,22 @@ async fn reload_endpoint_switches_files_and_shows_failures() {
     assert_eq!(stamp["history"].as_array().map(Vec::len), Some(2));
 
     // Wrong requests.
-    assert_eq!(post_reload(addr, "nope", "", None).await.status, 404);
+    assert_eq!(post_reload(addr, "nope", "", Some(TOKEN)).await.status, 404);
     assert_eq!(
-        post_reload(addr, "stamp", "{not json", None).await.status,
+        post_reload(addr, "stamp", "{not json", Some(TOKEN))
+            .await
+            .status,
         400
     );
     assert_eq!(
-        post_reload(addr, "stamp", r#"{"path": "x.wasm", "force": true}"#, None)
-            .await
-            .status,
+        post_reload(
+            addr,
+            "stamp",
+            r#"{"path": "x.wasm", "force": true}"#,
+            Some(TOKEN)
+        )
+        .await
+        .status,
         400
     );
     assert_eq!(
@@ -564,8 +575,209 @@ async fn off_loopback_mutations_need_the_bearer_token() {
     assert_eq!(http(addr, "GET", "/plugins", &[], "").await.status, 200);
     assert_eq!(http(addr, "GET", "/health/live", &[], "").await.status, 200);
 
-    // Loopback without a token: mutations are open.
-    let local = serve(&admin_config("127.0.0.1:0", None), state, &stop).await;
+    // Loopback without a token: mutations are closed, unless opened
+    // explicitly.
+    let local = serve(&admin_config("127.0.0.1:0", None), state.clone(), &stop).await;
+    let closed = post_reload(local, "stamp", "", None).await;
+    assert_eq!(closed.status, 403, "{}", closed.body);
+    assert!(
+        closed.body.contains("allow_unauthenticated_loopback"),
+        "{}",
+        closed.body
+    );
+    let open = AdminConfig {
+        allow_unauthenticated_loopback: true,
+        ..admin_config("127.0.0.1:0", None)
+    };
+    let local = serve(&open, state.clone(), &stop).await;
     assert_eq!(post_reload(local, "stamp", "", None).await.status, 200);
+    // A configured token is required on loopback too, the flag
+    // notwithstanding.
+    let both = AdminConfig {
+        allow_unauthenticated_loopback: true,
+        ..admin_config("127.0.0.1:0", Some(TOKEN))
+    };
+    let local = serve(&both, state.clone(), &stop).await;
+    assert_eq!(post_reload(local, "stamp", "", None).await.status, 401);
+    // The flag never opens a non-loopback address.
+    let wide = AdminConfig {
+        allow_unauthenticated_loopback: true,
+        ..admin_config("0.0.0.0:0", Some(TOKEN))
+    };
+    let bound = serve(&wide, state, &stop).await;
+    assert_eq!(
+        post_reload(via_loopback(bound), "stamp", "", None)
+            .await
+            .status,
+        401
+    );
+    stop.cancel();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn browser_style_requests_cannot_reload() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (registry, _, _stage) = registry(dir.path());
+    let state = AdminState {
+        registry: Arc::clone(&registry),
+        pipelines: Vec::new(),
+    };
+    let stop = CancellationToken::new();
+    let open = AdminConfig {
+        allow_unauthenticated_loopback: true,
+        ..admin_config("127.0.0.1:0", None)
+    };
+    let addr = serve(&open, state, &stop).await;
+    // What a page's `<form method=post>` or a "simple" fetch sends.
+    for kind in [
+        "application/x-www-form-urlencoded",
+        "multipart/form-data; boundary=x",
+        "text/plain",
+    ] {
+        let answer = http(
+            addr,
+            "POST",
+            "/plugins/stamp/reload",
+            &[("Content-Type", kind)],
+            "",
+        )
+        .await;
+        assert_eq!(answer.status, 415, "{kind}: {}", answer.body);
+    }
+    let answer = http(
+        addr,
+        "POST",
+        "/plugins/stamp/reload",
+        &[("Origin", "http://evil.example")],
+        "",
+    )
+    .await;
+    assert_eq!(answer.status, 403, "{}", answer.body);
+    let history = http(addr, "GET", "/plugins/stamp", &[], "").await.json();
+    assert!(history["last_reload"].is_null(), "nothing ran: {history:#}");
+    stop.cancel();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reload_paths_are_confined_and_capped() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (registry, hash_a, _stage) = registry(dir.path());
+    let state = AdminState {
+        registry: Arc::clone(&registry),
+        pipelines: Vec::new(),
+    };
+    let stop = CancellationToken::new();
+    let allowed = dir.path().join("allowed");
+    std::fs::create_dir(&allowed).expect("mkdir");
+    std::fs::copy(STAMP_B, allowed.join("b.wasm")).expect("copy");
+    let elsewhere = dir.path().join("elsewhere");
+    std::fs::create_dir(&elsewhere).expect("mkdir");
+    std::fs::copy(STAMP_B, elsewhere.join("b.wasm")).expect("copy");
+    std::fs::create_dir(allowed.join("dir.wasm")).expect("mkdir");
+    std::os::unix::fs::symlink(elsewhere.join("b.wasm"), allowed.join("link.wasm"))
+        .expect("symlink");
+    let config = AdminConfig {
+        reload_dirs: vec!["allowed".into()],
+        max_plugin_bytes: std::fs::metadata(STAMP_B).expect("stat").len(),
+        ..admin_config("127.0.0.1:0", Some(TOKEN))
+    };
+    let addr = serve(&config, state, &stop).await;
+    let post = |path: std::path::PathBuf| {
+        let body = serde_json::json!({ "path": path }).to_string();
+        async move { post_reload(addr, "stamp", &body, Some(TOKEN)).await }
+    };
+
+    for (path, why) in [
+        (elsewhere.join("b.wasm"), "not inside the directory"),
+        (allowed.join("link.wasm"), "not inside the directory"),
+        (
+            allowed.join("../elsewhere/b.wasm"),
+            "not inside the directory",
+        ),
+        ("/etc/passwd".into(), "not inside the directory"),
+        ("/dev/zero".into(), "not inside the directory"),
+        (allowed.join("dir.wasm"), "not a regular file"),
+    ] {
+        let refused = post(path.clone()).await;
+        assert_eq!(refused.status, 403, "{}: {}", path.display(), refused.body);
+        let error = refused.json()["error"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        assert!(error.contains(why), "{}: {error}", path.display());
+    }
+    let view = http(addr, "GET", "/plugins/stamp", &[], "").await.json();
+    assert_eq!(view["hash"], hash_a.as_str(), "nothing was loaded");
+    assert_eq!(view["counters"]["reloads_failed"], 6);
+
+    // From the allow-list, relative to the config's directory.
+    let switched = post("allowed/b.wasm".into()).await;
+    assert_eq!(switched.status, 200, "{}", switched.body);
+    assert_eq!(switched.json()["status"], "reloaded");
+
+    // Bigger than `max_plugin_bytes`.
+    let mut big = std::fs::read(STAMP_A).expect("read");
+    big.resize(usize::try_from(config.max_plugin_bytes).unwrap() + 1, 0);
+    std::fs::write(allowed.join("big.wasm"), big).expect("write");
+    let refused = post(allowed.join("big.wasm")).await;
+    assert_eq!(refused.status, 403, "{}", refused.body);
+    assert!(
+        refused.body.contains("max_plugin_bytes"),
+        "{}",
+        refused.body
+    );
+    stop.cancel();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_chosen_through_the_api_survives_a_config_reread() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (registry, _, _stage) = registry(dir.path());
+    let state = AdminState {
+        registry: Arc::clone(&registry),
+        pipelines: Vec::new(),
+    };
+    let stop = CancellationToken::new();
+    let addr = serve(&admin_config("127.0.0.1:0", Some(TOKEN)), state, &stop).await;
+    let body = serde_json::json!({ "path": STAMP_B }).to_string();
+    let switched = post_reload(addr, "stamp", &body, Some(TOKEN)).await;
+    assert_eq!(switched.status, 200, "{}", switched.body);
+    let hash_b = switched.json()["hash"].as_str().expect("hash").to_owned();
+
+    // SIGHUP with a config that still names stamp-a: the API's choice stays.
+    let reg = Arc::clone(&registry);
+    let outcome = tokio::task::spawn_blocking(move || {
+        reg.reload_spec(plugin_spec(STAMP_A), weir::plugin::ReloadTrigger::Signal)
+    })
+    .await
+    .expect("task")
+    .expect("reload");
+    assert_eq!(
+        outcome,
+        weir::plugin::ReloadOutcome::Unchanged {
+            hash: hash_b.clone()
+        }
+    );
+    let view = http(addr, "GET", "/plugins/stamp", &[], "").await.json();
+    assert_eq!(view["path"], STAMP_B, "{view:#}");
+    assert_eq!(view["hash"], hash_b.as_str());
+
+    // The config names another file: it takes over.
+    let moved = dir.path().join("stamp-a-moved.wasm");
+    std::fs::copy(STAMP_A, &moved).expect("copy");
+    let reg = Arc::clone(&registry);
+    let spec = plugin_spec(moved.to_str().expect("utf-8 path"));
+    let outcome = tokio::task::spawn_blocking(move || {
+        reg.reload_spec(spec, weir::plugin::ReloadTrigger::Signal)
+    })
+    .await
+    .expect("task")
+    .expect("reload");
+    assert!(
+        matches!(outcome, weir::plugin::ReloadOutcome::Reloaded { .. }),
+        "{outcome:?}"
+    );
+    let view = http(addr, "GET", "/plugins/stamp", &[], "").await.json();
+    assert_eq!(view["path"], moved.to_str().expect("utf-8 path"));
     stop.cancel();
 }

@@ -268,3 +268,49 @@ fn plugin_inspect_prints_contract_and_exports() {
     assert_eq!(info["contract_version"], "0.2.0");
     assert_eq!(info["compatible"], false);
 }
+
+/// Run `weir args` with stdout a pipe whose reading end is already closed
+/// (what `weir ... | head` becomes once `head` has had enough).
+fn weir_into_closed_pipe(dir: &Path, args: &[&str]) -> Output {
+    let (reader, writer) = std::io::pipe().expect("pipe");
+    drop(reader);
+    Command::new(weir_bin())
+        .args(args)
+        .current_dir(dir)
+        .env("WEIR_CACHE_DIR", dir.join("cache"))
+        .stdin(Stdio::null())
+        .stdout(writer)
+        .output()
+        .expect("run weir")
+}
+
+#[test]
+fn no_command_panics_when_its_stdout_is_closed() {
+    let dir = scratch();
+    std::fs::write(
+        dir.path().join("weir.toml"),
+        "[sources.s]\ntype = \"kafka\"\nbrokers = \"127.0.0.1:1\"\ntopics = [\"t\"]\n\n\
+         [sinks.out]\ntype = \"file\"\npath = \"out.jsonl\"\n\n\
+         [pipelines.p]\nsource = \"s\"\ndefault_route = \"out\"\n",
+    )
+    .expect("config");
+    std::fs::write(dir.path().join("events.jsonl"), "{\"id\":1}\n").expect("events");
+    for args in [
+        vec!["plugin", "inspect", plugins::FILTER],
+        vec!["plugin", "inspect", "--json", plugins::FILTER],
+        vec!["validate", "weir.toml"],
+        vec![
+            "plugin",
+            "test",
+            plugins::STAMP_A,
+            "--input",
+            "events.jsonl",
+        ],
+    ] {
+        let out = weir_into_closed_pipe(dir.path(), &args);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+        assert!(out.status.code().is_some(), "{args:?}: killed: {stderr}");
+        assert!(out.status.success(), "{args:?}: {:?}: {stderr}", out.status);
+    }
+}

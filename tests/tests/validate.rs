@@ -656,3 +656,36 @@ fn postgres_and_clickhouse_sink_mistakes_are_reported_offline_where_they_are() {
         "{errors:?}"
     );
 }
+
+#[test]
+fn dead_letter_sinks_are_checked_as_weir_run_uses_them() {
+    let kafka_without_topic = VALID.replace(
+        "[sinks.dlq]\ntype = \"file\"\npath = \"out/dlq.jsonl\"",
+        "[sinks.dlq]\ntype = \"kafka\"\nbrokers = \"127.0.0.1:19092\"",
+    );
+    assert_eq!(
+        errors_of(&fixture(&kafka_without_topic)),
+        [
+            "21:15: pipelines.purchases.dead_letter: sink `dlq` cannot be a dead-letter sink: \
+          a `kafka` sink without `topic` writes each output to the topic named by its route, \
+          and dead letters have no route; set `topic`"
+        ]
+    );
+    let with_topic = kafka_without_topic.replace(
+        "brokers = \"127.0.0.1:19092\"\n\n[pipelines",
+        "brokers = \"127.0.0.1:19092\"\ntopic = \"dlq\"\n\n[pipelines",
+    );
+    load(&fixture(&with_topic)).unwrap_or_else(|e| panic!("{e}"));
+
+    let mongo = VALID.replace(
+        "[sinks.dlq]\ntype = \"file\"\npath = \"out/dlq.jsonl\"",
+        "[sinks.dlq]\ntype = \"mongodb\"\nuri = \"mongodb://127.0.0.1:17017/\"\ndatabase = \"d\"\ncollection = \"dead\"",
+    );
+    let errors = errors_of(&fixture(&mongo));
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert!(
+        errors[0].contains("sink `dlq` cannot be a dead-letter sink: (`mongodb`)")
+            && errors[0].contains("need not be JSON"),
+        "{errors:?}"
+    );
+}

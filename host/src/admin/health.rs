@@ -118,7 +118,10 @@ async fn timed<E: std::fmt::Display>(
 ) -> CheckResult {
     let (ok, error) = match tokio::time::timeout(CHECK_TIMEOUT, check).await {
         Ok(Ok(())) => (true, None),
-        Ok(Err(e)) => (false, Some(e.to_string())),
+        Ok(Err(e)) => (
+            false,
+            Some(crate::config::secrets::redact(&e.to_string()).into_owned()),
+        ),
         Err(_) => (false, Some(format!("no answer within {CHECK_TIMEOUT:?}"))),
     };
     CheckResult {

@@ -12,19 +12,31 @@
 //! ```toml
 //! [host.admin]
 //! listen = "127.0.0.1:9464"          # the default
-//! token = "${WEIR_ADMIN_TOKEN}"      # required off loopback
+//! token = "${WEIR_ADMIN_TOKEN}"      # required for reloads
+//! reload_dirs = ["/srv/weir/plugins"] # where a reload may take a new file from
+//! max_plugin_bytes = 67108864        # the default (64 MiB)
 //! ```
 //!
 //! Bound to a loopback address by default. Bound to any other address it
-//! refuses to start without a token, and mutating endpoints (`POST`)
-//! require `Authorization: Bearer <token>` (401 otherwise). A configured
-//! token is required on loopback too. Read-only endpoints stay open, so
-//! probes and scrapers need no secret.
+//! refuses to start without a token. Mutating endpoints (`POST`) require
+//! `Authorization: Bearer <token>` (401 otherwise) wherever the server
+//! listens: another local user or a web page in a local browser can reach
+//! loopback too. Without a token they are refused (403) unless
+//! `allow_unauthenticated_loopback = true` is set on a loopback address. A
+//! `POST` carrying a browser form content type (or any type but
+//! `application/json`) is refused (415), so a web page cannot forge one.
+//! Read-only endpoints stay open, so probes and scrapers need no secret.
+//!
+//! A reload with a `path` takes the new file only from the plugin's
+//! configured file or the directory holding it, or from a `reload_dirs`
+//! directory, and only a regular file of at most `max_plugin_bytes` (see
+//! [`crate::plugin::ReloadRules`]).
 
 mod health;
 mod routes;
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use serde::Deserialize;
@@ -35,7 +47,7 @@ pub use health::{
     CHECK_TIMEOUT, CheckResult, PipelineHealth, PipelineReadiness, Readiness, RunState, readiness,
 };
 
-use crate::plugin::PluginRegistry;
+use crate::plugin::{PluginRegistry, ReloadRules};
 
 /// `[host.admin]`: the admin HTTP server.
 #[derive(Clone, Deserialize)]
@@ -50,7 +62,20 @@ pub struct AdminConfig {
     /// require; usually `"${WEIR_ADMIN_TOKEN}"`. Required when `listen` is
     /// not a loopback address. An empty string counts as unset.
     pub token: Option<String>,
+    /// Let mutating endpoints run without a token when `listen` is a
+    /// loopback address. Default `false`: without a token, reloads through
+    /// the API are refused.
+    pub allow_unauthenticated_loopback: bool,
+    /// Directories (relative ones against the config file's directory) a
+    /// reload through the API may take a plugin's new file from, besides the
+    /// directory of the plugin's configured file. Default: none.
+    pub reload_dirs: Vec<PathBuf>,
+    /// Largest plugin file a reload reads, in bytes. Default 64 MiB.
+    pub max_plugin_bytes: u64,
 }
+
+/// Default of `[host.admin] max_plugin_bytes`.
+pub const DEFAULT_MAX_PLUGIN_BYTES: u64 = 64 * 1024 * 1024;
 
 impl Default for AdminConfig {
     fn default() -> Self {
@@ -58,6 +83,9 @@ impl Default for AdminConfig {
             enabled: true,
             listen: SocketAddr::from(([127, 0, 0, 1], 9464)),
             token: None,
+            allow_unauthenticated_loopback: false,
+            reload_dirs: Vec::new(),
+            max_plugin_bytes: DEFAULT_MAX_PLUGIN_BYTES,
         }
     }
 }
@@ -68,6 +96,12 @@ impl std::fmt::Debug for AdminConfig {
             .field("enabled", &self.enabled)
             .field("listen", &self.listen)
             .field("token", &self.token.as_ref().map(|_| "<redacted>"))
+            .field(
+                "allow_unauthenticated_loopback",
+                &self.allow_unauthenticated_loopback,
+            )
+            .field("reload_dirs", &self.reload_dirs)
+            .field("max_plugin_bytes", &self.max_plugin_bytes)
             .finish()
     }
 }
@@ -76,6 +110,14 @@ impl AdminConfig {
     /// The token, if set and not empty.
     pub fn token(&self) -> Option<&str> {
         self.token.as_deref().filter(|t| !t.is_empty())
+    }
+
+    /// What a reload through the API may read.
+    pub fn reload_rules(&self) -> ReloadRules {
+        ReloadRules {
+            dirs: self.reload_dirs.clone(),
+            max_bytes: self.max_plugin_bytes,
+        }
     }
 }
 
@@ -116,6 +158,8 @@ pub struct AdminServer {
     listener: TcpListener,
     addr: SocketAddr,
     token: Option<String>,
+    open_loopback: bool,
+    rules: ReloadRules,
     state: AdminState,
 }
 
@@ -145,6 +189,9 @@ impl AdminServer {
             listener,
             addr,
             token: config.token().map(str::to_owned),
+            // Only ever on a loopback address, whatever the flag says.
+            open_loopback: config.allow_unauthenticated_loopback && addr.ip().is_loopback(),
+            rules: config.reload_rules(),
             state,
         })
     }
@@ -160,6 +207,8 @@ impl AdminServer {
             listener,
             addr,
             token,
+            open_loopback,
+            rules,
             state,
         } = self;
         let upkeep = crate::metrics::prometheus().map(|handle| {
@@ -178,6 +227,8 @@ impl AdminServer {
             registry: state.registry,
             pipelines: Arc::new(state.pipelines),
             token: token.map(Arc::from),
+            open_loopback,
+            rules: Arc::new(rules),
             metrics: crate::metrics::prometheus(),
         });
         tracing::info!(%addr, "admin API listening");

@@ -6,6 +6,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+pub mod output;
 pub mod plugin;
 pub mod run;
 pub mod validate;
@@ -41,8 +42,12 @@ pub fn main() -> ExitCode {
     };
     match result {
         Ok(code) => code,
+        // The reader of our stdout went away (`| head`): it has what it
+        // wanted.
+        Err(err) if output::is_broken_pipe(&err) => ExitCode::SUCCESS,
         Err(err) => {
-            eprintln!("error: {err:#}");
+            let message = format!("error: {err:#}");
+            output::stderr_line(&crate::config::secrets::redact(&message));
             ExitCode::FAILURE
         }
     }

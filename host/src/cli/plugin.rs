@@ -131,7 +131,7 @@ fn init_logging() {
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_writer(crate::config::secrets::RedactingStderr::default)
         .try_init();
 }
 
@@ -192,14 +192,14 @@ pub fn test(args: TestArgs) -> anyhow::Result<ExitCode> {
         }
     }
     out.flush().context("cannot write to standard output")?;
-    eprintln!(
+    super::output::stderr_line(&format!(
         "{} events: {} outputs emitted, {} dropped, {} failed in {:.1} ms",
         summary.events,
         summary.outputs,
         summary.dropped,
         summary.failed,
         started.elapsed().as_secs_f64() * 1e3
-    );
+    ));
     Ok(ExitCode::SUCCESS)
 }
 
@@ -227,11 +227,12 @@ pub fn inspect(args: InspectArgs) -> anyhow::Result<ExitCode> {
     init_logging();
     let engine = engine(None, false)?;
     let info = engine.inspect(&args.file)?;
-    if args.json {
-        println!("{}", serde_json::to_string_pretty(&info)?);
+    let text = if args.json {
+        format!("{}\n", serde_json::to_string_pretty(&info)?)
     } else {
-        print!("{info}");
-    }
+        info.to_string()
+    };
+    super::output::stdout(&text).context("cannot write to standard output")?;
     Ok(ExitCode::SUCCESS)
 }
 

@@ -48,7 +48,7 @@ pub fn init_logging(format: LogFormat) {
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_writer(crate::config::secrets::RedactingStderr::default)
         .with_ansi(std::io::stderr().is_terminal());
     let _ = match format {
         LogFormat::Json => builder.json().try_init(),
@@ -320,7 +320,7 @@ fn spawn_progress(
             }
             for (name, s) in &stats {
                 let s = s.snapshot();
-                eprintln!(
+                super::output::stderr_line(&format!(
                     "[{name}] in {} out {} dropped {} failed {} dead-lettered {} in-flight {}",
                     s.events_in,
                     s.outputs,
@@ -328,7 +328,7 @@ fn spawn_progress(
                     s.failed,
                     s.dead_lettered,
                     s.in_flight_events
-                );
+                ));
             }
         }
     }))
@@ -344,7 +344,7 @@ fn print_summary(stats: &[(String, Arc<PipelineStats>)], started: Instant) {
             .map(|(sink, n)| format!("{sink}={n}"))
             .collect::<Vec<_>>()
             .join(" ");
-        eprintln!(
+        super::output::stderr_line(&format!(
             "pipeline {name}: in {} | dropped {} | failed {} | dead-lettered {} | out {} ({}) | {:.1}s",
             snap.events_in,
             snap.dropped,
@@ -357,6 +357,6 @@ fn print_summary(stats: &[(String, Arc<PipelineStats>)], started: Instant) {
                 per_sink
             },
             secs
-        );
+        ));
     }
 }

@@ -158,6 +158,12 @@ pub(crate) fn check(config: &Config, ctx: &mut Ctx<'_, '_>) {
         if let Some(dl) = &p.dead_letter {
             let key = join_key(&base, "dead_letter");
             ctx.exists(key.clone(), "sink", dl, &defined.sinks);
+            if let Some(problem) = config.sinks.get(dl).and_then(|s| s.dead_letter_problem()) {
+                ctx.error(
+                    key.clone(),
+                    format!("sink `{dl}` cannot be a dead-letter sink: {problem}"),
+                );
+            }
             if *dl == p.default_route {
                 ctx.warning(
                     key,

@@ -108,7 +108,12 @@ fn substitute(s: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<String, V
                 });
             } else {
                 match env(name) {
-                    Some(v) => out.push_str(&v),
+                    Some(v) => {
+                        // Values from the environment are secrets until
+                        // shown otherwise: never print them.
+                        super::secrets::remember(&v);
+                        out.push_str(&v);
+                    }
                     None => problems.push(Problem {
                         needle,
                         message: format!("environment variable `{name}` is not set"),

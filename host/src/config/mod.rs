@@ -44,6 +44,7 @@ mod diagnostic;
 mod docs_check;
 mod interpolate;
 mod load;
+pub mod secrets;
 
 pub use diagnostic::{ConfigErrors, Diagnostic, Location, Locations, Severity};
 pub use load::{LoadedConfig, config_dir};

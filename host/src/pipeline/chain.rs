@@ -10,6 +10,7 @@ use std::time::Instant;
 use crate::engine::{PluginError, Transform, bound_reason};
 use crate::event::{Event, Outcome, Output};
 use crate::metrics;
+use crate::source::Unreadable;
 
 /// An output of the last plugin, with the source event it descends from.
 #[derive(Debug, Clone)]
@@ -74,7 +75,13 @@ fn passthrough(event: &Event) -> Output {
 /// source event, and the route and ttl an earlier plugin chose.
 type Lineage = (usize, Option<String>, Option<u32>);
 
-/// Run `events` through `chain`.
+/// What [`FailedEvent::plugin`] says for an event the source could not
+/// read whole (see [`Unreadable`]).
+pub const SOURCE_STAGE: &str = "(source)";
+
+/// Run `events` through `chain`. The `unreadable` ones go straight to
+/// [`ChainResult::failed`] (as failed by [`SOURCE_STAGE`]); no plugin sees
+/// them.
 ///
 /// An `Err` means a plugin can no longer run at all (it cannot be
 /// re-instantiated); the pipeline must stop without committing the batch.
@@ -82,15 +89,30 @@ pub fn run_chain(
     chain: &mut [Box<dyn Transform>],
     pipeline: &str,
     events: &[Event],
+    unreadable: &[Unreadable],
 ) -> Result<ChainResult, PluginError> {
     let mut result = ChainResult::default();
+    let mut skip = vec![false; events.len()];
+    for u in unreadable {
+        // An index out of range would be a source bug; such an entry names
+        // no event and is ignored rather than trusted.
+        if let Some(flag) = skip.get_mut(u.index)
+            && !*flag
+        {
+            *flag = true;
+            result.failed.push(FailedEvent {
+                event: u.index,
+                plugin: SOURCE_STAGE.to_owned(),
+                reason: u.reason.clone(),
+            });
+        }
+    }
+    let readable = || (0..events.len()).filter(|&i| !skip[i]);
     if chain.is_empty() {
-        result.outputs = events
-            .iter()
-            .enumerate()
-            .map(|(i, e)| RoutedOutput {
+        result.outputs = readable()
+            .map(|i| RoutedOutput {
                 event: i,
-                output: passthrough(e),
+                output: passthrough(&events[i]),
             })
             .collect();
         return Ok(result);
@@ -98,8 +120,12 @@ pub fn run_chain(
 
     // The first stage reads the source batch itself; later stages read the
     // events made from the previous stage's outputs.
-    let mut current: Cow<'_, [Event]> = Cow::Borrowed(events);
-    let mut lineage: Vec<Lineage> = (0..events.len()).map(|i| (i, None, None)).collect();
+    let mut current: Cow<'_, [Event]> = if result.failed.is_empty() {
+        Cow::Borrowed(events)
+    } else {
+        Cow::Owned(readable().map(|i| events[i].clone()).collect())
+    };
+    let mut lineage: Vec<Lineage> = readable().map(|i| (i, None, None)).collect();
     let stages = chain.len();
     for (stage, transform) in chain.iter_mut().enumerate() {
         let last = stage + 1 == stages;

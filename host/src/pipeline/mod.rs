@@ -29,7 +29,7 @@ use std::time::Duration;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 use tokio_util::sync::CancellationToken;
 
-pub use chain::{ChainResult, FailedEvent, RoutedOutput, run_chain};
+pub use chain::{ChainResult, FailedEvent, RoutedOutput, SOURCE_STAGE, run_chain};
 pub use dead_letter::{DLQ_HEADER_PREFIX, dead_letter_for_event, dead_letter_for_output};
 pub use routes::{DeclaredRoutes, UnknownSink};
 pub use stats::{PipelineStats, StatsSnapshot};
@@ -340,8 +340,13 @@ fn process_loop(
     to_write: mpsc::Sender<Result<ProcessedBatch, PluginError>>,
 ) {
     while let Some(read) = from_reader.blocking_recv() {
-        let processed = run_chain(&mut chain, pipeline, &read.batch.events)
-            .map(|result| ProcessedBatch { read, result });
+        let processed = run_chain(
+            &mut chain,
+            pipeline,
+            &read.batch.events,
+            &read.batch.unreadable,
+        )
+        .map(|result| ProcessedBatch { read, result });
         if let Err(err) = &processed
             && err.kind == PluginErrorKind::Interrupted
         {

@@ -43,6 +43,7 @@ impl Source for VecSource {
                 events,
                 checkpoint: Checkpoint::new(id),
                 exhausted: false,
+                unreadable: Vec::new(),
             }),
             None if self.endless => {
                 tokio::time::sleep(wait).await;
@@ -50,12 +51,14 @@ impl Source for VecSource {
                     events: Vec::new(),
                     checkpoint: Checkpoint::new(id),
                     exhausted: false,
+                    unreadable: Vec::new(),
                 })
             }
             None => Ok(SourceBatch {
                 events: Vec::new(),
                 checkpoint: Checkpoint::new(id),
                 exhausted: true,
+                unreadable: Vec::new(),
             }),
         }
     }
@@ -72,6 +75,9 @@ impl Source for VecSource {
 struct MemSink {
     written: Mutex<Vec<Output>>,
     reject_value: Option<&'static str>,
+    /// Refuse records larger than this (value, key and headers), as Kafka's
+    /// `message.max.bytes` does.
+    max_record_bytes: Option<usize>,
     transient_failures: AtomicUsize,
     delay: Duration,
 }
@@ -92,7 +98,18 @@ impl Sink for MemSink {
         let mut rejections = Vec::new();
         let mut written = self.written.lock().unwrap();
         for (index, o) in outputs.iter().enumerate() {
-            if self
+            let size = o.value.as_ref().map_or(0, Bytes::len)
+                + o.key.as_ref().map_or(0, Bytes::len)
+                + o.headers
+                    .iter()
+                    .map(|h| h.key.len() + h.value.len())
+                    .sum::<usize>();
+            if self.max_record_bytes.is_some_and(|max| size > max) {
+                rejections.push(Rejection {
+                    index,
+                    reason: format!("message size {size} is larger than the maximum"),
+                });
+            } else if self
                 .reject_value
                 .is_some_and(|r| o.value.as_deref() == Some(r.as_bytes()))
             {
@@ -598,4 +615,64 @@ async fn shutdown_during_isolation_stops_cleanly_without_committing_the_batch() 
     run.await.unwrap().unwrap();
     assert_eq!(*source.committed.lock().unwrap(), [0]);
     assert_eq!(out.written.lock().unwrap().len(), 10);
+}
+
+#[tokio::test]
+async fn a_dead_letter_refused_for_its_size_is_written_again_smaller() {
+    let huge = "x".repeat(10_000_000);
+    let mut events = batches(3, 3);
+    events[0][1].value = Some(Bytes::from(huge.clone()));
+    let source = VecSource::new(events);
+    let out = Arc::new(MemSink::default());
+    let dlq = Arc::new(MemSink {
+        max_record_bytes: Some(1_000_000),
+        ..MemSink::default()
+    });
+    let reason = "r".repeat(5_000_000);
+    let t = FnTransform("t", move |e: &Event| {
+        if e.value.as_ref().is_some_and(|v| v.len() > 100) {
+            Outcome::Fail(reason.clone())
+        } else {
+            Outcome::Emit(vec![Output {
+                value: e.value.clone(),
+                ..Output::default()
+            }])
+        }
+    });
+    let mut p = parts(Arc::clone(&source), vec![Box::new(t)], &out);
+    p.dead_letter = Some(named("dlq", &dlq));
+    Pipeline::new(p)
+        .run(CancellationToken::new())
+        .await
+        .expect("the pipeline goes on");
+
+    let written: Vec<String> = out.written.lock().unwrap().iter().map(value_of).collect();
+    assert_eq!(written, ["v0", "v2"]);
+    let dead = dlq.written.lock().unwrap().clone();
+    assert_eq!(
+        dead.len(),
+        1,
+        "{:?}",
+        dead.iter().map(|d| &d.headers).collect::<Vec<_>>()
+    );
+    let header = |k: &str| {
+        dead[0]
+            .headers
+            .iter()
+            .find(|h| h.key == k)
+            .map(|h| String::from_utf8(h.value.to_vec()).unwrap())
+    };
+    assert_eq!(dead[0].value, None);
+    assert_eq!(header("weir.dlq.origin").as_deref(), Some("t/0/1"));
+    assert_eq!(header("weir.dlq.truncated").as_deref(), Some("true"));
+    assert_eq!(header("weir.dlq.value_bytes").as_deref(), Some("10000000"));
+    use sha2::Digest;
+    assert_eq!(
+        header("weir.dlq.value_sha256"),
+        Some(hex::encode(sha2::Sha256::digest(huge.as_bytes())))
+    );
+    let kept_reason = header("weir.dlq.reason").unwrap();
+    assert!(kept_reason.len() < 5_000, "{}", kept_reason.len());
+    assert!(kept_reason.ends_with("(cut; 5000000 bytes in all)"));
+    assert_eq!(*source.committed.lock().unwrap(), [0, 1]);
 }

@@ -9,7 +9,7 @@ use backon::{ExponentialBuilder, Retryable};
 use futures::future::join_all;
 use tokio::sync::mpsc;
 
-use super::dead_letter::{dead_letter_for_event, dead_letter_for_output};
+use super::dead_letter::{dead_letter_for_event, dead_letter_for_output, shrunk};
 use super::{NamedSink, PipelineError, PipelineStats, ProcessedBatch};
 use crate::config::RetryConfig;
 use crate::engine::PluginError;
@@ -211,10 +211,32 @@ impl Writer {
         }
         let records: Vec<Output> = dead.iter().map(|d| d.record.clone()).collect();
         let rejections = self.write_with_retry(dlq, &records).await?;
+        if rejections.is_empty() {
+            return Ok(());
+        }
+        // Refused (too large, not storable): once more without what can be
+        // left out; the origin and a digest still find the event.
+        let mut again = Vec::with_capacity(rejections.len());
+        let mut which = Vec::with_capacity(rejections.len());
+        for r in &rejections {
+            let Some(d) = dead.get(r.index) else {
+                continue;
+            };
+            tracing::warn!(
+                pipeline = %self.pipeline,
+                origin = %events[d.event].origin,
+                sink = %dlq.name,
+                refused = %r.reason,
+                "the dead-letter sink refused the record; writing it again without its value and headers"
+            );
+            again.push(shrunk(&d.record));
+            which.push(d.event);
+        }
+        let rejections = self.write_with_retry(dlq, &again).await?;
         if let Some(r) = rejections.first() {
-            let origin = dead
+            let origin = which
                 .get(r.index)
-                .map(|d| events[d.event].origin.clone())
+                .map(|&e| events[e].origin.clone())
                 .unwrap_or_default();
             return Err(PipelineError::DeadLetterRejected {
                 pipeline: self.pipeline.clone(),

@@ -3,6 +3,7 @@
 
 use std::path::PathBuf;
 
+use super::file::FileRefusal;
 use crate::engine::PluginError;
 
 /// Why a reload was refused. The running version keeps serving.
@@ -21,6 +22,16 @@ pub enum ReloadError {
         /// What the OS said.
         message: String,
     },
+    /// The file asked for may not be loaded (place, type or size).
+    #[error("plugin `{plugin}` ({}): refusing to load the file: {reason}", path.display())]
+    Refused {
+        /// Plugin name.
+        plugin: String,
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        reason: FileRefusal,
+    },
     /// The new version failed to compile, link, instantiate or initialise.
     #[error(transparent)]
     Load(#[from] PluginError),
@@ -31,5 +42,10 @@ impl ReloadError {
     /// opposed to a version that was refused).
     pub fn is_unknown_plugin(&self) -> bool {
         matches!(self, ReloadError::UnknownPlugin(_))
+    }
+
+    /// Whether the file asked for was refused before anything was loaded.
+    pub fn is_refused_file(&self) -> bool {
+        matches!(self, ReloadError::Refused { .. })
     }
 }

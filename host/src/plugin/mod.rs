@@ -10,14 +10,18 @@
 //!   batch, so every batch runs wholly on one version; optional version
 //!   header on outputs; rollback of a version that traps on everything.
 //! - [`watch`]: reload on a change of the plugin file on disk.
+//! - `file`: [`ReloadRules`], which files a reload through the admin API
+//!   may read, and reading them with a size cap.
 //! - `error`: [`ReloadError`].
 
 mod error;
+mod file;
 mod registry;
 mod stage;
 pub mod watch;
 
 pub use error::ReloadError;
+pub use file::{FileRefusal, ReloadRules};
 pub use registry::{
     PluginCounters, PluginOptions, PluginRegistry, PluginSnapshot, ReloadFailure, ReloadOutcome,
     ReloadRecord, ReloadTrigger, StageSnapshot, VersionRecord,

@@ -19,6 +19,7 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use super::error::ReloadError;
+use super::file::{self, FileRefusal, ReloadRules};
 use super::stage::{Reaper, ReloadableTransform, Stage, SwapRecord};
 use super::watch::WatchMode;
 use crate::engine::{Engine, PluginError, PluginSpec, PluginVersion};
@@ -196,6 +197,10 @@ struct ReloadCounters {
 
 struct PluginState {
     spec: PluginSpec,
+    /// The file the config names. `spec.path` differs from it after a
+    /// reload through the API switched files; a re-read config that still
+    /// names this file keeps the API's choice.
+    configured_path: PathBuf,
     current: Arc<PluginVersion>,
     loaded_at: SystemTime,
     history: VecDeque<VersionRecord>,
@@ -231,6 +236,8 @@ impl Plugin {
         hash: Option<String>,
         result: &'static str,
     ) {
+        // An `init` may echo its config, `${VAR}` values included.
+        let message = crate::config::secrets::redact(&message).into_owned();
         let now = SystemTime::now();
         let at = rfc3339(now);
         tracing::error!(plugin = %self.name, ?trigger, error = %message, "plugin reload failed; the running version keeps serving");
@@ -397,6 +404,7 @@ impl PluginRegistry {
             options,
             reload_lock: Mutex::new(()),
             state: Mutex::new(PluginState {
+                configured_path: spec.path.clone(),
                 spec,
                 current: Arc::clone(&version),
                 loaded_at: now,
@@ -493,18 +501,68 @@ impl PluginRegistry {
         if let Some(path) = path {
             spec.path = self.resolve(path);
         }
-        self.reload_with(&plugin, spec, trigger)
+        self.reload_with(&plugin, spec, trigger, u64::MAX)
+    }
+
+    /// [`PluginRegistry::reload`] as the admin API asks for it: a new
+    /// `path` must be the plugin's configured file, inside the directory
+    /// holding it or inside one of `rules.dirs`, and a regular file; the
+    /// file read is at most `rules.max_bytes`. A refusal is recorded like
+    /// any failed reload.
+    pub fn reload_from_api(
+        &self,
+        name: &str,
+        path: Option<&Path>,
+        rules: &ReloadRules,
+    ) -> Result<ReloadOutcome, ReloadError> {
+        let plugin = self.plugin(name)?;
+        let (mut spec, configured) = {
+            let state = lock(&plugin.state);
+            (state.spec.clone(), state.configured_path.clone())
+        };
+        if let Some(path) = path {
+            let wanted = self.resolve(path);
+            let dirs: Vec<PathBuf> = rules.dirs.iter().map(|d| self.resolve(d)).collect();
+            spec.path = match file::allowed_path(&wanted, &configured, &dirs) {
+                Ok(canonical) => canonical,
+                Err(reason) => {
+                    let error = ReloadError::Refused {
+                        plugin: plugin.name.clone(),
+                        path: wanted,
+                        reason,
+                    };
+                    plugin.record_failure(ReloadTrigger::Api, error.to_string(), None, "failed");
+                    return Err(error);
+                }
+            };
+            // The same file under another spelling is the same file.
+            if std::fs::canonicalize(&configured).ok().as_ref() == Some(&spec.path) {
+                spec.path = configured;
+            }
+        }
+        self.reload_with(&plugin, spec, ReloadTrigger::Api, rules.max_bytes)
     }
 
     /// Reload plugin `name` with new settings (path, config, limits,
-    /// grants), as SIGHUP does.
+    /// grants), as SIGHUP does. A file chosen through the admin API stays
+    /// the plugin's file while the new settings name the same file as the
+    /// config did before; a config naming another file takes over.
     pub fn reload_spec(
         &self,
-        spec: PluginSpec,
+        mut spec: PluginSpec,
         trigger: ReloadTrigger,
     ) -> Result<ReloadOutcome, ReloadError> {
         let plugin = self.plugin(&spec.name)?;
-        self.reload_with(&plugin, spec, trigger)
+        let configured = spec.path.clone();
+        {
+            let mut state = lock(&plugin.state);
+            if state.configured_path == configured {
+                spec.path = state.spec.path.clone();
+            } else {
+                state.configured_path = configured;
+            }
+        }
+        self.reload_with(&plugin, spec, trigger, u64::MAX)
     }
 
     fn reload_with(
@@ -512,17 +570,25 @@ impl PluginRegistry {
         plugin: &Plugin,
         spec: PluginSpec,
         trigger: ReloadTrigger,
+        max_bytes: u64,
     ) -> Result<ReloadOutcome, ReloadError> {
         let _reloading = lock(&plugin.reload_lock);
         let current = plugin.current();
 
-        let bytes = match std::fs::read(&spec.path) {
+        let bytes = match file::read_capped(&spec.path, max_bytes) {
             Ok(bytes) => bytes,
             Err(err) => {
-                let error = ReloadError::Read {
-                    plugin: plugin.name.clone(),
-                    path: spec.path.clone(),
-                    message: err.to_string(),
+                let error = match err {
+                    FileRefusal::Io(message) => ReloadError::Read {
+                        plugin: plugin.name.clone(),
+                        path: spec.path.clone(),
+                        message,
+                    },
+                    reason => ReloadError::Refused {
+                        plugin: plugin.name.clone(),
+                        path: spec.path.clone(),
+                        reason,
+                    },
                 };
                 plugin.record_failure(trigger, error.to_string(), None, "failed");
                 return Err(error);

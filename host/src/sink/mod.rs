@@ -140,4 +140,33 @@ impl SinkConfig {
             }
         }
     }
+
+    /// Why this sink cannot take dead letters the way a pipeline writes
+    /// them, if it cannot. A dead letter has no route (so a Kafka sink
+    /// needs its own `topic`), and its value is the event's original bytes,
+    /// which need not be JSON (so sinks that map JSON fields to a database
+    /// write would refuse exactly the events that most need keeping).
+    pub fn dead_letter_problem(&self) -> Option<String> {
+        const NOT_JSON: &str = "dead letters carry the event's original bytes, which need not be JSON, \
+             and this sink type stores only JSON values; use a `file` or `kafka` sink";
+        match self {
+            #[cfg(feature = "kafka")]
+            SinkConfig::Kafka(kafka) if kafka.topic.is_none() => Some(
+                "a `kafka` sink without `topic` writes each output to the topic named by its route, \
+                 and dead letters have no route; set `topic`"
+                    .to_owned(),
+            ),
+            #[cfg(feature = "mongodb")]
+            SinkConfig::Mongodb(_) => Some(format!("(`mongodb`) {NOT_JSON}")),
+            #[cfg(feature = "dynamodb")]
+            SinkConfig::Dynamodb(_) => Some(format!("(`dynamodb`) {NOT_JSON}")),
+            #[cfg(feature = "scylla")]
+            SinkConfig::Scylla(_) => Some(format!("(`scylla`) {NOT_JSON}")),
+            #[cfg(feature = "postgres")]
+            SinkConfig::Postgres(_) => Some(format!("(`postgres`) {NOT_JSON}")),
+            #[cfg(feature = "clickhouse")]
+            SinkConfig::Clickhouse(_) => Some(format!("(`clickhouse`) {NOT_JSON}")),
+            _ => None,
+        }
+    }
 }

@@ -57,6 +57,19 @@ pub struct SourceBatch {
     /// end (Kafka `stop_at_end`): the pipeline finishes this batch, commits
     /// and stops. Always `false` for sources that run forever.
     pub exhausted: bool,
+    /// Events of `events` the source could read only in part (a header
+    /// name that is not UTF-8, ...): they are dead-lettered with the reason
+    /// instead of going through the plugins. Usually empty.
+    pub unreadable: Vec<Unreadable>,
+}
+
+/// An event of a batch that cannot be given to plugins as it is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unreadable {
+    /// Index of the event in [`SourceBatch::events`].
+    pub index: usize,
+    /// What is wrong with it, for the dead letter.
+    pub reason: String,
 }
 
 /// Why a source call failed.

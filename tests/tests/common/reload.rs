@@ -79,6 +79,7 @@ impl Source for ChannelSource {
             events,
             checkpoint: Checkpoint::new(()),
             exhausted,
+            unreadable: Vec::new(),
         })
     }
 

@@ -84,10 +84,9 @@ impl RedisSink {
             .map_err(|e| SinkError::Fatal(e.to_string()))?;
         super::config::warn_non_idempotent(name, &commands);
         let client = open_client(ctx, config).map_err(|e| {
-            SinkError::Fatal(format!(
-                "redis sink `{name}`: invalid url `{}`: {e}",
-                config.url
-            ))
+            // The URL carries the password: never quote it as it is.
+            let message = format!("redis sink `{name}`: invalid url `{}`: {e}", config.url);
+            SinkError::Fatal(crate::config::secrets::redact(&message).into_owned())
         })?;
         // Few reconnect attempts per request: while the server is away a
         // write fails quickly as transient, and the pipeline's own backoff

@@ -998,6 +998,7 @@ impl Source for DynamoDbStreamsSource {
             events,
             checkpoint: Checkpoint::new(StreamsCheckpoint { shards: marks }),
             exhausted: false,
+            unreadable: Vec::new(),
         })
     }
 

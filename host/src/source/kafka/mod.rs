@@ -28,7 +28,6 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
-use bytes::Bytes;
 use rdkafka::ClientConfig;
 use rdkafka::Offset;
 use rdkafka::TopicPartitionList;
@@ -38,14 +37,14 @@ use rdkafka::consumer::{
     BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer,
 };
 use rdkafka::error::{KafkaError, KafkaResult};
-use rdkafka::message::{BorrowedMessage, Headers, Message};
+use rdkafka::message::Message;
 use serde::Deserialize;
 
-use super::{BuildSource, Checkpoint, Source, SourceBatch, SourceContext, SourceError};
-use crate::event::{Event, Header, Op};
+use super::{BuildSource, Checkpoint, Source, SourceBatch, SourceContext, SourceError, Unreadable};
 
 pub mod client;
 pub mod embedded;
+mod record;
 
 use client::{KafkaOptions, LogContext};
 use embedded::EmbeddedConfig;
@@ -473,35 +472,6 @@ fn now_ms() -> i64 {
         .unwrap_or(0)
 }
 
-/// The event a message carries.
-fn to_event(msg: &BorrowedMessage<'_>) -> Event {
-    let headers = msg
-        .headers()
-        .map(|hs| {
-            hs.iter()
-                .map(|h| Header {
-                    key: h.key.to_string(),
-                    value: h.value.map(Bytes::copy_from_slice).unwrap_or_default(),
-                })
-                .collect()
-        })
-        .unwrap_or_default();
-    let value = msg.payload().map(Bytes::copy_from_slice);
-    Event {
-        key: msg.key().map(Bytes::copy_from_slice),
-        op: if value.is_some() {
-            Op::Insert
-        } else {
-            Op::Delete
-        },
-        value,
-        old_value: None,
-        headers,
-        timestamp_ms: msg.timestamp().to_millis().unwrap_or_else(now_ms),
-        origin: format!("{}/{}/{}", msg.topic(), msg.partition(), msg.offset()),
-    }
-}
-
 #[async_trait]
 impl Source for KafkaSource {
     async fn next_batch(
@@ -513,6 +483,7 @@ impl Source for KafkaSource {
         let deadline = tokio::time::Instant::now() + max_wait;
         let mut events = Vec::with_capacity(max_events.min(4096));
         let mut reached: Vec<(String, i32, i64)> = Vec::new();
+        let mut unreadable = Vec::new();
         while events.len() < max_events {
             let msg = match tokio::time::timeout_at(deadline, consumer.recv()).await {
                 Err(_elapsed) => break,
@@ -553,7 +524,14 @@ impl Source for KafkaSource {
                     .at_end
                     .remove(&(msg.topic().to_string(), msg.partition()));
             }
-            events.push(to_event(&msg));
+            let (event, problem) = record::to_event(&msg, now_ms());
+            if let Some(reason) = problem {
+                unreadable.push(Unreadable {
+                    index: events.len(),
+                    reason,
+                });
+            }
+            events.push(event);
             let next = msg.offset() + 1;
             match reached
                 .iter_mut()
@@ -585,6 +563,7 @@ impl Source for KafkaSource {
             events,
             checkpoint: Checkpoint::new(KafkaCheckpoint { offsets: reached }),
             exhausted,
+            unreadable,
         })
     }
 

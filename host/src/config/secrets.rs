@@ -1,0 +1,150 @@
+//! Keeping secrets out of everything Weir prints.
+//!
+//! Two kinds of secret are known: every value substituted for a `${VAR}`
+//! while a config was loaded (tokens, passwords and whole connection URLs
+//! are meant to come from the environment), and the password part of any
+//! URL (`scheme://user:password@host`). [`redact`] replaces both in a text;
+//! the log writer ([`RedactingStderr`]), error messages at the command
+//! line's edge, `weir validate`'s report and the admin API's plugin views
+//! pass through it, so a secret that reaches an error message — a plugin
+//! whose `init` echoes its config, a driver that quotes the URL it could not
+//! parse — is still not shown.
+
+use std::borrow::Cow;
+use std::collections::BTreeSet;
+use std::io::Write;
+use std::sync::Mutex;
+
+/// What a secret is replaced with.
+pub const REDACTED: &str = "<redacted>";
+
+/// Values shorter than this are not remembered: replacing every `1` or
+/// `on` in a message would garble it without hiding anything worth hiding.
+const MIN_SECRET_CHARS: usize = 4;
+
+static SECRETS: Mutex<BTreeSet<String>> = Mutex::new(BTreeSet::new());
+
+/// Remember `value` (substituted for a `${VAR}`) as a secret of this
+/// process.
+pub fn remember(value: &str) {
+    if value.chars().count() < MIN_SECRET_CHARS {
+        return;
+    }
+    let mut secrets = SECRETS
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    secrets.insert(value.to_owned());
+}
+
+/// `text` with the password of every URL and every remembered secret
+/// replaced by [`REDACTED`].
+pub fn redact(text: &str) -> Cow<'_, str> {
+    let mut out = redact_url_passwords(text);
+    let secrets = SECRETS
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    // Longest first, so a secret containing another is replaced whole.
+    let mut ordered: Vec<&String> = secrets.iter().collect();
+    ordered.sort_by_key(|s| std::cmp::Reverse(s.len()));
+    for secret in ordered {
+        if out.contains(secret.as_str()) {
+            out = Cow::Owned(out.replace(secret.as_str(), REDACTED));
+        }
+    }
+    out
+}
+
+/// `text` with the password of every `scheme://user:password@host...`
+/// replaced by [`REDACTED`]. A URL runs to the next whitespace or quote;
+/// its user information ends at the *last* `@` before any `?` or `#`, so a
+/// password containing `/`, `@` or `:` is hidden whole (a raw one, not
+/// percent-encoded, as people do write them).
+pub fn redact_url_passwords(text: &str) -> Cow<'_, str> {
+    if !text.contains("://") {
+        return Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(i) = rest.find("://") {
+        let start = i + 3;
+        out.push_str(&rest[..start]);
+        let after = &rest[start..];
+        let end = after
+            .find(|c: char| c.is_whitespace() || matches!(c, '"' | '\'' | '`' | '<' | '>'))
+            .unwrap_or(after.len());
+        let token = &after[..end];
+        let authority_end = token.find(['?', '#']).unwrap_or(token.len());
+        let redacted = token[..authority_end].rfind('@').and_then(|at| {
+            let colon = token[..at].find(':')?;
+            Some(format!("{}:{REDACTED}{}", &token[..colon], &token[at..]))
+        });
+        match redacted {
+            Some(r) => out.push_str(&r),
+            None => out.push_str(token),
+        }
+        rest = &after[end..];
+    }
+    out.push_str(rest);
+    Cow::Owned(out)
+}
+
+/// A log writer to stderr that passes every line through [`redact`]. Use
+/// with `tracing_subscriber::fmt().with_writer(RedactingStderr::default)`.
+#[derive(Debug, Default)]
+pub struct RedactingStderr;
+
+impl Write for RedactingStderr {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let text = String::from_utf8_lossy(buf);
+        // A closed or failing stderr has nowhere to report to.
+        let _ = std::io::stderr().lock().write_all(redact(&text).as_bytes());
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        let _ = std::io::stderr().flush();
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn url_passwords_are_hidden_whatever_they_contain() {
+        for (url, shown) in [
+            (
+                "redis://user:s3cr/et@cache:6379/0",
+                "redis://user:<redacted>@cache:6379/0",
+            ),
+            (
+                "mongodb://app:p@ss/w@rd@db1:27017,db2:27017/?authSource=admin",
+                "mongodb://app:<redacted>@db1:27017,db2:27017/?authSource=admin",
+            ),
+            ("redis://:only-pass@h:1", "redis://:<redacted>@h:1"),
+            ("redis://h:6379/0", "redis://h:6379/0"),
+            ("mongodb://user@h/", "mongodb://user@h/"),
+        ] {
+            let text = format!("cannot connect to \"{url}\": refused");
+            assert_eq!(
+                redact_url_passwords(&text),
+                format!("cannot connect to \"{shown}\": refused")
+            );
+        }
+        assert_eq!(
+            redact_url_passwords("a redis://u:x@h b mongodb://v:y@g c"),
+            "a redis://u:<redacted>@h b mongodb://v:<redacted>@g c"
+        );
+    }
+
+    #[test]
+    fn remembered_secrets_are_hidden() {
+        remember("hunter2-token-for-test");
+        remember("ab");
+        assert_eq!(
+            redact("refusing config: key=hunter2-token-for-test; ab"),
+            "refusing config: key=<redacted>; ab"
+        );
+    }
+}
