@@ -666,7 +666,7 @@ fn dead_letter_sinks_are_checked_as_weir_run_uses_them() {
     assert_eq!(
         errors_of(&fixture(&kafka_without_topic)),
         [
-            "21:15: pipelines.purchases.dead_letter: sink `dlq` cannot be a dead-letter sink: \
+            "22:15: pipelines.purchases.dead_letter: sink `dlq` cannot be a dead-letter sink: \
           a `kafka` sink without `topic` writes each output to the topic named by its route, \
           and dead letters have no route; set `topic`"
         ]
