@@ -133,7 +133,10 @@ impl SinkConfig {
         match self {
             #[cfg(feature = "kafka")]
             SinkConfig::Kafka(c) => c.offline_problems(config_dir),
-            #[allow(unreachable_patterns, reason = "reachable only when other connectors are compiled in")]
+            #[allow(
+                unreachable_patterns,
+                reason = "reachable only when other connectors are compiled in"
+            )]
             _ => {
                 let _ = config_dir;
                 Vec::new()

@@ -149,7 +149,10 @@ impl SourceConfig {
                 .map(kafka::client::OptionProblem::into_keyed)
                 .into_iter()
                 .collect(),
-            #[allow(unreachable_patterns, reason = "reachable only when other connectors are compiled in")]
+            #[allow(
+                unreachable_patterns,
+                reason = "reachable only when other connectors are compiled in"
+            )]
             _ => {
                 let _ = config_dir;
                 Vec::new()
