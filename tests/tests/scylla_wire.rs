@@ -7,6 +7,8 @@
 
 #[path = "common/cql_responder.rs"]
 mod cql_responder;
+#[path = "common/tls.rs"]
+mod tls;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -771,6 +773,72 @@ async fn unauthorized_is_fatal() {
     assert!(
         err.to_string().starts_with("scylla sink `readings`: "),
         "{err}"
+    );
+    responder.stop().await;
+}
+
+/// TLS to the nodes: the responder behind the test crate's TLS terminator,
+/// reached through a tap that keeps every byte. The write lands, every
+/// connection starts with a TLS handshake, the bound values' plaintext
+/// never crosses the wire, and a wrong CA is refused.
+#[tokio::test(flavor = "multi_thread")]
+async fn tls_to_the_nodes_is_encrypted_and_a_wrong_ca_is_refused() {
+    let responder = CqlResponder::start(READINGS).await;
+    let pki = tls::pki();
+    let terminator = tls::terminator(&pki, responder.addr, false).await;
+    let (tap, captured) = tls::tap(terminator).await;
+    let config = |ca: &std::path::Path| {
+        format!(
+            "contact_points = [\"{tap}\"]\ntls = {{ ca_file = \"{}\" }}\n{READINGS_TOML}",
+            tls::p(ca)
+        )
+    };
+    let build_with = |text: String| async move {
+        let cfg: ScyllaSinkConfig = toml::from_str(&text).expect("valid scylla sink config");
+        cfg.build(&SinkContext {
+            name: "readings".into(),
+            config_dir: PathBuf::from("."),
+        })
+        .await
+    };
+    let sink = build_with(config(&pki.ca))
+        .await
+        .expect("the sink connects over TLS");
+    let marker = "plaintext-marker-device-0042";
+    let rejections = sink
+        .write(&[upsert(&format!(
+            r#"{{"deviceId": "{marker}", "ts": 1714564800000, "temp": 3.0, "hum": 1.5, "tags": ["a"]}}"#
+        ))])
+        .await
+        .unwrap();
+    assert!(rejections.is_empty(), "{rejections:?}");
+    let writes = responder.writes();
+    assert_eq!(writes.len(), 1, "{writes:?}");
+    let Request::Execute { write, .. } = &writes[0] else {
+        panic!("not an EXECUTE: {writes:?}");
+    };
+    assert!(write.values.contains(&text(marker)), "{write:?}");
+    {
+        let captured = captured.lock().unwrap();
+        assert!(
+            captured.all_tls(),
+            "a connection did not start with a TLS handshake"
+        );
+        assert!(
+            !captured.contains(marker.as_bytes()),
+            "the bound values' plaintext crossed the wire"
+        );
+    }
+    drop(sink);
+
+    let err = build_with(config(&pki.other_ca))
+        .await
+        .err()
+        .expect("a wrong CA must be refused")
+        .to_string();
+    assert!(
+        err.contains("certificate") || err.contains("UnknownIssuer"),
+        "the error does not say the nodes' certificate was not trusted: {err}"
     );
     responder.stop().await;
 }
