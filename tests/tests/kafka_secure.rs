@@ -241,6 +241,15 @@ fn copy_config(
     options: &[(String, String)],
     sink_extra: &[(String, String)],
 ) -> PathBuf {
+    let sink_options = format!(
+        "{{ {} }}",
+        options
+            .iter()
+            .chain(sink_extra)
+            .map(|(k, v)| format!("\"{k}\" = \"{v}\""))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
     let text = format!(
         r#"[host.admin]
 enabled = false
@@ -265,15 +274,7 @@ default_route = "output"
 "#,
         group = kafka::unique("secure-group"),
         options = toml_options(options),
-        sink_options = format!(
-            "{{ {} }}",
-            options
-                .iter()
-                .chain(sink_extra)
-                .map(|(k, v)| format!("\"{k}\" = \"{v}\""))
-                .collect::<Vec<_>>()
-                .join(", ")
-        ),
+        sink_options = sink_options,
     );
     let path = dir.join("weir.toml");
     std::fs::write(&path, text).expect("write config");

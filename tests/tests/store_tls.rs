@@ -254,16 +254,17 @@ async fn mongodb_over_tls() {
         .unwrap()
         .expect("k3 written");
     assert_eq!(doc.get_str("secret").unwrap(), format!("{marker}-3"));
-    let captured = captured.lock().unwrap();
-    assert!(
-        captured.all_tls(),
-        "a connection did not start with a TLS handshake"
-    );
-    assert!(
-        !captured.contains(marker.as_bytes()),
-        "the documents' plaintext crossed the wire"
-    );
-    drop(captured);
+    {
+        let captured = captured.lock().unwrap();
+        assert!(
+            captured.all_tls(),
+            "a connection did not start with a TLS handshake"
+        );
+        assert!(
+            !captured.contains(marker.as_bytes()),
+            "the documents' plaintext crossed the wire"
+        );
+    }
 
     // A wrong CA: refused, saying so.
     let uri = format!(

@@ -212,7 +212,7 @@ enum Step {
     Fail(String),
 }
 
-fn attribute<'a>(message: &'a str, name: char) -> Option<&'a str> {
+fn attribute(message: &str, name: char) -> Option<&str> {
     message
         .split(',')
         .find_map(|kv| kv.strip_prefix(name)?.strip_prefix('='))
