@@ -10,6 +10,8 @@
 mod sql_servers;
 #[path = "common/stores.rs"]
 mod stores;
+#[path = "common/tls.rs"]
+mod tls;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -515,4 +517,87 @@ async fn a_10s_outage_mid_stream_loses_nothing() {
     // Same content as the same outputs written without an outage.
     let want = snapshot(&expected, &reference).await;
     assert_eq!(got, want);
+}
+
+/// TLS to the server: a server of the test's own that accepts only TLS
+/// over TCP, reached through a tap that keeps every byte. The rows land,
+/// the wire carries PostgreSQL's SSLRequest and then only TLS records (no
+/// plaintext value), and a wrong CA is refused.
+#[tokio::test(flavor = "multi_thread")]
+async fn tls_to_the_server_is_encrypted_and_a_wrong_ca_is_refused() {
+    let pki = tls::pki();
+    let pg = PrivatePostgres::start();
+    pg.stop();
+    pg.require_tls(&pki.server_cert, &pki.server_key);
+    pg.start_again();
+    let (tap, captured) = tls::tap(format!("127.0.0.1:{}", pg.port).parse().unwrap()).await;
+    let direct = postgres_at(&pg.socket_url()).await;
+    let table = unique("tls");
+    direct
+        .batch_execute(&format!(
+            "CREATE TABLE {table} (id bigint PRIMARY KEY, secret text)"
+        ))
+        .await
+        .unwrap();
+    let url = format!("postgresql://postgres@{tap}/postgres");
+    let sink = sink_at(
+        &url,
+        &table,
+        "[\"id\"]",
+        "id = \"value.id\"\nsecret = \"value.secret\"",
+        &format!("tls = {{ ca_file = \"{}\" }}", tls::p(&pki.ca)),
+    )
+    .await;
+    let marker = unique("plaintext_marker");
+    let outputs: Vec<Output> = (0..20)
+        .map(|i| out(json!({ "id": i, "secret": format!("{marker}-{i}") })))
+        .collect();
+    let rejected = sink.write(&outputs).await.expect("write over TLS");
+    assert!(rejected.is_empty(), "{rejected:?}");
+    assert_eq!(
+        rows(&direct, &format!("SELECT secret FROM {table} WHERE id = 7")).await,
+        [format!("{marker}-7")]
+    );
+    {
+        let captured = captured.lock().unwrap();
+        assert!(captured.bytes() > 0, "nothing crossed the tap");
+        // SSLRequest (length 8, code 80877103), then a TLS handshake record.
+        for (up, _) in captured.connections.iter().filter(|(up, _)| !up.is_empty()) {
+            assert_eq!(
+                &up[..8],
+                &[0, 0, 0, 8, 0x04, 0xd2, 0x16, 0x2f],
+                "no SSLRequest first"
+            );
+            assert_eq!(
+                up.get(8),
+                Some(&22),
+                "no TLS handshake after the SSLRequest"
+            );
+        }
+        assert!(
+            !captured.contains(marker.as_bytes()),
+            "the values' plaintext crossed the wire"
+        );
+    }
+    drop(sink);
+
+    // A wrong CA: refused at start, saying why.
+    let toml_text = format!(
+        "type = \"postgres\"\nurl = \"{url}\"\ntable = \"{table}\"\nkey = [\"id\"]\ntls = {{ ca_file = \"{}\" }}\n[mapping]\nid = \"value.id\"\n",
+        tls::p(&pki.other_ca)
+    );
+    let config: SinkConfig = toml::from_str(&toml_text).unwrap();
+    let err = config
+        .build(&SinkContext {
+            name: "pg".into(),
+            config_dir: std::path::PathBuf::from("/"),
+        })
+        .await
+        .err()
+        .expect("a wrong CA must be refused")
+        .to_string();
+    assert!(
+        err.contains("certificate") || err.contains("UnknownIssuer"),
+        "the error does not say the server's certificate was not trusted: {err}"
+    );
 }

@@ -179,6 +179,53 @@ impl PrivatePostgres {
         pg
     }
 
+    /// Require TLS with `cert`/`key` (PEM files) from the next start on:
+    /// plain connections over TCP are refused (`hostssl` only), the unix
+    /// socket stays open for the test's own checks.
+    pub fn require_tls(&self, cert: &Path, key: &Path) {
+        let data = self.dir.path().join("data");
+        std::fs::copy(cert, data.join("server.crt")).expect("copy server.crt");
+        std::fs::copy(key, data.join("server.key")).expect("copy server.key");
+        {
+            use std::os::unix::fs::PermissionsExt as _;
+            std::fs::set_permissions(
+                data.join("server.key"),
+                std::fs::Permissions::from_mode(0o600),
+            )
+            .expect("chmod server.key");
+        }
+        let mut conf = std::fs::OpenOptions::new()
+            .append(true)
+            .open(data.join("postgresql.conf"))
+            .expect("postgresql.conf");
+        std::io::Write::write_all(
+            &mut conf,
+            b"\nssl = on\nssl_cert_file = 'server.crt'\nssl_key_file = 'server.key'\n",
+        )
+        .expect("write postgresql.conf");
+        std::fs::write(
+            data.join("pg_hba.conf"),
+            "local all all trust\nhostssl all all 127.0.0.1/32 trust\n",
+        )
+        .expect("write pg_hba.conf");
+        if is_root() {
+            let status = Command::new("chown")
+                .args(["-R", "postgres:postgres", &data.display().to_string()])
+                .status()
+                .expect("chown");
+            assert!(status.success(), "chown of {}", data.display());
+        }
+    }
+
+    /// A connection string over the unix socket (no TLS needed there).
+    pub fn socket_url(&self) -> String {
+        format!(
+            "host={} port={} user=postgres dbname=postgres",
+            self.dir.path().display(),
+            self.port
+        )
+    }
+
     /// The connection string.
     pub fn url(&self) -> String {
         format!("postgresql://postgres@127.0.0.1:{}/postgres", self.port)

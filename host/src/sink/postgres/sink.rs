@@ -65,7 +65,18 @@ fn server_message(e: &tokio_postgres::Error) -> String {
             }
             m
         }
-        None => e.to_string(),
+        None => {
+            // The client's own errors hide their cause ("error performing
+            // TLS handshake"); the cause is what the operator needs
+            // ("invalid peer certificate: UnknownIssuer").
+            let mut m = e.to_string();
+            let mut source = std::error::Error::source(e);
+            while let Some(cause) = source {
+                m.push_str(&format!(": {cause}"));
+                source = cause.source();
+            }
+            m
+        }
     }
 }
 
