@@ -10,6 +10,8 @@
 mod sql_servers;
 #[path = "common/stores.rs"]
 mod stores;
+#[path = "common/tls.rs"]
+mod tls;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -432,4 +434,88 @@ async fn a_10s_outage_mid_stream_loses_nothing() {
         assert!(s.write(batch).await.unwrap().is_empty());
     }
     assert_eq!(got, snapshot(&clickhouse_url(), &reference).await);
+}
+
+/// The test server's HTTP address (from `clickhouse_url()`).
+fn clickhouse_addr() -> std::net::SocketAddr {
+    let url = clickhouse_url();
+    let host = url
+        .trim_start_matches("http://")
+        .trim_end_matches('/')
+        .to_owned();
+    std::net::ToSocketAddrs::to_socket_addrs(&host)
+        .expect("clickhouse address")
+        .next()
+        .expect("clickhouse address")
+}
+
+/// HTTPS to the server: the test server behind the test crate's TLS
+/// terminator (ClickHouse 18.16 here serves plain HTTP), reached through a
+/// tap that keeps every byte. The rows land, every connection starts with
+/// a TLS handshake, no value crosses the wire in plaintext, and a wrong CA
+/// is refused.
+#[tokio::test(flavor = "multi_thread")]
+async fn https_is_encrypted_and_a_wrong_ca_is_refused() {
+    let pki = tls::pki();
+    let terminator = tls::terminator(&pki, clickhouse_addr(), false).await;
+    let (tap, captured) = tls::tap(terminator).await;
+    let t = unique("ch_tls");
+    clickhouse_query(&format!(
+        "CREATE TABLE {t} (id UInt64, secret String) ENGINE = MergeTree ORDER BY id"
+    ))
+    .await;
+    let url = format!("https://localhost:{}/", tap.port());
+    let s = sink_at(
+        &url,
+        &t,
+        "id = \"value.id\"\nsecret = \"value.secret\"\n",
+        &format!("tls = {{ ca_file = \"{}\" }}", tls::p(&pki.ca)),
+    )
+    .await;
+    let marker = unique("plaintext_marker");
+    let outputs: Vec<Output> = (0..20)
+        .map(|i| out(json!({ "id": i, "secret": format!("{marker}-{i}") })))
+        .collect();
+    let rejected = s.write(&outputs).await.expect("write over HTTPS");
+    assert!(rejected.is_empty(), "{rejected:?}");
+    assert_eq!(
+        rows(&format!("SELECT secret FROM {t} WHERE id = 7")).await,
+        [format!("{marker}-7")]
+    );
+    {
+        let captured = captured.lock().unwrap();
+        assert!(
+            captured.all_tls(),
+            "a connection did not start with a TLS handshake"
+        );
+        assert!(
+            !captured.contains(marker.as_bytes()),
+            "the values' plaintext crossed the wire"
+        );
+    }
+
+    let config: SinkConfig = toml::from_str(&format!(
+        "type = \"clickhouse\"\nurl = \"{url}\"\ntable = \"{t}\"\ntls = {{ ca_file = \"{}\" }}\nretry = {{ attempts = 1 }}\n[mapping]\nid = \"value.id\"\n",
+        tls::p(&pki.other_ca)
+    ))
+    .unwrap();
+    let err = match config
+        .build(&SinkContext {
+            name: "ch".into(),
+            config_dir: std::path::PathBuf::from("/"),
+        })
+        .await
+    {
+        Err(e) => e.to_string(),
+        Ok(sink) => sink
+            .write(&[out(json!({ "id": 1 }))])
+            .await
+            .err()
+            .expect("a wrong CA must be refused")
+            .to_string(),
+    };
+    assert!(
+        err.contains("certificate") || err.contains("UnknownIssuer"),
+        "the error does not say the server's certificate was not trusted: {err}"
+    );
 }
