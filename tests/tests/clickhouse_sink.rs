@@ -510,8 +510,7 @@ async fn https_is_encrypted_and_a_wrong_ca_is_refused() {
         Ok(sink) => sink
             .write(&[out(json!({ "id": 1 }))])
             .await
-            .err()
-            .expect("a wrong CA must be refused")
+            .expect_err("a wrong CA must be refused")
             .to_string(),
     };
     assert!(
