@@ -27,7 +27,12 @@ pub mod event;
 pub mod metrics;
 pub mod pipeline;
 pub mod plugin;
+pub mod registry;
 pub mod runtime;
+pub mod secrets;
 pub mod sink;
 pub mod source;
 pub mod tls;
+
+#[cfg(test)]
+mod layering;

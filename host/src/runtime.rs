@@ -299,7 +299,8 @@ async fn build_pipeline(
         default_route,
         routes,
         dead_letter,
-    } = DeclaredRoutes::resolve(p, sinks).map_err(|UnknownSink(n)| missing("sink", &n))?;
+    } = DeclaredRoutes::resolve(p.route_names(), sinks)
+        .map_err(|UnknownSink(n)| missing("sink", &n))?;
     // Readiness checks the sinks the pipeline names.
     let mut used: BTreeMap<String, NamedSink> = BTreeMap::new();
     for s in std::iter::once(&default_route)

@@ -120,7 +120,7 @@ async fn timed<E: std::fmt::Display>(
         Ok(Ok(())) => (true, None),
         Ok(Err(e)) => (
             false,
-            Some(crate::config::secrets::redact(&e.to_string()).into_owned()),
+            Some(crate::secrets::redact(&e.to_string()).into_owned()),
         ),
         Err(_) => (false, Some(format!("no answer within {CHECK_TIMEOUT:?}"))),
     };

@@ -74,8 +74,7 @@ pub struct AdminConfig {
     pub max_plugin_bytes: u64,
 }
 
-/// Default of `[host.admin] max_plugin_bytes`.
-pub const DEFAULT_MAX_PLUGIN_BYTES: u64 = 64 * 1024 * 1024;
+pub use crate::plugin::DEFAULT_MAX_PLUGIN_BYTES;
 
 impl Default for AdminConfig {
     fn default() -> Self {

@@ -16,8 +16,8 @@ use serde_json::json;
 use subtle::ConstantTimeEq;
 
 use super::health::{PipelineHealth, readiness};
-use crate::config::secrets::redact;
 use crate::plugin::{PluginRegistry, ReloadRules};
+use crate::secrets::redact;
 
 /// State shared by the handlers.
 #[derive(Clone)]

@@ -47,7 +47,7 @@ pub fn main() -> ExitCode {
         Err(err) if output::is_broken_pipe(&err) => ExitCode::SUCCESS,
         Err(err) => {
             let message = format!("error: {err:#}");
-            output::stderr_line(&crate::config::secrets::redact(&message));
+            output::stderr_line(&crate::secrets::redact(&message));
             ExitCode::FAILURE
         }
     }

@@ -15,8 +15,9 @@ use bytes::Bytes;
 use clap::{Args, Subcommand};
 use serde_json::Value;
 
-use crate::config::{PluginGrants, PluginLimits};
-use crate::engine::{Engine, EngineOptions, PluginSpec, Transform, default_cache_dir};
+use crate::engine::{
+    Engine, EngineOptions, PluginGrants, PluginLimits, PluginSpec, Transform, default_cache_dir,
+};
 use crate::event::{Event, Header, Op, Outcome, Output};
 
 /// `weir plugin ...`
@@ -131,7 +132,7 @@ fn init_logging() {
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(crate::config::secrets::RedactingStderr::default)
+        .with_writer(crate::secrets::RedactingStderr::default)
         .try_init();
 }
 

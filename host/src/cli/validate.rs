@@ -20,7 +20,7 @@ pub struct ValidateArgs {
 /// in the exit status.
 pub fn validate(args: ValidateArgs) -> anyhow::Result<ExitCode> {
     let (report, ok) = report(&args.config);
-    super::output::stdout(&crate::config::secrets::redact(&report))?;
+    super::output::stdout(&crate::secrets::redact(&report))?;
     Ok(if ok {
         ExitCode::SUCCESS
     } else {
@@ -81,7 +81,7 @@ fn counts(errors: &ConfigErrors) -> String {
 pub fn load_for_run(path: &Path) -> anyhow::Result<(Config, PathBuf)> {
     let loaded = load_checked(path)?;
     for w in &loaded.warnings {
-        super::output::stderr_line(&crate::config::secrets::redact(&w.to_string()));
+        super::output::stderr_line(&crate::secrets::redact(&w.to_string()));
     }
     Ok((loaded.config, loaded.dir))
 }

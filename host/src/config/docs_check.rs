@@ -129,3 +129,23 @@ fn every_source_and_sink_type_and_its_keys_are_documented() {
         assert_documented(&format!("sink {heading}"), text, fields.unwrap_or(&[]));
     }
 }
+
+/// The registries (in `crate::registry`, below the connectors) print the
+/// names serde's tagged enums accept, for every connector of this build.
+#[test]
+fn registry_type_names_are_the_ones_serde_accepts() {
+    for t in SinkConfig::REGISTRY.types() {
+        let err = toml::from_str::<SinkConfig>(&format!("type = \"{t}\""))
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(!err.contains("unknown variant"), "sink type {t}: {err}");
+    }
+    for t in SourceConfig::REGISTRY.types() {
+        let err = toml::from_str::<SourceConfig>(&format!("type = \"{t}\""))
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(!err.contains("unknown variant"), "source type {t}: {err}");
+    }
+}

@@ -111,7 +111,7 @@ fn substitute(s: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<String, V
                     Some(v) => {
                         // Values from the environment are secrets until
                         // shown otherwise: never print them.
-                        super::secrets::remember(&v);
+                        crate::secrets::remember(&v);
                         out.push_str(&v);
                     }
                     None => problems.push(Problem {

@@ -19,9 +19,9 @@ use toml::de::{DeTable, DeValue, ValueDeserializer};
 
 use super::Config;
 use super::check;
-use super::connectors::Registry;
 use super::diagnostic::{ConfigErrors, Diagnostic, LineIndex, Locations, Severity, Span, join_key};
 use super::interpolate::interpolate_value;
+use crate::registry::Registry;
 use crate::sink::SinkConfig;
 use crate::source::SourceConfig;
 

@@ -38,16 +38,19 @@ use crate::sink::SinkConfig;
 use crate::source::SourceConfig;
 
 mod check;
-pub mod connectors;
 mod diagnostic;
 #[cfg(test)]
 mod docs_check;
 mod interpolate;
 mod load;
-pub mod secrets;
 
 pub use diagnostic::{ConfigErrors, Diagnostic, Location, Locations, Severity};
 pub use load::{LoadedConfig, config_dir};
+
+// The option types of the layers below, which own them; a config file
+// aggregates them under `[plugins.*]` and `[pipelines.*]`.
+pub use crate::engine::{PluginGrants, PluginLimits};
+pub use crate::pipeline::{BatchConfig, RetryConfig, RouteNames};
 
 /// A whole config file.
 #[derive(Debug, Clone, Deserialize)]
@@ -243,69 +246,6 @@ mod plugin_config_tests {
     }
 }
 
-/// Resource limits of one plugin instance. Every cap is enforced by the
-/// host whatever the plugin does; docs/operations.md lists them all.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct PluginLimits {
-    /// Memory cap of one instance in MiB: every linear memory and every
-    /// table of the component together.
-    pub memory_mib: u32,
-    /// Deadline of one `process` call (one batch) in milliseconds, counting
-    /// time spent running Wasm and time blocked in host calls (WASI clocks
-    /// and polls).
-    pub deadline_ms: u64,
-    /// Deadline of making an instance and running its `init`, in
-    /// milliseconds: at start-up, on reload and whenever an instance is
-    /// rebuilt after a failed call.
-    pub init_deadline_ms: u64,
-    /// Most outputs one event may produce; an event that emits more fails
-    /// with a reason naming this cap.
-    pub max_outputs_per_event: u64,
-    /// Most bytes (keys, values, header names and values, routes) the
-    /// outputs of one event may hold.
-    pub max_output_bytes_per_event: u64,
-    /// Most outputs of one batch; the events past the cap fail.
-    pub max_outputs_per_batch: u64,
-    /// Most bytes the outputs of one batch may hold; the events past the
-    /// cap fail.
-    pub max_output_bytes_per_batch: u64,
-    /// Time the isolation of poison events of one batch may spend in failed
-    /// calls, in milliseconds. Once it is spent, each group of events not
-    /// yet isolated gets one more call and, if that fails too, every event
-    /// of the group fails with the cause.
-    pub isolation_budget_ms: u64,
-}
-
-impl Default for PluginLimits {
-    fn default() -> Self {
-        PluginLimits {
-            memory_mib: 64,
-            deadline_ms: 1_000,
-            init_deadline_ms: 10_000,
-            max_outputs_per_event: 1_000,
-            max_output_bytes_per_event: 8 << 20,
-            max_outputs_per_batch: 100_000,
-            max_output_bytes_per_batch: 64 << 20,
-            isolation_budget_ms: 30_000,
-        }
-    }
-}
-
-/// What a plugin may reach beyond pure computation. Everything is denied by
-/// default: the plugin sees a clock frozen at the Unix epoch, a fixed
-/// pseudo-random sequence, no environment, no files and no network.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct PluginGrants {
-    /// Real wall and monotonic clocks.
-    pub clock: bool,
-    /// Real (secure) randomness.
-    pub random: bool,
-    /// Environment variables passed through, by name.
-    pub env: Vec<String>,
-}
-
 /// `[pipelines.NAME]`: a source, a plugin chain and where outputs go.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -333,46 +273,14 @@ pub struct PipelineConfig {
     pub retry: RetryConfig,
 }
 
-/// How events are grouped into batches.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct BatchConfig {
-    /// Most events in one batch.
-    pub max_events: usize,
-    /// Longest wait for a batch to fill, in milliseconds.
-    pub max_wait_ms: u64,
-    /// Most batches between being read and being committed. This bounds
-    /// memory (at most `max_in_flight * max_events` events are held) and
-    /// lets reading, plugin calls and sink writes overlap.
-    pub max_in_flight: usize,
-}
-
-impl Default for BatchConfig {
-    fn default() -> Self {
-        BatchConfig {
-            max_events: 1000,
-            max_wait_ms: 100,
-            max_in_flight: 3,
-        }
-    }
-}
-
-/// Exponential backoff with jitter for transient sink errors. Retries go on
-/// until the sink recovers or the host is stopped: skipping would lose data.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct RetryConfig {
-    /// First delay, in milliseconds.
-    pub initial_ms: u64,
-    /// Longest delay, in milliseconds.
-    pub max_ms: u64,
-}
-
-impl Default for RetryConfig {
-    fn default() -> Self {
-        RetryConfig {
-            initial_ms: 100,
-            max_ms: 10_000,
+impl PipelineConfig {
+    /// The sink names this pipeline declares, for
+    /// [`crate::pipeline::DeclaredRoutes::resolve`].
+    pub fn route_names(&self) -> RouteNames<'_> {
+        RouteNames {
+            default_route: &self.default_route,
+            dead_letter: self.dead_letter.as_deref(),
+            routes: &self.routes,
         }
     }
 }

@@ -127,8 +127,7 @@ mod tests {
     use bytes::Bytes;
 
     use super::*;
-    use crate::config::PluginLimits;
-    use crate::engine::PluginErrorKind;
+    use crate::engine::{PluginErrorKind, PluginLimits};
 
     /// Fails any call that contains an event whose value is `poison`
     /// (sleeping `cost` first, as a call running to its deadline would),

@@ -21,6 +21,7 @@ mod error;
 mod inspect;
 mod isolate;
 mod limits;
+mod options;
 mod outputs;
 mod state;
 mod stderr;
@@ -43,8 +44,8 @@ pub use cache::default_cache_dir;
 pub use error::{EngineError, PluginError, PluginErrorKind};
 pub use inspect::{ComponentInfo, ItemInfo};
 pub use limits::{MAX_REASON_BYTES, bound_reason};
+pub use options::{PluginGrants, PluginLimits};
 
-use crate::config::{PluginGrants, PluginLimits};
 use cache::CompileCache;
 use isolate::{BatchRunner, Budget};
 use limits::{MAX_HOST_RESOURCES, MemoryLimiter, Ticker};

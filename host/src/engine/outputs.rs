@@ -11,8 +11,8 @@
 
 use weir_contract::{Outcome, Output};
 
+use super::PluginLimits;
 use super::limits::bound_reason;
-use crate::config::PluginLimits;
 
 /// What the outputs of one batch may still hold.
 #[derive(Debug)]

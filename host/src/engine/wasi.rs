@@ -20,9 +20,9 @@ use std::time::Duration;
 use wasmtime_wasi::random::Deterministic;
 use wasmtime_wasi::{HostMonotonicClock, HostWallClock, WasiCtx, WasiCtxBuilder};
 
+use super::PluginGrants;
 use super::limits::MAX_RANDOM_BYTES;
 use super::stderr::StderrTail;
-use crate::config::PluginGrants;
 
 /// A wall clock that always reads 1970-01-01T00:00:00Z.
 struct FrozenWallClock;

@@ -18,6 +18,7 @@
 
 mod chain;
 mod dead_letter;
+mod options;
 mod routes;
 mod stats;
 mod write;
@@ -31,10 +32,10 @@ use tokio_util::sync::CancellationToken;
 
 pub use chain::{ChainResult, FailedEvent, RoutedOutput, SOURCE_STAGE, run_chain};
 pub use dead_letter::{DLQ_HEADER_PREFIX, dead_letter_for_event, dead_letter_for_output};
-pub use routes::{DeclaredRoutes, UnknownSink};
+pub use options::{BatchConfig, RetryConfig};
+pub use routes::{DeclaredRoutes, RouteNames, UnknownSink};
 pub use stats::{PipelineStats, StatsSnapshot};
 
-use crate::config::{BatchConfig, RetryConfig};
 use crate::engine::{PluginError, PluginErrorKind, Transform};
 use crate::sink::Sink;
 use crate::source::{Source, SourceBatch, SourceError};

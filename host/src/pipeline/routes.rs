@@ -9,12 +9,23 @@
 use std::collections::BTreeMap;
 
 use super::NamedSink;
-use crate::config::PipelineConfig;
 
 /// A pipeline names a sink the config does not define.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("no sink named `{0}`")]
 pub struct UnknownSink(pub String);
+
+/// The sink names a pipeline declares (`[pipelines.NAME]`), before they
+/// are resolved against the connected sinks.
+#[derive(Debug, Clone, Copy)]
+pub struct RouteNames<'a> {
+    /// Sink for outputs that name no route.
+    pub default_route: &'a str,
+    /// Dead-letter sink, if any.
+    pub dead_letter: Option<&'a str>,
+    /// Extra route names mapped to sink names.
+    pub routes: &'a BTreeMap<String, String>,
+}
 
 /// The sinks a pipeline writes to, resolved from its config.
 #[derive(Debug, Clone)]
@@ -31,7 +42,7 @@ pub struct DeclaredRoutes {
 impl DeclaredRoutes {
     /// Resolve `pipeline`'s sink names against the connected `sinks`.
     pub fn resolve(
-        pipeline: &PipelineConfig,
+        pipeline: RouteNames<'_>,
         sinks: &BTreeMap<String, NamedSink>,
     ) -> Result<DeclaredRoutes, UnknownSink> {
         let sink = |name: &str| {
@@ -40,8 +51,8 @@ impl DeclaredRoutes {
                 .cloned()
                 .ok_or_else(|| UnknownSink(name.to_owned()))
         };
-        let default_route = sink(&pipeline.default_route)?;
-        let dead_letter = pipeline.dead_letter.as_deref().map(sink).transpose()?;
+        let default_route = sink(pipeline.default_route)?;
+        let dead_letter = pipeline.dead_letter.map(sink).transpose()?;
         let mut routes = BTreeMap::new();
         // Sink names first, so an explicit route key of the same name wins.
         for named in std::iter::once(&default_route).chain(dead_letter.as_ref()) {
@@ -50,7 +61,7 @@ impl DeclaredRoutes {
         for target in pipeline.routes.values() {
             routes.insert(target.clone(), sink(target)?);
         }
-        for (route, target) in &pipeline.routes {
+        for (route, target) in pipeline.routes {
             routes.insert(route.clone(), sink(target)?);
         }
         Ok(DeclaredRoutes {

@@ -9,7 +9,6 @@ use async_trait::async_trait;
 use bytes::Bytes;
 
 use super::*;
-use crate::config::{BatchConfig, RetryConfig};
 use crate::event::{Event, Outcome, Output};
 use crate::sink::{Rejection, Sink, SinkError};
 use crate::source::{Checkpoint, SourceBatch};
@@ -451,16 +450,13 @@ async fn a_plugin_reaches_only_the_sinks_its_pipeline_declares() {
     .into_iter()
     .map(|s| (s.name.clone(), s))
     .collect();
-    let config: crate::config::PipelineConfig = toml::from_str(
-        r#"
-        source = "src"
-        default_route = "out"
-        routes = { purchase = "audit" }
-        dead_letter = "dlq"
-        "#,
-    )
-    .unwrap();
-    let declared = DeclaredRoutes::resolve(&config, &sinks).unwrap();
+    let routes: BTreeMap<String, String> = [("purchase".into(), "audit".into())].into();
+    let config = RouteNames {
+        default_route: "out",
+        dead_letter: Some("dlq"),
+        routes: &routes,
+    };
+    let declared = DeclaredRoutes::resolve(config, &sinks).unwrap();
     assert_eq!(
         declared.routes.keys().collect::<Vec<_>>(),
         ["audit", "dlq", "out", "purchase"]
@@ -515,11 +511,14 @@ async fn a_plugin_reaches_only_the_sinks_its_pipeline_declares() {
         "route `elsewhere` matches no sink of pipeline `p`"
     );
 
-    let missing: crate::config::PipelineConfig =
-        toml::from_str("source = \"src\"\ndefault_route = \"out\"\nroutes = { x = \"gone\" }")
-            .unwrap();
+    let gone: BTreeMap<String, String> = [("x".into(), "gone".into())].into();
+    let missing = RouteNames {
+        default_route: "out",
+        dead_letter: None,
+        routes: &gone,
+    };
     assert_eq!(
-        DeclaredRoutes::resolve(&missing, &sinks).unwrap_err(),
+        DeclaredRoutes::resolve(missing, &sinks).unwrap_err(),
         UnknownSink("gone".into())
     );
 }

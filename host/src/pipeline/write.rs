@@ -9,9 +9,9 @@ use backon::{ExponentialBuilder, Retryable};
 use futures::future::join_all;
 use tokio::sync::mpsc;
 
+use super::RetryConfig;
 use super::dead_letter::{dead_letter_for_event, dead_letter_for_output, shrunk};
 use super::{NamedSink, PipelineError, PipelineStats, ProcessedBatch};
-use crate::config::RetryConfig;
 use crate::engine::PluginError;
 use crate::event::{Event, Output};
 use crate::metrics;

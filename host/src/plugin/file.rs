@@ -12,7 +12,9 @@
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
-use crate::admin::DEFAULT_MAX_PLUGIN_BYTES;
+/// Default of `[host.admin] max_plugin_bytes`: the largest plugin file a
+/// reload reads.
+pub const DEFAULT_MAX_PLUGIN_BYTES: u64 = 64 * 1024 * 1024;
 
 /// Where a reload through the admin API may read a plugin file from, and
 /// how much of it.

@@ -21,7 +21,7 @@ mod stage;
 pub mod watch;
 
 pub use error::ReloadError;
-pub use file::{FileRefusal, ReloadRules};
+pub use file::{DEFAULT_MAX_PLUGIN_BYTES, FileRefusal, ReloadRules};
 pub use registry::{
     PluginCounters, PluginOptions, PluginRegistry, PluginSnapshot, ReloadFailure, ReloadOutcome,
     ReloadRecord, ReloadTrigger, StageSnapshot, VersionRecord,

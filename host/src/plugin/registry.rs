@@ -237,7 +237,7 @@ impl Plugin {
         result: &'static str,
     ) {
         // An `init` may echo its config, `${VAR}` values included.
-        let message = crate::config::secrets::redact(&message).into_owned();
+        let message = crate::secrets::redact(&message).into_owned();
         let now = SystemTime::now();
         let at = rfc3339(now);
         tracing::error!(plugin = %self.name, ?trigger, error = %message, "plugin reload failed; the running version keeps serving");

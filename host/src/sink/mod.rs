@@ -106,7 +106,7 @@ pub trait BuildSink {
     async fn build(&self, ctx: &SinkContext) -> Result<Arc<dyn Sink>, SinkError>;
 }
 
-crate::config::connectors::connector_registry! {
+crate::registry::connector_registry! {
     /// One `[sinks.NAME]` table: its `type` and that type's settings.
     SinkConfig, "sink", SinkContext => Arc<dyn Sink>, SinkError;
     File => file::FileSinkConfig,

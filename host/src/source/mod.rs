@@ -128,7 +128,7 @@ pub trait BuildSource {
     async fn build(&self, ctx: &SourceContext) -> Result<Arc<dyn Source>, SourceError>;
 }
 
-crate::config::connectors::connector_registry! {
+crate::registry::connector_registry! {
     /// One `[sources.NAME]` table: its `type` and that type's settings.
     SourceConfig, "source", SourceContext => Arc<dyn Source>, SourceError;
     #[cfg(feature = "dynamodb")]

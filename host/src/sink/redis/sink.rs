@@ -86,7 +86,7 @@ impl RedisSink {
         let client = open_client(ctx, config).map_err(|e| {
             // The URL carries the password: never quote it as it is.
             let message = format!("redis sink `{name}`: invalid url `{}`: {e}", config.url);
-            SinkError::Fatal(crate::config::secrets::redact(&message).into_owned())
+            SinkError::Fatal(crate::secrets::redact(&message).into_owned())
         })?;
         // Few reconnect attempts per request: while the server is away a
         // write fails quickly as transient, and the pipeline's own backoff

@@ -6,7 +6,9 @@
 //! The [`connector_registry!`] macro declares both registries (in
 //! `sink/mod.rs` and `source/mod.rs`) and emits one [`Registry`] for each
 //! (`SinkConfig::REGISTRY`, `SourceConfig::REGISTRY`); adding a connector
-//! line to a registry updates it with no change here.
+//! line to a registry updates it with no change here. It lives below
+//! `config`, `source` and `sink` so that all three can use it without
+//! importing each other.
 
 /// Declares a connector registry: the config enum whose `type = "..."`
 /// picks a connector and whose other keys are that connector's settings,
@@ -37,10 +39,10 @@ macro_rules! connector_registry {
         impl $enum {
             /// Every type of the registry, compiled into this build or not,
             /// for the messages of config validation.
-            pub const REGISTRY: $crate::config::connectors::Registry =
-                $crate::config::connectors::Registry {
+            pub const REGISTRY: $crate::registry::Registry =
+                $crate::registry::Registry {
                     kind: $kind,
-                    all: &[ $( $crate::config::connectors::Entry {
+                    all: &[ $( $crate::registry::Entry {
                         variant: stringify!($variant),
                         cfg: stringify!($($meta),*),
                     }, )* ],
@@ -56,7 +58,7 @@ macro_rules! connector_registry {
                 settings: D,
             ) -> Option<Result<Self, D::Error>> {
                 $( $(#[$meta])* {
-                    if type_name == $crate::config::connectors::type_name(stringify!($variant)) {
+                    if type_name == $crate::registry::type_name(stringify!($variant)) {
                         return Some(
                             <$config as serde::Deserialize>::deserialize(settings)
                                 .map($enum::$variant),
@@ -211,23 +213,5 @@ mod tests {
             REG.unsupported_message("mongo"),
             "unknown sink type `mongo` (this build supports: `file`)"
         );
-    }
-
-    #[test]
-    fn registry_type_names_are_the_ones_serde_accepts() {
-        for t in crate::sink::SinkConfig::REGISTRY.types() {
-            let err = toml::from_str::<crate::sink::SinkConfig>(&format!("type = \"{t}\""))
-                .err()
-                .map(|e| e.to_string())
-                .unwrap_or_default();
-            assert!(!err.contains("unknown variant"), "sink type {t}: {err}");
-        }
-        for t in crate::source::SourceConfig::REGISTRY.types() {
-            let err = toml::from_str::<crate::source::SourceConfig>(&format!("type = \"{t}\""))
-                .err()
-                .map(|e| e.to_string())
-                .unwrap_or_default();
-            assert!(!err.contains("unknown variant"), "source type {t}: {err}");
-        }
     }
 }
