@@ -30,7 +30,7 @@ use weir::event::Output;
 use weir::pipeline::{NamedSink, Pipeline, PipelineParts};
 use weir::plugin::{PluginOptions, PluginRegistry, ReloadOutcome, ReloadTrigger, WatchMode};
 use weir::sink::{Rejection, Sink, SinkError};
-use weir::source::{Checkpoint, Source, SourceBatch, SourceError};
+use weir::source::{Source, SourceBatch, SourceError};
 use weir_tests::plugins::{STAMP_A, STAMP_B};
 
 /// Always has a full batch ready.
@@ -41,7 +41,13 @@ struct Endless {
 
 #[async_trait]
 impl Source for Endless {
-    async fn next_batch(&self, max: usize, _wait: Duration) -> Result<SourceBatch, SourceError> {
+    type Checkpoint = ();
+
+    async fn next_batch(
+        &self,
+        max: usize,
+        _wait: Duration,
+    ) -> Result<SourceBatch<()>, SourceError> {
         let n = self.batch.min(max) as u64;
         let first = self.next.fetch_add(n, Ordering::Relaxed);
         let events = (first..first + n)
@@ -56,13 +62,13 @@ impl Source for Endless {
             .collect();
         Ok(SourceBatch {
             events,
-            checkpoint: Checkpoint::new(()),
+            checkpoint: (),
             exhausted: false,
             unreadable: Vec::new(),
         })
     }
 
-    async fn commit(&self, _checkpoint: Checkpoint) -> Result<(), SourceError> {
+    async fn commit(&self, _checkpoint: ()) -> Result<(), SourceError> {
         Ok(())
     }
 }
@@ -148,10 +154,10 @@ async fn run(reloads: usize, batch: usize) {
     let pipeline = Pipeline::new(PipelineParts {
         name: "bench".into(),
         source_name: "endless".into(),
-        source: Arc::new(Endless {
+        source: weir::source::erase(Arc::new(Endless {
             batch,
             next: AtomicU64::new(0),
-        }),
+        })),
         chain,
         default_route: NamedSink {
             name: "discard".into(),

@@ -27,7 +27,7 @@ use weir::plugin::{
 use weir::sink::file::FileSinkConfig;
 use weir::sink::{BuildSink, Sink, SinkContext};
 use weir::source::kafka::KafkaSourceConfig;
-use weir::source::{BuildSource, Source, SourceContext};
+use weir::source::{BuildSource, DynSource, SourceContext, erase};
 use weir_tests::plugins::{REFUSE_INIT, STAMP_A, STAMP_B, TRAP_ON_EVENT};
 
 use kafka::{brokers, create_topic, group_options_toml, producer, unique};
@@ -85,7 +85,7 @@ fn batch(max_events: usize) -> BatchConfig {
 fn pipeline(
     name: &str,
     registry: &PluginRegistry,
-    source: Arc<dyn Source>,
+    source: Arc<dyn DynSource>,
     sink: Arc<dyn Sink>,
     dead: Arc<MemSink>,
     max_events: usize,
@@ -369,7 +369,7 @@ async fn broken_versions_are_refused_or_rolled_back_and_the_old_one_keeps_servin
     let pipeline = pipeline(
         "broken",
         &registry,
-        source,
+        erase(source),
         sink.clone(),
         Arc::clone(&dead),
         50,
@@ -494,7 +494,7 @@ async fn file_replacement_reloads_once(mode: WatchMode) {
     let (source, tx) = ChannelSource::new();
     let sink = Arc::new(MemSink::default());
     let dead = Arc::new(MemSink::default());
-    let pipeline = pipeline("watched", &registry, source, sink.clone(), dead, 50);
+    let pipeline = pipeline("watched", &registry, erase(source), sink.clone(), dead, 50);
     let shutdown = CancellationToken::new();
     let running = tokio::spawn(pipeline.run(shutdown.clone()));
     let watcher = watch::spawn(

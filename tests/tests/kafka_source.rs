@@ -43,7 +43,7 @@ fn position(event: &Event) -> (i32, i64) {
     (partition, offset)
 }
 
-async fn batch(source: &KafkaSource) -> SourceBatch {
+async fn batch(source: &KafkaSource) -> SourceBatch<KafkaCheckpoint> {
     source
         .next_batch(100, Duration::from_millis(500))
         .await
@@ -86,7 +86,7 @@ async fn source_reads_commits_and_resumes_at_committed_offsets() {
         if b.events.is_empty() {
             continue;
         }
-        let reached = b.checkpoint.get::<KafkaCheckpoint>().unwrap().clone();
+        let reached = b.checkpoint.clone();
         seen.extend(b.events);
         if seen.len() <= 150 {
             for (t, p, next) in &reached.offsets {

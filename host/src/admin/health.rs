@@ -1,5 +1,5 @@
 //! Readiness: every pipeline running, its source connected
-//! ([`Source::check`]) and every sink it writes to healthy
+//! ([`DynSource::check`]) and every sink it writes to healthy
 //! ([`Sink::check`](crate::sink::Sink::check)).
 
 use std::sync::Arc;
@@ -10,7 +10,7 @@ use futures::future::join_all;
 use serde::Serialize;
 
 use crate::pipeline::NamedSink;
-use crate::source::Source;
+use crate::source::DynSource;
 
 /// How long one `check` may take before it counts as failed.
 pub const CHECK_TIMEOUT: Duration = Duration::from_secs(3);
@@ -59,7 +59,7 @@ pub struct PipelineHealth {
     /// Source name.
     pub source_name: String,
     /// The pipeline's source.
-    pub source: Arc<dyn Source>,
+    pub source: Arc<dyn DynSource>,
     /// Every sink it can write to (default route, routes, dead letters).
     pub sinks: Vec<NamedSink>,
     /// Whether its task runs.

@@ -38,7 +38,7 @@ pub use stats::{PipelineStats, StatsSnapshot};
 
 use crate::engine::{PluginError, PluginErrorKind, Transform};
 use crate::sink::Sink;
-use crate::source::{Source, SourceBatch, SourceError};
+use crate::source::{DynSource, PendingCommit, SourceBatch, SourceError};
 
 /// A sink with the name it has in the config.
 #[derive(Clone)]
@@ -131,7 +131,7 @@ pub struct PipelineParts {
     /// Source name (for messages).
     pub source_name: String,
     /// The source.
-    pub source: Arc<dyn Source>,
+    pub source: Arc<dyn DynSource>,
     /// The plugin chain, in order.
     pub chain: Vec<Box<dyn Transform>>,
     /// Sink for outputs without a route.
@@ -149,7 +149,7 @@ pub struct PipelineParts {
 
 /// A batch on its way through the stages, with its in-flight permit.
 struct ReadBatch {
-    batch: SourceBatch,
+    batch: SourceBatch<PendingCommit>,
     _permit: OwnedSemaphorePermit,
 }
 
@@ -236,7 +236,6 @@ impl Pipeline {
         let writer = write::Writer {
             pipeline: name.clone(),
             source_name: source_name.clone(),
-            source: Arc::clone(&source),
             default_route,
             routes,
             dead_letter,
@@ -276,7 +275,7 @@ impl Pipeline {
 
 /// Read batches until stopped, the source is exhausted, or it fails.
 async fn read_loop(
-    source: Arc<dyn Source>,
+    source: Arc<dyn DynSource>,
     pipeline: String,
     batch: BatchConfig,
     permits: Arc<Semaphore>,

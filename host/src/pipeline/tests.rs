@@ -11,7 +11,7 @@ use bytes::Bytes;
 use super::*;
 use crate::event::{Event, Outcome, Output};
 use crate::sink::{Rejection, Sink, SinkError};
-use crate::source::{Checkpoint, SourceBatch};
+use crate::source::{Source, SourceBatch, erase};
 
 /// Hands out prepared batches, then reports itself exhausted.
 struct VecSource {
@@ -34,13 +34,19 @@ impl VecSource {
 
 #[async_trait]
 impl Source for VecSource {
-    async fn next_batch(&self, _max: usize, wait: Duration) -> Result<SourceBatch, SourceError> {
+    type Checkpoint = usize;
+
+    async fn next_batch(
+        &self,
+        _max: usize,
+        wait: Duration,
+    ) -> Result<SourceBatch<usize>, SourceError> {
         let next = self.batches.lock().unwrap().pop_front();
         let id = self.next_id.fetch_add(1, Ordering::SeqCst);
         match next {
             Some(events) => Ok(SourceBatch {
                 events,
-                checkpoint: Checkpoint::new(id),
+                checkpoint: id,
                 exhausted: false,
                 unreadable: Vec::new(),
             }),
@@ -48,22 +54,21 @@ impl Source for VecSource {
                 tokio::time::sleep(wait).await;
                 Ok(SourceBatch {
                     events: Vec::new(),
-                    checkpoint: Checkpoint::new(id),
+                    checkpoint: id,
                     exhausted: false,
                     unreadable: Vec::new(),
                 })
             }
             None => Ok(SourceBatch {
                 events: Vec::new(),
-                checkpoint: Checkpoint::new(id),
+                checkpoint: id,
                 exhausted: true,
                 unreadable: Vec::new(),
             }),
         }
     }
 
-    async fn commit(&self, checkpoint: Checkpoint) -> Result<(), SourceError> {
-        let id = checkpoint.downcast::<usize>().expect("our checkpoint");
+    async fn commit(&self, id: usize) -> Result<(), SourceError> {
         self.committed.lock().unwrap().push(id);
         Ok(())
     }
@@ -164,7 +169,7 @@ fn parts(
     PipelineParts {
         name: "p".into(),
         source_name: "src".into(),
-        source,
+        source: erase(source),
         chain,
         default_route: named("out", out),
         routes: BTreeMap::from([("out".to_owned(), named("out", out))]),

@@ -16,7 +16,7 @@ use crate::engine::PluginError;
 use crate::event::{Event, Output};
 use crate::metrics;
 use crate::sink::{Rejection, SinkError};
-use crate::source::{Source, SourceError};
+use crate::source::{PendingCommit, SourceError};
 
 /// Name used in dead-letter headers for outputs that matched no sink.
 const ROUTER: &str = "(router)";
@@ -24,7 +24,6 @@ const ROUTER: &str = "(router)";
 pub(super) struct Writer {
     pub pipeline: String,
     pub source_name: String,
-    pub source: Arc<dyn Source>,
     pub default_route: NamedSink,
     pub routes: BTreeMap<String, NamedSink>,
     pub dead_letter: Option<NamedSink>,
@@ -301,8 +300,8 @@ impl Writer {
     /// Commit a batch's checkpoint. A transient failure is logged and the
     /// pipeline goes on: the next batch's commit usually covers it, and what
     /// stays uncommitted is read again after a restart (at-least-once).
-    async fn commit(&self, checkpoint: crate::source::Checkpoint) -> Result<(), PipelineError> {
-        match self.source.commit(checkpoint).await {
+    async fn commit(&self, checkpoint: PendingCommit) -> Result<(), PipelineError> {
+        match checkpoint.commit().await {
             Ok(()) => Ok(()),
             Err(SourceError::Transient(msg)) => {
                 tracing::warn!(pipeline = %self.pipeline, error = %msg, "commit failed; these events will be read again after a restart");

@@ -1,16 +1,22 @@
 //! Sources: where events come from.
 //!
-//! A source hands out batches, each with an opaque [`Checkpoint`], and is
-//! told to commit a checkpoint only once every output of every event up to
-//! the end of that batch has been acknowledged by its sink or dead-lettered.
-//! Checkpoints are committed in the order their batches were read.
+//! A source hands out batches, each with a checkpoint of the source's own
+//! type ([`Source::Checkpoint`]), and is told to commit a checkpoint only
+//! once every output of every event up to the end of that batch has been
+//! acknowledged by its sink or dead-lettered. Checkpoints are committed in
+//! the order their batches were read.
+//!
+//! Pipelines and health checks hold sources of every type alike, as
+//! [`DynSource`]: there a batch's checkpoint travels as a [`PendingCommit`]
+//! bound to the source it came from, so no checkpoint can reach the wrong
+//! source and no source has to check what it was handed.
 
-use std::any::Any;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use futures::future::BoxFuture;
 
 use crate::event::Event;
 
@@ -19,40 +25,14 @@ pub mod dynamodb_streams;
 #[cfg(feature = "kafka")]
 pub mod kafka;
 
-/// How far a batch reaches, in the source's own terms (Kafka: next offset
-/// per partition; DynamoDB Streams: last sequence number per shard).
-pub struct Checkpoint(Box<dyn Any + Send + Sync>);
-
-impl Checkpoint {
-    /// Wrap a source-specific position.
-    pub fn new<T: Any + Send + Sync>(position: T) -> Self {
-        Checkpoint(Box::new(position))
-    }
-
-    /// The position, if it is of the source's type.
-    pub fn downcast<T: Any>(self) -> Option<T> {
-        self.0.downcast::<T>().ok().map(|b| *b)
-    }
-
-    /// Borrow the position.
-    pub fn get<T: Any>(&self) -> Option<&T> {
-        self.0.downcast_ref::<T>()
-    }
-}
-
-impl std::fmt::Debug for Checkpoint {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Checkpoint(..)")
-    }
-}
-
-/// Events read together, and how far they reach.
+/// Events read together, and how far they reach (`C`: the source's
+/// [`Source::Checkpoint`], or a [`PendingCommit`] once erased).
 #[derive(Debug)]
-pub struct SourceBatch {
+pub struct SourceBatch<C> {
     /// The events, in source order (per partition / shard).
     pub events: Vec<Event>,
     /// Commit this once every event of the batch is done.
-    pub checkpoint: Checkpoint,
+    pub checkpoint: C,
     /// The source has nothing more to read and was asked to stop at the
     /// end (Kafka `stop_at_end`): the pipeline finishes this batch, commits
     /// and stops. Always `false` for sources that run forever.
@@ -61,6 +41,18 @@ pub struct SourceBatch {
     /// name that is not UTF-8, ...): they are dead-lettered with the reason
     /// instead of going through the plugins. Usually empty.
     pub unreadable: Vec<Unreadable>,
+}
+
+impl<C> SourceBatch<C> {
+    /// The same batch with its checkpoint replaced by `f(checkpoint)`.
+    pub fn map_checkpoint<D>(self, f: impl FnOnce(C) -> D) -> SourceBatch<D> {
+        SourceBatch {
+            events: self.events,
+            checkpoint: f(self.checkpoint),
+            exhausted: self.exhausted,
+            unreadable: self.unreadable,
+        }
+    }
 }
 
 /// An event of a batch that cannot be given to plugins as it is.
@@ -86,7 +78,14 @@ pub enum SourceError {
 
 /// Where events come from.
 #[async_trait]
-pub trait Source: Send + Sync {
+pub trait Source: Send + Sync + 'static {
+    /// How far a batch reaches, in the source's own terms: one position per
+    /// partition or shard the batch touched (Kafka: the next offset per
+    /// topic partition; DynamoDB Streams: the last sequence number per
+    /// shard), so that positions of different partitions can be tracked
+    /// and committed each on its own.
+    type Checkpoint: std::fmt::Debug + Send + Sync + 'static;
+
     /// Up to `max_events` events, returned as soon as `max_events` are
     /// available or `max_wait` has passed since the call began; an empty
     /// batch when nothing arrived.
@@ -94,10 +93,10 @@ pub trait Source: Send + Sync {
         &self,
         max_events: usize,
         max_wait: Duration,
-    ) -> Result<SourceBatch, SourceError>;
+    ) -> Result<SourceBatch<Self::Checkpoint>, SourceError>;
 
     /// Persist progress up to and including the batch `checkpoint` came with.
-    async fn commit(&self, checkpoint: Checkpoint) -> Result<(), SourceError>;
+    async fn commit(&self, checkpoint: Self::Checkpoint) -> Result<(), SourceError>;
 
     /// Stop reading; called once after the last commit at shutdown.
     async fn close(&self) -> Result<(), SourceError> {
@@ -107,6 +106,91 @@ pub trait Source: Send + Sync {
     /// Whether the source is connected now (for readiness probes).
     async fn check(&self) -> Result<(), SourceError> {
         Ok(())
+    }
+}
+
+/// A source of any checkpoint type, as pipelines and health checks hold it
+/// (see [`erase`]).
+#[async_trait]
+pub trait DynSource: Send + Sync {
+    /// [`Source::next_batch`], with the checkpoint bound to this source.
+    async fn next_batch(
+        &self,
+        max_events: usize,
+        max_wait: Duration,
+    ) -> Result<SourceBatch<PendingCommit>, SourceError>;
+
+    /// [`Source::close`].
+    async fn close(&self) -> Result<(), SourceError>;
+
+    /// [`Source::check`].
+    async fn check(&self) -> Result<(), SourceError>;
+}
+
+/// `source` as a [`DynSource`].
+pub fn erase<S: Source>(source: Arc<S>) -> Arc<dyn DynSource> {
+    Arc::new(Erased(source))
+}
+
+/// A typed source behind [`DynSource`].
+struct Erased<S>(Arc<S>);
+
+#[async_trait]
+impl<S: Source> DynSource for Erased<S> {
+    async fn next_batch(
+        &self,
+        max_events: usize,
+        max_wait: Duration,
+    ) -> Result<SourceBatch<PendingCommit>, SourceError> {
+        let batch = self.0.next_batch(max_events, max_wait).await?;
+        Ok(batch.map_checkpoint(|checkpoint| {
+            PendingCommit(Box::new(Bound {
+                source: Arc::clone(&self.0),
+                checkpoint,
+            }))
+        }))
+    }
+
+    async fn close(&self) -> Result<(), SourceError> {
+        self.0.close().await
+    }
+
+    async fn check(&self) -> Result<(), SourceError> {
+        self.0.check().await
+    }
+}
+
+/// A batch's checkpoint together with the source it belongs to, ready to be
+/// committed once the batch is done.
+#[derive(Debug)]
+pub struct PendingCommit(Box<dyn CommitOnce>);
+
+impl PendingCommit {
+    /// [`Source::commit`] the checkpoint to its source.
+    pub async fn commit(self) -> Result<(), SourceError> {
+        self.0.commit().await
+    }
+}
+
+/// The typed half of a [`PendingCommit`].
+trait CommitOnce: std::fmt::Debug + Send + Sync {
+    fn commit(self: Box<Self>) -> BoxFuture<'static, Result<(), SourceError>>;
+}
+
+struct Bound<S: Source> {
+    source: Arc<S>,
+    checkpoint: S::Checkpoint,
+}
+
+impl<S: Source> std::fmt::Debug for Bound<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.checkpoint.fmt(f)
+    }
+}
+
+impl<S: Source> CommitOnce for Bound<S> {
+    fn commit(self: Box<Self>) -> BoxFuture<'static, Result<(), SourceError>> {
+        Box::pin(async move { self.source.commit(self.checkpoint).await })
     }
 }
 
@@ -125,12 +209,12 @@ pub struct SourceContext {
 #[async_trait]
 pub trait BuildSource {
     /// Connect and prepare; errors name the source and what is wrong.
-    async fn build(&self, ctx: &SourceContext) -> Result<Arc<dyn Source>, SourceError>;
+    async fn build(&self, ctx: &SourceContext) -> Result<Arc<dyn DynSource>, SourceError>;
 }
 
 crate::registry::connector_registry! {
     /// One `[sources.NAME]` table: its `type` and that type's settings.
-    SourceConfig, "source", SourceContext => Arc<dyn Source>, SourceError;
+    SourceConfig, "source", SourceContext => Arc<dyn DynSource>, SourceError;
     #[cfg(feature = "dynamodb")]
     DynamodbStreams => dynamodb_streams::DynamoDbStreamsSourceConfig,
     #[cfg(feature = "kafka")]

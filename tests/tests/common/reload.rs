@@ -18,7 +18,7 @@ use tokio::sync::mpsc;
 use weir::engine::{PluginError, Transform};
 use weir::event::{Event, Header, Op, Outcome, Output};
 use weir::sink::{Rejection, Sink, SinkError};
-use weir::source::{Checkpoint, Source, SourceBatch, SourceError};
+use weir::source::{Source, SourceBatch, SourceError};
 
 /// Header [`BatchTag`] puts on every output: the number of the batch.
 pub const BATCH_HEADER: &str = "weir-test-batch";
@@ -59,7 +59,9 @@ impl ChannelSource {
 
 #[async_trait]
 impl Source for ChannelSource {
-    async fn next_batch(&self, max: usize, wait: Duration) -> Result<SourceBatch, SourceError> {
+    type Checkpoint = ();
+
+    async fn next_batch(&self, max: usize, wait: Duration) -> Result<SourceBatch<()>, SourceError> {
         let mut rx = self.rx.lock().await;
         let mut events = Vec::new();
         let mut exhausted = false;
@@ -77,13 +79,13 @@ impl Source for ChannelSource {
         }
         Ok(SourceBatch {
             events,
-            checkpoint: Checkpoint::new(()),
+            checkpoint: (),
             exhausted,
             unreadable: Vec::new(),
         })
     }
 
-    async fn commit(&self, _checkpoint: Checkpoint) -> Result<(), SourceError> {
+    async fn commit(&self, _checkpoint: ()) -> Result<(), SourceError> {
         Ok(())
     }
 }

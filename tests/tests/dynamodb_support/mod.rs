@@ -173,7 +173,12 @@ pub async fn start_source(cfg: &DynamoDbStreamsSourceConfig) -> DynamoDbStreamsS
 
 /// Read until `want` events arrived or `within` passed; commit each batch
 /// when `commit`. Returns the events in the order read.
-pub async fn read(source: &dyn Source, want: usize, within: Duration, commit: bool) -> Vec<Event> {
+pub async fn read(
+    source: &DynamoDbStreamsSource,
+    want: usize,
+    within: Duration,
+    commit: bool,
+) -> Vec<Event> {
     let deadline = Instant::now() + within;
     let mut out = Vec::new();
     while out.len() < want && Instant::now() < deadline {
@@ -192,7 +197,7 @@ pub async fn read(source: &dyn Source, want: usize, within: Duration, commit: bo
 /// Read batches (up to `max` events each) for `within`, committing each;
 /// returns each batch's events and checkpoint.
 pub async fn read_batches(
-    source: &dyn Source,
+    source: &DynamoDbStreamsSource,
     max: usize,
     within: Duration,
     until: impl Fn(usize) -> bool,
@@ -206,11 +211,7 @@ pub async fn read_batches(
             .await
             .expect("next_batch");
         total += batch.events.len();
-        let cp = batch
-            .checkpoint
-            .get::<StreamsCheckpoint>()
-            .cloned()
-            .expect("our checkpoint");
+        let cp = batch.checkpoint.clone();
         source.commit(batch.checkpoint).await.expect("commit");
         if !batch.events.is_empty() {
             out.push((batch.events, cp));

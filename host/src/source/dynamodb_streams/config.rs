@@ -8,7 +8,7 @@ use serde::Deserialize;
 use super::source::DynamoDbStreamsSource;
 use crate::dynamodb::attr::{InexactNumbers, JsonFormat, JsonMapping};
 use crate::dynamodb::client::AwsConnection;
-use crate::source::{BuildSource, Source, SourceContext, SourceError};
+use crate::source::{BuildSource, DynSource, SourceContext, SourceError, erase};
 
 /// `[sources.NAME]` with `type = "dynamodb_streams"`.
 #[derive(Debug, Clone, Deserialize)]
@@ -178,7 +178,9 @@ impl DynamoDbStreamsSourceConfig {
 
 #[async_trait]
 impl BuildSource for DynamoDbStreamsSourceConfig {
-    async fn build(&self, ctx: &SourceContext) -> Result<Arc<dyn Source>, SourceError> {
-        Ok(Arc::new(DynamoDbStreamsSource::connect(self, ctx).await?))
+    async fn build(&self, ctx: &SourceContext) -> Result<Arc<dyn DynSource>, SourceError> {
+        Ok(erase(Arc::new(
+            DynamoDbStreamsSource::connect(self, ctx).await?,
+        )))
     }
 }

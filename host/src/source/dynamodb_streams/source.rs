@@ -40,7 +40,7 @@ use super::shards::{new_leases, parent_finished, vanished_unfinished};
 use super::streams::{IteratorStart, SdkStreams, StreamShape, StreamsApi, StreamsError};
 use crate::dynamodb::attr::JsonMapping;
 use crate::event::{Event, Op};
-use crate::source::{Checkpoint, Source, SourceBatch, SourceContext, SourceError};
+use crate::source::{Source, SourceBatch, SourceContext, SourceError};
 
 /// Records trimmed by retention before they were read, per source.
 pub const DATA_LOSS: &str = "weir_source_dynamodb_data_loss_total";
@@ -938,11 +938,13 @@ impl Inner {
 
 #[async_trait]
 impl Source for DynamoDbStreamsSource {
+    type Checkpoint = StreamsCheckpoint;
+
     async fn next_batch(
         &self,
         max_events: usize,
         max_wait: Duration,
-    ) -> Result<SourceBatch, SourceError> {
+    ) -> Result<SourceBatch<StreamsCheckpoint>, SourceError> {
         let deadline = tokio::time::Instant::now() + max_wait;
         let mut feed = self.feed.lock().await;
         if let Some(e) = feed.error.take() {
@@ -996,19 +998,13 @@ impl Source for DynamoDbStreamsSource {
         }
         Ok(SourceBatch {
             events,
-            checkpoint: Checkpoint::new(StreamsCheckpoint { shards: marks }),
+            checkpoint: StreamsCheckpoint { shards: marks },
             exhausted: false,
             unreadable: Vec::new(),
         })
     }
 
-    async fn commit(&self, checkpoint: Checkpoint) -> Result<(), SourceError> {
-        let Some(cp) = checkpoint.downcast::<StreamsCheckpoint>() else {
-            return Err(SourceError::Fatal(format!(
-                "source {}: commit got a checkpoint of another source",
-                self.inner.name
-            )));
-        };
+    async fn commit(&self, cp: StreamsCheckpoint) -> Result<(), SourceError> {
         let results =
             futures::future::join_all(cp.shards.into_iter().map(|m| self.inner.commit_mark(m)))
                 .await;

@@ -12,7 +12,7 @@
 //! ```
 //!
 //! Offsets: auto-commit and auto offset store are off. A batch's
-//! [`Checkpoint`] holds the next offset per partition it reached; `commit`
+//! [`KafkaCheckpoint`] holds the next offset per partition it reached; `commit`
 //! commits those offsets (asynchronously) for partitions still assigned and
 //! remembers them. When partitions are revoked, what was committed for them
 //! is committed again synchronously before they go, and `close` commits
@@ -40,7 +40,9 @@ use rdkafka::error::{KafkaError, KafkaResult};
 use rdkafka::message::Message;
 use serde::Deserialize;
 
-use super::{BuildSource, Checkpoint, Source, SourceBatch, SourceContext, SourceError, Unreadable};
+use super::{
+    BuildSource, DynSource, Source, SourceBatch, SourceContext, SourceError, Unreadable, erase,
+};
 
 pub mod client;
 pub mod embedded;
@@ -309,8 +311,8 @@ impl Drop for KafkaSource {
 
 #[async_trait]
 impl BuildSource for KafkaSourceConfig {
-    async fn build(&self, ctx: &SourceContext) -> Result<Arc<dyn Source>, SourceError> {
-        Ok(Arc::new(KafkaSource::connect(self, ctx).await?))
+    async fn build(&self, ctx: &SourceContext) -> Result<Arc<dyn DynSource>, SourceError> {
+        Ok(erase(Arc::new(KafkaSource::connect(self, ctx).await?)))
     }
 }
 
@@ -474,11 +476,13 @@ fn now_ms() -> i64 {
 
 #[async_trait]
 impl Source for KafkaSource {
+    type Checkpoint = KafkaCheckpoint;
+
     async fn next_batch(
         &self,
         max_events: usize,
         max_wait: Duration,
-    ) -> Result<SourceBatch, SourceError> {
+    ) -> Result<SourceBatch<KafkaCheckpoint>, SourceError> {
         let consumer = self.consumer()?;
         let deadline = tokio::time::Instant::now() + max_wait;
         let mut events = Vec::with_capacity(max_events.min(4096));
@@ -561,16 +565,13 @@ impl Source for KafkaSource {
         }
         Ok(SourceBatch {
             events,
-            checkpoint: Checkpoint::new(KafkaCheckpoint { offsets: reached }),
+            checkpoint: KafkaCheckpoint { offsets: reached },
             exhausted,
             unreadable,
         })
     }
 
-    async fn commit(&self, checkpoint: Checkpoint) -> Result<(), SourceError> {
-        let Some(checkpoint) = checkpoint.downcast::<KafkaCheckpoint>() else {
-            return Err(self.fatal("commit got a checkpoint of another source".into()));
-        };
+    async fn commit(&self, checkpoint: KafkaCheckpoint) -> Result<(), SourceError> {
         if checkpoint.offsets.is_empty() {
             return Ok(());
         }
