@@ -15,7 +15,13 @@
 //! - [`pipeline`]: source -> plugin chain -> router -> sinks, batching,
 //!   backpressure, acknowledgements, dead letters.
 //! - [`source`], [`sink`]: the connectors, one folder and one cargo feature each.
+//! - [`registry`]: the connector registry macro both of them declare theirs with.
+//! - [`secrets`]: keeping secrets out of everything printed.
 //! - [`cli`]: the `weir` command line.
+//!
+//! The modules are layered (`cli`, `runtime`, `config`, `admin`, `pipeline`,
+//! `plugin`, `engine`, `sink`, `source`, then the shared helpers); a unit
+//! test keeps the graph of `crate::` references among them free of cycles.
 
 pub mod admin;
 pub mod cli;
