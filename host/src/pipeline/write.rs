@@ -162,7 +162,7 @@ impl Writer {
         for sink in flushes {
             (|| sink.sink.flush())
                 .retry(self.backoff())
-                .when(|e| matches!(e, SinkError::Transient(_)))
+                .when(SinkError::is_transient)
                 .notify(|e, d| self.retrying(&sink.name, e, d))
                 .await
                 .map_err(|e| self.sink_error(&sink.name, e))?;
@@ -283,7 +283,7 @@ impl Writer {
         let started = Instant::now();
         let rejections = (|| sink.sink.write(outputs))
             .retry(self.backoff())
-            .when(|e| matches!(e, SinkError::Transient(_)))
+            .when(SinkError::is_transient)
             .notify(|e, d| self.retrying(&sink.name, e, d))
             .await
             .map_err(|e| self.sink_error(&sink.name, e))?;

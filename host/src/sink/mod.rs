@@ -57,6 +57,13 @@ pub enum SinkError {
     Fatal(String),
 }
 
+impl SinkError {
+    /// Whether retrying the same write may succeed.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, SinkError::Transient(_))
+    }
+}
+
 /// Where outputs are written.
 #[async_trait]
 pub trait Sink: Send + Sync {

@@ -76,6 +76,13 @@ pub enum SourceError {
     Fatal(String),
 }
 
+impl SourceError {
+    /// Whether retrying the same call may succeed.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, SourceError::Transient(_))
+    }
+}
+
 /// Where events come from.
 #[async_trait]
 pub trait Source: Send + Sync + 'static {
