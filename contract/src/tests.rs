@@ -122,10 +122,7 @@ fn rich_outcomes() -> Vec<u8> {
                 key: Some(Bytes::from_static(b"k")),
                 value: Some(Bytes::from_static(b"{\"a\":1}")),
                 op: Op::Delete,
-                headers: vec![
-                    Header::new("h1", &b"v"[..]),
-                    Header::new("h2", &b""[..]),
-                ],
+                headers: vec![Header::new("h1", &b"v"[..]), Header::new("h2", &b""[..])],
                 ttl_seconds: Some(7),
             },
             Output::default(),
@@ -160,7 +157,11 @@ fn every_prefix_of_an_outcome_list_is_an_error_not_a_panic() {
     assert!(decode_outcomes(Bytes::copy_from_slice(&buf), 4).is_ok());
     for cut in 0..buf.len() {
         let err = decode_outcomes(Bytes::copy_from_slice(&buf[..cut]), 4).unwrap_err();
-        assert!(err.offset <= cut, "cut {cut}: offset {} past the end", err.offset);
+        assert!(
+            err.offset <= cut,
+            "cut {cut}: offset {} past the end",
+            err.offset
+        );
     }
 }
 

@@ -463,7 +463,11 @@ fn load_bytes_compiles_the_bytes_given_not_the_file_at_the_path() {
     let filter = std::fs::read(plugins::FILTER).unwrap();
     // The file at the path has since been replaced by something else.
     let path = write_temp(dir.path(), "replaced.wasm", b"not the plugin that was read");
-    let s = spec("filter", &path, &[("field", "event_type"), ("equals", "heartbeat")]);
+    let s = spec(
+        "filter",
+        &path,
+        &[("field", "event_type"), ("equals", "heartbeat")],
+    );
     let version = engine().load_bytes(&s, &filter).unwrap();
     let sha = {
         use sha2::Digest;

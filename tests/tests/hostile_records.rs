@@ -333,8 +333,14 @@ default_route = "{route}"
 
     let validate = weir(&["validate", path]);
     assert!(validate.status.success(), "{validate:?}");
-    assert_no_secret("weir validate stdout", &String::from_utf8_lossy(&validate.stdout));
-    assert_no_secret("weir validate stderr", &String::from_utf8_lossy(&validate.stderr));
+    assert_no_secret(
+        "weir validate stdout",
+        &String::from_utf8_lossy(&validate.stdout),
+    );
+    assert_no_secret(
+        "weir validate stderr",
+        &String::from_utf8_lossy(&validate.stderr),
+    );
 
     // A config error that quotes the value (an unknown route).
     write("${WEIR_TEST_ROUTE_SECRET}");
@@ -343,7 +349,10 @@ default_route = "{route}"
     assert!(!validate.status.success(), "{stdout}");
     assert!(stdout.contains("default_route"), "{stdout}");
     assert_no_secret("weir validate stdout", &stdout);
-    assert_no_secret("weir validate stderr", &String::from_utf8_lossy(&validate.stderr));
+    assert_no_secret(
+        "weir validate stderr",
+        &String::from_utf8_lossy(&validate.stderr),
+    );
     let run = weir(&["run", path, "--progress", "0"]);
     assert!(!run.status.success());
     assert_no_secret("weir run stderr", &String::from_utf8_lossy(&run.stderr));
@@ -455,9 +464,18 @@ batch = {{ max_events = 32, max_wait_ms = 2000 }}
     };
     let log = log();
     assert!(!log.contains("panicked"), "{log}");
-    assert!(exited.code().is_some(), "killed by a signal: {exited} {log}");
-    assert!(json_lines(&dir.path().join("out.jsonl")).is_empty(), "{log}");
-    assert!(json_lines(&dir.path().join("dlq.jsonl")).is_empty(), "{log}");
+    assert!(
+        exited.code().is_some(),
+        "killed by a signal: {exited} {log}"
+    );
+    assert!(
+        json_lines(&dir.path().join("out.jsonl")).is_empty(),
+        "{log}"
+    );
+    assert!(
+        json_lines(&dir.path().join("dlq.jsonl")).is_empty(),
+        "{log}"
+    );
     assert_eq!(
         committed(&brokers, &group, &topic, 1).get(&0).copied(),
         None,

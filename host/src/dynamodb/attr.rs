@@ -304,11 +304,12 @@ fn natural_to_attr(v: &Json, what: &str) -> Result<AttributeValue, String> {
     Ok(match v {
         Json::Null => AttributeValue::Null(true),
         Json::Bool(b) => AttributeValue::Bool(*b),
-        Json::Number(n) => AttributeValue::N(
-            plain_number(n).ok_or_else(|| {
-                format!("{what}: the number {} is outside DynamoDB's range (magnitude 1E-130 to 9.9E+125)", preview(n))
-            })?,
-        ),
+        Json::Number(n) => AttributeValue::N(plain_number(n).ok_or_else(|| {
+            format!(
+                "{what}: the number {} is outside DynamoDB's range (magnitude 1E-130 to 9.9E+125)",
+                preview(n)
+            )
+        })?),
         Json::String(s) => AttributeValue::S(s.clone()),
         Json::Array(a) => AttributeValue::L(
             a.iter()
@@ -709,29 +710,49 @@ mod tests {
                 .json_to_item(&Json::parse(text.as_bytes()).unwrap(), "value")
                 .unwrap_err();
             assert!(
-                err.starts_with("value.a.b[1]: the number ") && err.contains("outside DynamoDB's range"),
+                err.starts_with("value.a.b[1]: the number ")
+                    && err.contains("outside DynamoDB's range"),
                 "{n}: {err}"
             );
-            let err = m.json_to_attr(&Json::parse(n.as_bytes()).unwrap(), "key").unwrap_err();
+            let err = m
+                .json_to_attr(&Json::parse(n.as_bytes()).unwrap(), "key")
+                .unwrap_err();
             assert!(err.starts_with("key: the number "), "{n}: {err}");
         }
         // The ends of the range are kept.
         let got = m
-            .json_to_item(&Json::parse(br#"{"a": 1e125, "b": 1e-130, "z": 0e999999999999}"#).unwrap(), "value")
+            .json_to_item(
+                &Json::parse(br#"{"a": 1e125, "b": 1e-130, "z": 0e999999999999}"#).unwrap(),
+                "value",
+            )
             .unwrap();
         assert_eq!(got["a"], AttributeValue::N(format!("1{}", "0".repeat(125))));
-        assert_eq!(got["b"], AttributeValue::N(format!("0.{}1", "0".repeat(129))));
+        assert_eq!(
+            got["b"],
+            AttributeValue::N(format!("0.{}1", "0".repeat(129)))
+        );
         assert_eq!(got["z"], AttributeValue::N("0".into()));
         // A long number's error shows only its start.
         let long = format!("1{}e999", "2".repeat(100));
-        let err = m.json_to_attr(&Json::parse(long.as_bytes()).unwrap(), "v").unwrap_err();
+        let err = m
+            .json_to_attr(&Json::parse(long.as_bytes()).unwrap(), "v")
+            .unwrap_err();
         assert!(err.len() < 200, "{err}");
         // Comparing and canonicalising exponents at i64's ends.
-        assert_eq!(compare_decimal("1e9223372036854775807", "1"), Some(std::cmp::Ordering::Greater));
-        assert_eq!(compare_decimal("1e-9223372036854775808", "1"), Some(std::cmp::Ordering::Less));
+        assert_eq!(
+            compare_decimal("1e9223372036854775807", "1"),
+            Some(std::cmp::Ordering::Greater)
+        );
+        assert_eq!(
+            compare_decimal("1e-9223372036854775808", "1"),
+            Some(std::cmp::Ordering::Less)
+        );
         assert_eq!(compare_decimal("1.5e-9223372036854775808", "1"), None);
         assert!(!same_decimal("1.5e-9223372036854775808", "0"));
-        assert_eq!(canonical_number("10e9223372036854775807"), "10e9223372036854775807");
+        assert_eq!(
+            canonical_number("10e9223372036854775807"),
+            "10e9223372036854775807"
+        );
     }
 
     #[test]
@@ -748,7 +769,10 @@ mod tests {
             ("s".to_string(), A::S(String::new())),
             ("b".to_string(), A::B(Blob::new(Vec::new()))),
             ("ss".to_string(), A::Ss(Vec::new())),
-            ("ns".to_string(), A::Ns(vec!["1e-9223372036854775808".into(), "x".into(), "".into()])),
+            (
+                "ns".to_string(),
+                A::Ns(vec!["1e-9223372036854775808".into(), "x".into(), "".into()]),
+            ),
             ("bs".to_string(), A::Bs(vec![Blob::new(vec![0xff; 3])])),
             ("n".to_string(), A::N("1e400".into())),
             ("nan".to_string(), A::N("NaN".into())),
@@ -756,8 +780,14 @@ mod tests {
         ]);
         for mapping in [
             JsonMapping::default(),
-            JsonMapping { format: JsonFormat::Typed, ..Default::default() },
-            JsonMapping { inexact_numbers: InexactNumbers::Float, ..Default::default() },
+            JsonMapping {
+                format: JsonFormat::Typed,
+                ..Default::default()
+            },
+            JsonMapping {
+                inexact_numbers: InexactNumbers::Float,
+                ..Default::default()
+            },
         ] {
             let text = mapping.item_to_vec(&item);
             let v: Value = serde_json::from_slice(&text).unwrap();
@@ -770,7 +800,11 @@ mod tests {
                 // which no sink can write as a number.
                 Err(e) => {
                     assert_eq!(mapping.format, JsonFormat::Typed, "{e}");
-                    assert!(e.ends_with("is not a number") && (e.starts_with("value.ns: ") || e.starts_with("value.nan: ")), "{e}");
+                    assert!(
+                        e.ends_with("is not a number")
+                            && (e.starts_with("value.ns: ") || e.starts_with("value.nan: ")),
+                        "{e}"
+                    );
                 }
             }
         }

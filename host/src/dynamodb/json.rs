@@ -234,7 +234,10 @@ mod tests {
         for (open, close) in [("[", "]"), ("{\"a\":", "}")] {
             let deep = format!("{}1{}", open.repeat(1_000_000), close.repeat(1_000_000));
             let err = Json::parse(deep.as_bytes()).unwrap_err();
-            assert!(err.to_string().contains("recursion limit") || matches!(err, JsonError::TooDeep), "{err}");
+            assert!(
+                err.to_string().contains("recursion limit") || matches!(err, JsonError::TooDeep),
+                "{err}"
+            );
         }
     }
 

@@ -564,7 +564,10 @@ mod tests {
             ("decimal", json!(format!("{huge}.5"))),
         ] {
             let err = conv(ty, v).unwrap_err();
-            assert!(err.reason.contains("digits, more than the 4096 written"), "{err}");
+            assert!(
+                err.reason.contains("digits, more than the 4096 written"),
+                "{err}"
+            );
             assert!(err.value.len() < 200, "the value is shortened: {err}");
         }
         let most = "9".repeat(MAX_DIGITS);
