@@ -42,6 +42,7 @@ const WAT_FIXTURES: &[(&str, &str)] = &[
     ("TWO_MEMORIES", "two-memories.wat"),
     ("BIG_TABLES", "big-tables.wat"),
     ("MANY_INSTANCES", "many-instances.wat"),
+    ("GUEST_HANDLES", "guest-handles.wat"),
 ];
 
 /// Variables of the outer build that would change how the plugins are built.

@@ -294,7 +294,9 @@ pub fn decode_outcomes(buf: Bytes, expected: usize) -> Result<Vec<Outcome>, Deco
         )));
     }
     let slice = |s: &[u8]| buf.slice_ref(s);
-    let mut outcomes = Vec::with_capacity(count);
+    // Every outcome takes at least its tag byte: never reserve more than the
+    // buffer can hold, whatever count the caller expects.
+    let mut outcomes = Vec::with_capacity(count.min(c.buf.len() - c.pos));
     for _ in 0..count {
         let outcome = match c.u8("outcome tag")? {
             TAG_DROP => Outcome::Drop,

@@ -34,6 +34,17 @@ pub fn remember(value: &str) {
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner);
     secrets.insert(value.to_owned());
+    // A message may quote the value escaped rather than as it is: Rust's
+    // `{:?}` (a plugin's `unknown mode "..."`) or JSON. A secret holding a
+    // quote, a backslash or a control character then appears in that form.
+    secrets.insert(value.escape_debug().to_string());
+    if let Ok(json) = serde_json::to_string(value) {
+        let inner = json
+            .strip_prefix('"')
+            .and_then(|j| j.strip_suffix('"'))
+            .unwrap_or(&json);
+        secrets.insert(inner.to_owned());
+    }
 }
 
 /// `text` with the password of every URL and every remembered secret
@@ -146,5 +157,17 @@ mod tests {
             redact("refusing config: key=hunter2-token-for-test; ab"),
             "refusing config: key=<redacted>; ab"
         );
+    }
+
+    #[test]
+    fn secrets_quoted_escaped_are_hidden_too() {
+        let secret = "pa\"ss\\wo\nrd-é";
+        remember(secret);
+        // As a plugin's `{:?}` quotes it, and as JSON does.
+        let debug = format!("config `mode`: unknown mode {secret:?}");
+        assert_eq!(redact(&debug), "config `mode`: unknown mode \"<redacted>\"");
+        let json = serde_json::json!({ "error": secret }).to_string();
+        assert_eq!(redact(&json), r#"{"error":"<redacted>"}"#);
+        assert_eq!(redact(secret), REDACTED);
     }
 }

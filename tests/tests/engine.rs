@@ -455,6 +455,33 @@ fn a_component_of_another_contract_version_is_refused() {
     );
 }
 
+/// A reload compiles the bytes it checked and hashed, not the file read a
+/// second time: `load_bytes` never opens `spec.path`.
+#[test]
+fn load_bytes_compiles_the_bytes_given_not_the_file_at_the_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let filter = std::fs::read(plugins::FILTER).unwrap();
+    // The file at the path has since been replaced by something else.
+    let path = write_temp(dir.path(), "replaced.wasm", b"not the plugin that was read");
+    let s = spec(
+        "filter",
+        &path,
+        &[("field", "event_type"), ("equals", "heartbeat")],
+    );
+    let version = engine().load_bytes(&s, &filter).unwrap();
+    let sha = {
+        use sha2::Digest;
+        hex_of(&sha2::Sha256::digest(&filter))
+    };
+    assert_eq!(version.hash(), sha);
+    // And the file itself is what `load` would have refused.
+    assert!(engine().load(&s).is_err());
+}
+
+fn hex_of(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
 #[test]
 fn a_missing_file_is_refused() {
     let err = engine()
@@ -738,6 +765,20 @@ fn the_number_of_instances_is_capped() {
         panic!("expected an instantiation failure, got {err}");
     };
     assert!(cause.contains("instance"), "{cause}");
+}
+
+/// Handles of a resource the guest defines itself live in host-side tables
+/// outside the memory cap and need no host call to create: a plugin keeping
+/// more than the host allows fails to load instead of growing the host.
+#[test]
+fn guest_resource_handles_are_capped() {
+    let err = engine()
+        .load(&spec("handles", plugins::GUEST_HANDLES, &[]))
+        .unwrap_err();
+    let PluginErrorKind::InitFailed(cause) = &err.kind else {
+        panic!("expected an init failure, got {err}");
+    };
+    assert!(cause.contains("handle limit"), "{cause}");
 }
 
 /// Host resources (pollables, streams) live outside the memory cap; a

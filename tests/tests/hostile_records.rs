@@ -5,6 +5,11 @@
 //! record, and records of every compression codec. Each must be processed
 //! or dead-lettered with a reason; the run must end on its own
 //! (`stop_at_end`) without a panic, having committed past all of them.
+//!
+//! Also through the real binary: a `${VAR}` secret that a plugin's `init`
+//! quotes is shown by neither `weir run` nor `weir validate`, and a SIGTERM
+//! while poison events are being isolated ends the run without writing or
+//! committing the unfinished batch.
 
 #[path = "common/kafka.rs"]
 mod kafka;
@@ -238,5 +243,242 @@ batch = {{ max_events = 4, max_wait_ms = 100 }}
         committed(&brokers, &group, &topic, 1).get(&0).copied(),
         Some(13),
         "committed past every record"
+    );
+}
+
+/// A secret with a quote and a backslash: a plugin quoting it with `{:?}`
+/// writes it escaped (`\"`, `\\`), which must be hidden too.
+const SECRET: &str = "s3cr\"et\\-from-env-7f1c";
+
+/// `text` shows neither the secret nor its escaped forms.
+fn assert_no_secret(what: &str, text: &str) {
+    for form in [
+        SECRET.to_owned(),
+        SECRET.escape_debug().to_string(),
+        "s3cr".to_owned(),
+        "from-env-7f1c".to_owned(),
+    ] {
+        assert!(!text.contains(&form), "{what} shows {form:?}: {text}");
+    }
+}
+
+/// A plugin whose `init` refuses its config by quoting it (the hostile
+/// fixture's `unknown mode "..."`) is given a `${VAR}` secret: neither
+/// `weir run` (which runs `init`) nor `weir validate` shows it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plugin_init_errors_never_show_a_secret_from_the_environment() {
+    let brokers = brokers();
+    let topic = unique("secret-in");
+    create_topic(&brokers, &topic, 1).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("weir.toml");
+    let write = |route: &str| {
+        std::fs::write(
+            &config,
+            format!(
+                r#"[host.admin]
+enabled = false
+
+[sources.in]
+type = "kafka"
+brokers = "{brokers}"
+topics = ["{topic}"]
+group_id = "{group}"
+stop_at_end = true
+
+[plugins.echo]
+path = "{hostile}"
+config = {{ mode = "${{WEIR_TEST_PLUGIN_SECRET}}" }}
+
+[sinks.out]
+type = "file"
+path = "out.jsonl"
+
+[pipelines.p]
+source = "in"
+plugins = ["echo"]
+default_route = "{route}"
+"#,
+                group = unique("secret-group"),
+                hostile = plugins::HOSTILE,
+            ),
+        )
+        .expect("config");
+    };
+    let weir = |args: &[&str]| {
+        Command::new(weir_bin())
+            .args(args)
+            .env("WEIR_TEST_PLUGIN_SECRET", SECRET)
+            .env("WEIR_TEST_ROUTE_SECRET", SECRET)
+            .env("WEIR_CACHE_DIR", dir.path().join("cache"))
+            .env("RUST_LOG", "debug")
+            .stdin(Stdio::null())
+            .output()
+            .expect("weir")
+    };
+    let path = config.to_str().expect("utf-8");
+
+    write("out");
+    let run = weir(&["run", path, "--progress", "0"]);
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(!run.status.success(), "init must refuse: {stderr}");
+    // The refusal is reported, with the value hidden where it was quoted.
+    assert!(
+        stderr.contains("unknown mode") && stderr.contains("<redacted>"),
+        "{stderr}"
+    );
+    assert_no_secret("weir run stderr", &stderr);
+    assert_no_secret("weir run stdout", &stdout);
+
+    let validate = weir(&["validate", path]);
+    assert!(validate.status.success(), "{validate:?}");
+    assert_no_secret(
+        "weir validate stdout",
+        &String::from_utf8_lossy(&validate.stdout),
+    );
+    assert_no_secret(
+        "weir validate stderr",
+        &String::from_utf8_lossy(&validate.stderr),
+    );
+
+    // A config error that quotes the value (an unknown route).
+    write("${WEIR_TEST_ROUTE_SECRET}");
+    let validate = weir(&["validate", path]);
+    let stdout = String::from_utf8_lossy(&validate.stdout);
+    assert!(!validate.status.success(), "{stdout}");
+    assert!(stdout.contains("default_route"), "{stdout}");
+    assert_no_secret("weir validate stdout", &stdout);
+    assert_no_secret(
+        "weir validate stderr",
+        &String::from_utf8_lossy(&validate.stderr),
+    );
+    let run = weir(&["run", path, "--progress", "0"]);
+    assert!(!run.status.success());
+    assert_no_secret("weir run stderr", &String::from_utf8_lossy(&run.stderr));
+    assert_no_secret("weir run stdout", &String::from_utf8_lossy(&run.stdout));
+}
+
+/// Every event of a batch loops until its deadline, so isolating them would
+/// take minutes (a long isolation budget, 2 s deadlines); a SIGTERM in the
+/// middle stops the isolation between calls: `weir run` exits long before
+/// that, writes nothing and commits nothing past the unfinished events.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_during_poison_isolation_exits_without_committing_unfinished_events() {
+    let brokers = brokers();
+    let topic = unique("isolate-in");
+    let group = unique("isolate-group");
+    create_topic(&brokers, &topic, 1).await;
+    let messages: Vec<Msg> = (0..32)
+        .map(|i| Msg {
+            value: Some(format!(r#"{{"n":{i},"attack":true}}"#).into_bytes()),
+            partition: 0,
+            ..Msg::default()
+        })
+        .collect();
+    produce(&brokers, &topic, &messages).await;
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("weir.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"[host]
+shutdown_timeout_ms = 600000
+
+[host.admin]
+enabled = false
+
+[sources.in]
+type = "kafka"
+brokers = "{brokers}"
+topics = ["{topic}"]
+group_id = "{group}"
+options = {options}
+
+[plugins.spin]
+path = "{hostile}"
+config = {{ mode = "spin" }}
+limits = {{ deadline_ms = 2000, isolation_budget_ms = 600000 }}
+
+[sinks.out]
+type = "file"
+path = "out.jsonl"
+
+[sinks.dlq]
+type = "file"
+path = "dlq.jsonl"
+
+[pipelines.p]
+source = "in"
+plugins = ["spin"]
+default_route = "out"
+dead_letter = "dlq"
+batch = {{ max_events = 32, max_wait_ms = 2000 }}
+"#,
+            options = kafka::group_options_toml(),
+            hostile = plugins::HOSTILE,
+        ),
+    )
+    .expect("config");
+    let log_path = dir.path().join("weir.log");
+    let mut child = Command::new(weir_bin())
+        .args(["run", config.to_str().expect("utf-8"), "--progress", "0"])
+        .env("WEIR_CACHE_DIR", dir.path().join("cache"))
+        .env("RUST_LOG", "info,weir::engine=debug")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log_path).expect("log"))
+        .spawn()
+        .expect("start weir");
+    let log = || std::fs::read_to_string(&log_path).unwrap_or_default();
+    // Isolation is under way once it has found its first poison event.
+    let waited = std::time::Instant::now();
+    while !log().contains("isolated a poison event") {
+        if let Some(status) = child.try_wait().expect("try_wait") {
+            panic!("weir exited early ({status}): {}", log());
+        }
+        if waited.elapsed() > Duration::from_secs(120) {
+            let _ = child.kill();
+            panic!("no poison event isolated: {}", log());
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill -TERM");
+    assert!(status.success());
+    // Isolating 32 looping events one deadline at a time takes over two
+    // minutes; the interrupted run is done in a few seconds.
+    let signalled = std::time::Instant::now();
+    let exited = loop {
+        if let Some(status) = child.try_wait().expect("try_wait") {
+            break status;
+        }
+        if signalled.elapsed() > Duration::from_secs(60) {
+            let _ = child.kill();
+            panic!("weir kept isolating after SIGTERM: {}", log());
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let log = log();
+    assert!(!log.contains("panicked"), "{log}");
+    assert!(
+        exited.code().is_some(),
+        "killed by a signal: {exited} {log}"
+    );
+    assert!(
+        json_lines(&dir.path().join("out.jsonl")).is_empty(),
+        "{log}"
+    );
+    assert!(
+        json_lines(&dir.path().join("dlq.jsonl")).is_empty(),
+        "{log}"
+    );
+    assert_eq!(
+        committed(&brokers, &group, &topic, 1).get(&0).copied(),
+        None,
+        "nothing committed past unfinished events: {log}"
     );
 }

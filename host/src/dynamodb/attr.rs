@@ -163,9 +163,10 @@ impl JsonMapping {
         };
         map.iter()
             .map(|(k, v)| {
+                let path = format!("{what}.{k}");
                 let av = match self.format {
-                    JsonFormat::Natural => natural_to_attr(v),
-                    JsonFormat::Typed => typed_to_attr(v, &format!("{what}.{k}"))?,
+                    JsonFormat::Natural => natural_to_attr(v, &path)?,
+                    JsonFormat::Typed => typed_to_attr(v, &path)?,
                 };
                 Ok((k.clone(), av))
             })
@@ -175,7 +176,7 @@ impl JsonMapping {
     /// One JSON value as an attribute value; `what` names it in errors.
     pub fn json_to_attr(&self, json: &Json, what: &str) -> Result<AttributeValue, String> {
         match self.format {
-            JsonFormat::Natural => Ok(natural_to_attr(json)),
+            JsonFormat::Natural => natural_to_attr(json, what),
             JsonFormat::Typed => typed_to_attr(json, what),
         }
     }
@@ -299,18 +300,36 @@ impl Serialize for Base64List<'_> {
     }
 }
 
-fn natural_to_attr(v: &Json) -> AttributeValue {
-    match v {
+fn natural_to_attr(v: &Json, what: &str) -> Result<AttributeValue, String> {
+    Ok(match v {
         Json::Null => AttributeValue::Null(true),
         Json::Bool(b) => AttributeValue::Bool(*b),
-        Json::Number(n) => AttributeValue::N(plain_number(n)),
+        Json::Number(n) => AttributeValue::N(plain_number(n).ok_or_else(|| {
+            format!(
+                "{what}: the number {} is outside DynamoDB's range (magnitude 1E-130 to 9.9E+125)",
+                preview(n)
+            )
+        })?),
         Json::String(s) => AttributeValue::S(s.clone()),
-        Json::Array(a) => AttributeValue::L(a.iter().map(natural_to_attr).collect()),
+        Json::Array(a) => AttributeValue::L(
+            a.iter()
+                .enumerate()
+                .map(|(i, x)| natural_to_attr(x, &format!("{what}[{i}]")))
+                .collect::<Result<_, _>>()?,
+        ),
         Json::Object(m) => AttributeValue::M(
             m.iter()
-                .map(|(k, v)| (k.clone(), natural_to_attr(v)))
-                .collect(),
+                .map(|(k, x)| Ok((k.clone(), natural_to_attr(x, &format!("{what}.{k}"))?)))
+                .collect::<Result<_, String>>()?,
         ),
+    })
+}
+
+/// At most the first 40 characters of a number's text, for an error.
+fn preview(text: &str) -> String {
+    match text.char_indices().nth(40) {
+        Some((i, _)) => format!("{}...", &text[..i]),
+        None => text.to_string(),
     }
 }
 
@@ -412,12 +431,13 @@ fn parse_decimal(text: &str) -> Option<(bool, String, i64)> {
         return None;
     }
     let mut digits: String = int.chars().chain(frac.chars()).collect();
-    let mut exp = exp - frac.len() as i64;
+    // Checked: the exponent is the input's (`1e-9223372036854775808`).
+    let mut exp = exp.checked_sub(i64::try_from(frac.len()).ok()?)?;
     let trimmed = digits.trim_start_matches('0').len();
     digits.drain(..digits.len() - trimmed);
     while digits.ends_with('0') {
         digits.pop();
-        exp += 1;
+        exp = exp.checked_add(1)?;
     }
     if digits.is_empty() {
         return Some((false, String::new(), 0));
@@ -451,8 +471,9 @@ pub fn compare_decimal(a: &str, b: &str) -> Option<std::cmp::Ordering> {
     // Same sign, both non-zero: compare magnitudes, first by the position
     // of the leading digit, then digit by digit (no trailing zeros, so a
     // longer string with an equal prefix is the larger).
-    let lead_a = ad.len() as i64 + ae;
-    let lead_b = bd.len() as i64 + be;
+    // i128: an exponent near i64's ends plus a length does not overflow.
+    let lead_a = ad.len() as i128 + i128::from(ae);
+    let lead_b = bd.len() as i128 + i128::from(be);
     let magnitude = lead_a.cmp(&lead_b).then_with(|| ad.cmp(&bd));
     Some(if sa < 0 {
         magnitude.reverse()
@@ -471,29 +492,42 @@ pub fn canonical_number(text: &str) -> String {
     }
 }
 
-/// A number's text without exponent notation (DynamoDB's form).
-fn plain_number(text: &str) -> String {
+/// Position of the leading digit of DynamoDB's largest magnitude
+/// (9.9E+125 has 126 digits before the point).
+const MAX_LEAD: i64 = 126;
+/// Position of the leading digit of DynamoDB's smallest magnitude (1E-130).
+const MIN_LEAD: i64 = -129;
+
+/// A number's text without exponent notation (DynamoDB's form); `None` when
+/// the number is outside DynamoDB's range, so that an exponent from the input
+/// (`1e999999999`) never sizes the text written.
+fn plain_number(text: &str) -> Option<String> {
     if !text.contains(['e', 'E']) {
-        return text.to_string();
+        return Some(text.to_string());
     }
-    let Some((neg, digits, exp)) = parse_decimal(text) else {
-        return text.to_string();
-    };
+    // `text` has JSON's number syntax: a decimal that does not parse has an
+    // exponent beyond i64 (`0.5e-9223372036854775808`).
+    let (neg, digits, exp) = parse_decimal(text)?;
     if digits.is_empty() {
-        return "0".into();
+        return Some("0".into());
+    }
+    let lead = i64::try_from(digits.len()).ok()?.checked_add(exp)?;
+    if !(MIN_LEAD..=MAX_LEAD).contains(&lead) {
+        return None;
     }
     let sign = if neg { "-" } else { "" };
-    if exp >= 0 {
-        format!("{sign}{digits}{}", "0".repeat(exp as usize))
+    // In range: |exp| is below 130 + the digit count, so the casts hold.
+    Some(if exp >= 0 {
+        format!("{sign}{digits}{}", "0".repeat(exp.unsigned_abs() as usize))
     } else {
-        let frac_len = (-exp) as usize;
+        let frac_len = exp.unsigned_abs() as usize;
         if digits.len() > frac_len {
             let (i, f) = digits.split_at(digits.len() - frac_len);
             format!("{sign}{i}.{f}")
         } else {
             format!("{sign}0.{}{digits}", "0".repeat(frac_len - digits.len()))
         }
-    }
+    })
 }
 
 #[cfg(test)]
@@ -655,6 +689,125 @@ mod tests {
             got["n"],
             A::N("12345678901234567890123456789012345678".into())
         );
+    }
+
+    #[test]
+    fn hostile_numbers_are_errors_naming_the_field_not_panics_or_huge_strings() {
+        let m = JsonMapping::default();
+        // An exponent from the input used to size a string of zeros (a
+        // multi-gigabyte allocation or a capacity-overflow panic) or overflow
+        // the exponent arithmetic.
+        for n in [
+            "1e9223372036854775807",
+            "1e999999999",
+            "1e127",
+            "1e-9223372036854775808",
+            "0.5e-9223372036854775808",
+            "1e-131",
+        ] {
+            let text = format!(r#"{{"a": {{"b": [1, {n}]}}}}"#);
+            let err = m
+                .json_to_item(&Json::parse(text.as_bytes()).unwrap(), "value")
+                .unwrap_err();
+            assert!(
+                err.starts_with("value.a.b[1]: the number ")
+                    && err.contains("outside DynamoDB's range"),
+                "{n}: {err}"
+            );
+            let err = m
+                .json_to_attr(&Json::parse(n.as_bytes()).unwrap(), "key")
+                .unwrap_err();
+            assert!(err.starts_with("key: the number "), "{n}: {err}");
+        }
+        // The ends of the range are kept.
+        let got = m
+            .json_to_item(
+                &Json::parse(br#"{"a": 1e125, "b": 1e-130, "z": 0e999999999999}"#).unwrap(),
+                "value",
+            )
+            .unwrap();
+        assert_eq!(got["a"], AttributeValue::N(format!("1{}", "0".repeat(125))));
+        assert_eq!(
+            got["b"],
+            AttributeValue::N(format!("0.{}1", "0".repeat(129)))
+        );
+        assert_eq!(got["z"], AttributeValue::N("0".into()));
+        // A long number's error shows only its start.
+        let long = format!("1{}e999", "2".repeat(100));
+        let err = m
+            .json_to_attr(&Json::parse(long.as_bytes()).unwrap(), "v")
+            .unwrap_err();
+        assert!(err.len() < 200, "{err}");
+        // Comparing and canonicalising exponents at i64's ends.
+        assert_eq!(
+            compare_decimal("1e9223372036854775807", "1"),
+            Some(std::cmp::Ordering::Greater)
+        );
+        assert_eq!(
+            compare_decimal("1e-9223372036854775808", "1"),
+            Some(std::cmp::Ordering::Less)
+        );
+        assert_eq!(compare_decimal("1.5e-9223372036854775808", "1"), None);
+        assert!(!same_decimal("1.5e-9223372036854775808", "0"));
+        assert_eq!(
+            canonical_number("10e9223372036854775807"),
+            "10e9223372036854775807"
+        );
+    }
+
+    #[test]
+    fn every_attribute_type_nested_and_empty_survives_the_source_mapping() {
+        use AttributeValue as A;
+        // Shapes a stream record can carry: empty strings, binary and sets,
+        // numbers at and past a double's range, deep nesting.
+        let mut deep = A::S("bottom".into());
+        // DynamoDB's deepest: 32 levels (typed JSON doubles them).
+        for _ in 0..16 {
+            deep = A::M(HashMap::from([("m".to_string(), A::L(vec![deep]))]));
+        }
+        let item = HashMap::from([
+            ("s".to_string(), A::S(String::new())),
+            ("b".to_string(), A::B(Blob::new(Vec::new()))),
+            ("ss".to_string(), A::Ss(Vec::new())),
+            (
+                "ns".to_string(),
+                A::Ns(vec!["1e-9223372036854775808".into(), "x".into(), "".into()]),
+            ),
+            ("bs".to_string(), A::Bs(vec![Blob::new(vec![0xff; 3])])),
+            ("n".to_string(), A::N("1e400".into())),
+            ("nan".to_string(), A::N("NaN".into())),
+            ("deep".to_string(), deep),
+        ]);
+        for mapping in [
+            JsonMapping::default(),
+            JsonMapping {
+                format: JsonFormat::Typed,
+                ..Default::default()
+            },
+            JsonMapping {
+                inexact_numbers: InexactNumbers::Float,
+                ..Default::default()
+            },
+        ] {
+            let text = mapping.item_to_vec(&item);
+            let v: Value = serde_json::from_slice(&text).unwrap();
+            assert!(v.is_object(), "{v}");
+            // And back, where the sink reads it.
+            let back = Json::parse(&text).unwrap();
+            match mapping.json_to_item(&back, "value") {
+                Ok(again) => assert_eq!(again.len(), item.len()),
+                // Typed JSON keeps the text of `NaN` and of the set's `x`,
+                // which no sink can write as a number.
+                Err(e) => {
+                    assert_eq!(mapping.format, JsonFormat::Typed, "{e}");
+                    assert!(
+                        e.ends_with("is not a number")
+                            && (e.starts_with("value.ns: ") || e.starts_with("value.nan: ")),
+                        "{e}"
+                    );
+                }
+            }
+        }
     }
 
     #[test]

@@ -20,8 +20,10 @@ use serde::ser::{SerializeMap, SerializeSeq};
 use serde::{Serialize, Serializer};
 use serde_json::value::RawValue;
 
-/// Deepest nesting accepted (DynamoDB itself allows 32 levels).
-pub const MAX_DEPTH: usize = 64;
+/// Deepest nesting accepted: DynamoDB itself allows 32 levels, which typed
+/// JSON (`{"M": {"a": {"L": [..]}}}`) writes as two JSON levels each, under
+/// the item's own object. Below serde_json's own limit of 128.
+pub const MAX_DEPTH: usize = 72;
 
 /// A JSON value whose numbers keep their text.
 #[derive(Debug, Clone, PartialEq)]
@@ -225,6 +227,18 @@ mod tests {
             Json::parse(deep.as_bytes()),
             Err(JsonError::TooDeep)
         ));
+    }
+
+    #[test]
+    fn very_deep_json_is_an_error_not_a_stack_overflow() {
+        for (open, close) in [("[", "]"), ("{\"a\":", "}")] {
+            let deep = format!("{}1{}", open.repeat(1_000_000), close.repeat(1_000_000));
+            let err = Json::parse(deep.as_bytes()).unwrap_err();
+            assert!(
+                err.to_string().contains("recursion limit") || matches!(err, JsonError::TooDeep),
+                "{err}"
+            );
+        }
     }
 
     #[test]

@@ -72,6 +72,12 @@ pub(crate) const MAX_TABLES: usize = 64;
 /// Most host resources (streams, pollables) one plugin instance may hold
 /// at once; each lives in host memory, outside the memory cap.
 pub(crate) const MAX_HOST_RESOURCES: usize = 10_000;
+/// Most component-model handles one plugin instance may hold at once:
+/// resources the guest defines itself (`resource.new` needs no host code, so
+/// nothing else counts them) and the handles it holds to host resources.
+/// wasmtime keeps them in host-side tables outside the memory cap; its own
+/// default is 100 000.
+pub(crate) const MAX_COMPONENT_HANDLES: usize = 10_000;
 /// Most bytes one call to `wasi:random` may ask for (the host allocates
 /// them before they reach the plugin).
 pub(crate) const MAX_RANDOM_BYTES: u64 = 1 << 20;

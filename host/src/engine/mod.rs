@@ -48,7 +48,7 @@ pub use options::{PluginGrants, PluginLimits};
 
 use cache::CompileCache;
 use isolate::{BatchRunner, Budget};
-use limits::{MAX_HOST_RESOURCES, MemoryLimiter, Ticker};
+use limits::{MAX_COMPONENT_HANDLES, MAX_HOST_RESOURCES, MemoryLimiter, Ticker};
 use outputs::OutputBudget;
 use state::{HostState, PluginLog, SharedLog};
 use timers::CallDeadline;
@@ -163,14 +163,29 @@ impl Engine {
     /// run one instance's `init`, so a refused config fails here and not on
     /// the first batch.
     pub fn load(&self, spec: &PluginSpec) -> Result<Arc<PluginVersion>, PluginError> {
+        let bytes = std::fs::read(&spec.path).map_err(|e| PluginError {
+            plugin: spec.name.clone(),
+            path: spec.path.clone(),
+            kind: PluginErrorKind::Read(e.to_string()),
+        })?;
+        self.load_bytes(spec, &bytes)
+    }
+
+    /// [`Engine::load`] of bytes already read from `spec.path`: a reload
+    /// checks and hashes the bytes it read once, and these very bytes are
+    /// compiled (reading the file again would compile whatever replaced it
+    /// in between).
+    pub fn load_bytes(
+        &self,
+        spec: &PluginSpec,
+        bytes: &[u8],
+    ) -> Result<Arc<PluginVersion>, PluginError> {
         let err = |kind| PluginError {
             plugin: spec.name.clone(),
             path: spec.path.clone(),
             kind,
         };
-        let bytes =
-            std::fs::read(&spec.path).map_err(|e| err(PluginErrorKind::Read(e.to_string())))?;
-        let (component, hash, from_cache) = self.compile(&bytes).map_err(err)?;
+        let (component, hash, from_cache) = self.compile(bytes).map_err(err)?;
         inspect::check_contract(&component, &self.engine).map_err(err)?;
         let pre = self
             .linker
@@ -350,6 +365,7 @@ impl PluginVersion {
         let init_ms = self.spec.limits.init_deadline_ms;
         let mut store = Store::new(self.pre.engine(), state);
         store.limiter(|s| &mut s.limiter);
+        store.set_max_component_handles(MAX_COMPONENT_HANDLES);
         store
             .data_mut()
             .deadline

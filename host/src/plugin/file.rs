@@ -90,27 +90,37 @@ pub fn allowed_path(
     Ok(wanted)
 }
 
-/// Read a regular file of at most `max_bytes`. The file type is checked
-/// before opening (opening a FIFO blocks) and again on the opened handle.
+/// Read a regular file of at most `max_bytes`, once: open it (without
+/// blocking, so a FIFO put in its place cannot hang the reload), check the
+/// type and size on the opened handle, read at most one byte more than the
+/// cap. No check is made by path, so nothing can be swapped between a check
+/// and the read; the caller uses these bytes and never reads the file again.
 pub fn read_capped(path: &Path, max_bytes: u64) -> Result<Vec<u8>, FileRefusal> {
-    let before = std::fs::metadata(path).map_err(|e| FileRefusal::Io(e.to_string()))?;
-    if !before.is_file() {
-        return Err(FileRefusal::NotRegular);
+    let mut options = std::fs::OpenOptions::new();
+    options.read(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        // O_NONBLOCK: opening a FIFO for reading otherwise waits for a
+        // writer. It changes nothing for a regular file.
+        options.custom_flags(libc::O_NONBLOCK);
     }
-    if before.len() > max_bytes {
-        return Err(FileRefusal::TooLarge {
-            size: before.len(),
-            max: max_bytes,
-        });
-    }
-    let file = std::fs::File::open(path).map_err(|e| FileRefusal::Io(e.to_string()))?;
+    let file = options
+        .open(path)
+        .map_err(|e| FileRefusal::Io(e.to_string()))?;
     let meta = file
         .metadata()
         .map_err(|e| FileRefusal::Io(e.to_string()))?;
     if !meta.is_file() {
         return Err(FileRefusal::NotRegular);
     }
-    // The file may grow between the check and the read: read one byte more
+    if meta.len() > max_bytes {
+        return Err(FileRefusal::TooLarge {
+            size: meta.len(),
+            max: max_bytes,
+        });
+    }
+    // The file may grow between the fstat and the read: read one byte more
     // than allowed to notice.
     let mut bytes = Vec::new();
     file.take(max_bytes.saturating_add(1))
@@ -197,8 +207,34 @@ mod tests {
                 .status()
                 .unwrap();
             assert!(made.success());
-            // Would block forever if it were opened.
+            // Would block forever if it were opened without O_NONBLOCK.
             assert_eq!(read_capped(&fifo, 100), Err(FileRefusal::NotRegular));
+            // A link to a FIFO is refused on the opened handle too.
+            let link = dir.path().join("link.wasm");
+            std::os::unix::fs::symlink(&fifo, &link).unwrap();
+            assert_eq!(read_capped(&link, 100), Err(FileRefusal::NotRegular));
+            // A character device that never ends is refused, not read.
+            assert_eq!(
+                read_capped(Path::new("/dev/zero"), 100),
+                Err(FileRefusal::NotRegular)
+            );
         }
+    }
+
+    #[test]
+    fn a_file_replaced_after_the_read_does_not_change_what_was_read() {
+        // The read is the only access: what a later writer puts in place
+        // is not seen, and a replacement by a larger file is refused on the
+        // handle, not by a check of the path made before.
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("p.wasm");
+        std::fs::write(&file, b"first").unwrap();
+        let read = read_capped(&file, 10).unwrap();
+        std::fs::write(&file, b"second, longer than the cap").unwrap();
+        assert_eq!(read, b"first");
+        assert_eq!(
+            read_capped(&file, 10),
+            Err(FileRefusal::TooLarge { size: 27, max: 10 })
+        );
     }
 }

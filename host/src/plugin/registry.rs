@@ -595,7 +595,6 @@ impl PluginRegistry {
             }
         };
         let hash = hex::encode(Sha256::digest(&bytes));
-        drop(bytes);
         let old = current.spec();
         let same_settings = old.path == spec.path
             && old.config == spec.config
@@ -618,8 +617,10 @@ impl PluginRegistry {
             return Ok(ReloadOutcome::Unchanged { hash });
         }
 
-        // Compile (or load from the cache) and run `init`, off the hot path.
-        let version = match self.engine.load(&spec) {
+        // Compile (or load from the cache) and run `init`, off the hot path:
+        // the bytes checked and hashed above, never a second read of a file
+        // that may have been replaced since.
+        let version = match self.engine.load_bytes(&spec, &bytes) {
             Ok(v) => v,
             Err(err) => {
                 plugin.record_failure(trigger, err.to_string(), Some(hash), "failed");

@@ -97,6 +97,9 @@ pub fn json_to_cql(ty: &CqlType, v: &Value) -> Result<CqlValue, ConvertError> {
             if mag.is_empty() || !mag.bytes().all(|b| b.is_ascii_digit()) {
                 return Err(fail(ty, v, "not an integer"));
             }
+            if mag.len() > MAX_DIGITS {
+                return Err(fail(ty, v, too_many_digits(mag.len())));
+            }
             CqlValue::Varint(CqlVarint::from_signed_bytes_be(twos_complement(neg, mag)))
         }
         CqlType::Float => {
@@ -113,6 +116,9 @@ pub fn json_to_cql(ty: &CqlType, v: &Value) -> Result<CqlValue, ConvertError> {
                 Value::String(s) => s.trim().to_string(),
                 _ => return Err(fail(ty, v, "not a number")),
             };
+            if text.len() > MAX_DIGITS + 32 {
+                return Err(fail(ty, v, too_many_digits(text.len())));
+            }
             let (unscaled, scale) =
                 parse_decimal(&text).ok_or_else(|| fail(ty, v, "not a decimal number"))?;
             CqlValue::Decimal(CqlDecimal::from_signed_be_bytes_and_exponent(
@@ -303,6 +309,16 @@ fn split_sign(s: &str) -> (bool, &str) {
     } else {
         (false, s)
     }
+}
+
+/// Most decimal digits of a `varint` or `decimal` written. The conversion
+/// to binary is quadratic in the digit count: without a cap a plugin's
+/// output of a few megabytes of digits would hold the sink for hours.
+/// 4096 digits (a 1.7 KB integer) is far past any real value.
+const MAX_DIGITS: usize = 4096;
+
+fn too_many_digits(n: usize) -> String {
+    format!("{n} digits, more than the {MAX_DIGITS} written")
 }
 
 /// Big-endian two's complement bytes of a signed decimal integer, minimal length.
@@ -537,6 +553,26 @@ mod tests {
         let e = conv("int", json!(1.5)).unwrap_err();
         assert_eq!(e.to_string(), "expected int, got 1.5: not an integer");
         assert!(conv("bigint", json!(u64::MAX)).is_err());
+    }
+
+    #[test]
+    fn huge_varints_and_decimals_are_refused_not_converted_for_hours() {
+        let huge = "7".repeat(1_000_000);
+        for (ty, v) in [
+            ("varint", json!(huge.clone())),
+            ("varint", json!(format!("-{huge}"))),
+            ("decimal", json!(format!("{huge}.5"))),
+        ] {
+            let err = conv(ty, v).unwrap_err();
+            assert!(
+                err.reason.contains("digits, more than the 4096 written"),
+                "{err}"
+            );
+            assert!(err.value.len() < 200, "the value is shortened: {err}");
+        }
+        let most = "9".repeat(MAX_DIGITS);
+        assert!(conv("varint", json!(most.clone())).is_ok());
+        assert!(conv("decimal", json!(format!("{most}e-3"))).is_ok());
     }
 
     #[test]
