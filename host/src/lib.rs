@@ -11,6 +11,8 @@
 //!   limits, calls, poison-event isolation.
 //! - [`plugin`]: each plugin's versions and hot reload (file watch,
 //!   swap at batch boundaries).
+//! - [`builtin`]: the standard plugins embedded in the binary
+//!   (`builtin:filter`, ...).
 //! - [`admin`]: the HTTP admin API: health, metrics, plugins, reload.
 //! - [`pipeline`]: source -> plugin chain -> router -> sinks, batching,
 //!   backpressure, acknowledgements, dead letters.
@@ -18,6 +20,7 @@
 //! - [`cli`]: the `weir` command line.
 
 pub mod admin;
+pub mod builtin;
 pub mod cli;
 pub mod config;
 #[cfg(feature = "dynamodb")]

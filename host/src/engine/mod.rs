@@ -167,8 +167,7 @@ impl Engine {
             path: spec.path.clone(),
             kind,
         };
-        let bytes =
-            std::fs::read(&spec.path).map_err(|e| err(PluginErrorKind::Read(e.to_string())))?;
+        let bytes = crate::builtin::read(&spec.path).map_err(|e| err(PluginErrorKind::Read(e)))?;
         let (component, hash, from_cache) = self.compile(&bytes).map_err(err)?;
         inspect::check_contract(&component, &self.engine).map_err(err)?;
         let pre = self
@@ -219,7 +218,7 @@ impl Engine {
             path: path.to_owned(),
             kind,
         };
-        let bytes = std::fs::read(path).map_err(|e| err(PluginErrorKind::Read(e.to_string())))?;
+        let bytes = crate::builtin::read(path).map_err(|e| err(PluginErrorKind::Read(e)))?;
         let (component, hash, _) = self.compile(&bytes).map_err(err)?;
         Ok(ComponentInfo::of(
             &component,
