@@ -15,7 +15,7 @@ export WEIR_PLUGIN_DIR := $(PLUGIN_DIR)
 WEIR := $(CARGO_TARGET_DIR)/debug/weir
 EXAMPLE_PLUGINS := -p weir-plugin-filter -p weir-plugin-transform -p weir-plugin-router -p weir-plugin-iot-telemetry
 
-.PHONY: all setup build plugins demo test test-scylla lint fmt bench services-start services-stop clean-services
+.PHONY: all setup build release image plugins demo test test-scylla lint fmt bench services-start services-stop clean-services
 
 all: build plugins
 
@@ -24,6 +24,16 @@ setup:
 
 build: setup
 	$(CARGO) build -p weir
+
+# The binary that ships (stripped, see [profile.release]); the Dockerfile
+# runs the same cargo command.
+release: setup
+	$(CARGO) build --release --locked -p weir --bin weir
+
+# The container image (needs Docker; see the Dockerfile).
+IMAGE ?= weir:0.1.0
+image:
+	docker build -t $(IMAGE) .
 
 plugins: setup
 	$(CARGO) build --profile plugin --target wasm32-wasip2 $(EXAMPLE_PLUGINS)

@@ -11,6 +11,8 @@
 //!   limits, calls, poison-event isolation.
 //! - [`plugin`]: each plugin's versions and hot reload (file watch,
 //!   swap at batch boundaries).
+//! - [`builtin`]: the standard plugins embedded in the binary
+//!   (`builtin:filter`, ...).
 //! - [`admin`]: the HTTP admin API: health, metrics, plugins, reload.
 //! - [`pipeline`]: source -> plugin chain -> router -> sinks, batching,
 //!   backpressure, acknowledgements, dead letters.
@@ -24,6 +26,7 @@
 //! test keeps the graph of `crate::` references among them free of cycles.
 
 pub mod admin;
+pub mod builtin;
 pub mod cli;
 pub mod config;
 #[cfg(feature = "dynamodb")]

@@ -129,7 +129,7 @@ impl Runtime {
                 .ok_or_else(|| RuntimeError::Config(format!("no plugin named `{name}`")))?;
             let spec = PluginSpec {
                 name: name.clone(),
-                path: resolve(config_dir, &plugin.path),
+                path: crate::builtin::resolve(config_dir, &plugin.path),
                 config: plugin.init_pairs(),
                 limits: plugin.limits,
                 grants: plugin.grants.clone(),

@@ -62,7 +62,8 @@ OUTPUT
 #[derive(Debug, Args)]
 #[command(after_long_help = TEST_HELP)]
 pub struct TestArgs {
-    /// The plugin component (`.wasm`, built for wasm32-wasip2).
+    /// The plugin component (`.wasm`, built for wasm32-wasip2), or
+    /// `builtin:filter`, `builtin:transform`, `builtin:router`.
     pub file: PathBuf,
     /// A config entry handed to the plugin's `init` (repeatable).
     #[arg(long = "config", value_name = "KEY=VALUE", value_parser = parse_key_value)]
@@ -103,7 +104,7 @@ pub struct TestArgs {
 /// `weir plugin inspect`
 #[derive(Debug, Args)]
 pub struct InspectArgs {
-    /// The plugin component (`.wasm`).
+    /// The plugin component (`.wasm`), or `builtin:NAME`.
     pub file: PathBuf,
     /// Print the report as one JSON object.
     #[arg(long)]
@@ -146,6 +147,9 @@ fn engine(cache_dir: Option<PathBuf>, no_cache: bool) -> anyhow::Result<Engine> 
 }
 
 fn plugin_name(path: &Path) -> String {
+    if let Some(name) = crate::builtin::builtin_name(path) {
+        return name.to_owned();
+    }
     path.file_stem()
         .map_or_else(|| "plugin".to_owned(), |s| s.to_string_lossy().into_owned())
 }

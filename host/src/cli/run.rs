@@ -273,11 +273,7 @@ async fn reload_changed_plugins(
         }
         let spec = PluginSpec {
             name: name.clone(),
-            path: if plugin.path.is_absolute() {
-                plugin.path.clone()
-            } else {
-                dir.join(&plugin.path)
-            },
+            path: crate::builtin::resolve(dir, &plugin.path),
             config: plugin.init_pairs(),
             limits: plugin.limits,
             grants: plugin.grants.clone(),

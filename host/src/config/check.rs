@@ -13,7 +13,7 @@ use std::path::Path;
 
 use super::Config;
 use super::diagnostic::join_key;
-use super::load::{Defined, Loader, Nodes, Referenced, resolve};
+use super::load::{Defined, Loader, Nodes, Referenced};
 
 /// What the checks read and where they report.
 pub(crate) struct Ctx<'a, 't> {
@@ -91,8 +91,12 @@ pub(crate) fn check(config: &Config, ctx: &mut Ctx<'_, '_>) {
     }
     for (name, plugin) in &config.plugins {
         let base = join_key("plugins", name);
-        let path = resolve(ctx.dir, &plugin.path);
-        if let Err(reason) = readable(&path) {
+        let path = crate::builtin::resolve(ctx.dir, &plugin.path);
+        if let Some(Err(unknown)) = crate::builtin::lookup(&path) {
+            ctx.error(join_key(&base, "path"), unknown.to_string());
+        } else if !crate::builtin::is_builtin(&path)
+            && let Err(reason) = readable(&path)
+        {
             ctx.error(
                 join_key(&base, "path"),
                 format!("cannot read plugin file {}: {reason}", path.display()),

@@ -126,7 +126,9 @@ pub enum LogFormat {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PluginConfig {
-    /// Path of the `.wasm` component, relative to the config file.
+    /// Path of the `.wasm` component, relative to the config file, or
+    /// `builtin:filter`, `builtin:transform`, `builtin:router` for the
+    /// standard plugins embedded in the binary.
     pub path: PathBuf,
     /// Handed to the plugin's `init` as key/value strings. Non-string TOML
     /// values are passed in their TOML text form (`3`, `true`).

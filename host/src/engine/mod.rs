@@ -163,10 +163,11 @@ impl Engine {
     /// run one instance's `init`, so a refused config fails here and not on
     /// the first batch.
     pub fn load(&self, spec: &PluginSpec) -> Result<Arc<PluginVersion>, PluginError> {
-        let bytes = std::fs::read(&spec.path).map_err(|e| PluginError {
+        // `builtin:NAME` paths are the components embedded in the binary.
+        let bytes = crate::builtin::read(&spec.path).map_err(|e| PluginError {
             plugin: spec.name.clone(),
             path: spec.path.clone(),
-            kind: PluginErrorKind::Read(e.to_string()),
+            kind: PluginErrorKind::Read(e),
         })?;
         self.load_bytes(spec, &bytes)
     }
@@ -235,7 +236,7 @@ impl Engine {
             path: path.to_owned(),
             kind,
         };
-        let bytes = std::fs::read(path).map_err(|e| err(PluginErrorKind::Read(e.to_string())))?;
+        let bytes = crate::builtin::read(path).map_err(|e| err(PluginErrorKind::Read(e)))?;
         let (component, hash, _) = self.compile(&bytes).map_err(err)?;
         Ok(ComponentInfo::of(
             &component,

@@ -9,6 +9,7 @@
 //! [`super::stage`]). Any failure before the hand-over leaves every stage on
 //! the running version and is recorded (log, metric, admin API).
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, VecDeque};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -165,7 +166,8 @@ pub struct PluginSnapshot {
     pub name: String,
     /// Hash of the current version (hex sha256 of the file).
     pub hash: String,
-    /// File of the current version.
+    /// File of the current version (`builtin:NAME` for a plugin embedded in
+    /// the binary).
     pub path: PathBuf,
     /// When the current version was loaded (RFC 3339, UTC).
     pub loaded_at: String,
@@ -173,7 +175,7 @@ pub struct PluginSnapshot {
     pub loaded_at_unix_ms: u64,
     /// Output header carrying the version hash, if configured.
     pub version_header: Option<String>,
-    /// How the file is watched.
+    /// How the file is watched (`off` for a builtin plugin: it has no file).
     pub watch: WatchMode,
     /// The stages that run it.
     pub pipelines: Vec<StageSnapshot>,
@@ -340,7 +342,11 @@ impl Plugin {
             loaded_at: rfc3339(state.loaded_at),
             loaded_at_unix_ms: unix_ms(state.loaded_at),
             version_header: self.options.version_header.clone(),
-            watch: self.options.watch,
+            watch: if crate::builtin::is_builtin(&state.spec.path) {
+                WatchMode::Off
+            } else {
+                self.options.watch
+            },
             pipelines,
             counters,
             last_reload: state.last_reload.clone(),
@@ -477,13 +483,10 @@ impl PluginRegistry {
             .ok_or_else(|| ReloadError::UnknownPlugin(name.to_owned()))
     }
 
-    /// Resolve a path against the config's directory.
+    /// Resolve a path against the config's directory (a `builtin:` path
+    /// stays as it is).
     pub fn resolve(&self, path: &Path) -> PathBuf {
-        if path.is_absolute() {
-            path.to_path_buf()
-        } else {
-            self.base_dir.join(path)
-        }
+        crate::builtin::resolve(&self.base_dir, path)
     }
 
     /// Reload plugin `name` from its file, or from `path` (which then
@@ -575,7 +578,13 @@ impl PluginRegistry {
         let _reloading = lock(&plugin.reload_lock);
         let current = plugin.current();
 
-        let bytes = match file::read_capped(&spec.path, max_bytes) {
+        // A builtin plugin's bytes are in the binary: nothing to read or cap.
+        let read = match crate::builtin::lookup(&spec.path) {
+            Some(Ok(builtin)) => Ok(Cow::Borrowed(builtin.bytes)),
+            Some(Err(unknown)) => Err(FileRefusal::Io(unknown.to_string())),
+            None => file::read_capped(&spec.path, max_bytes).map(Cow::Owned),
+        };
+        let bytes = match read {
             Ok(bytes) => bytes,
             Err(err) => {
                 let error = match err {
@@ -716,16 +725,19 @@ impl PluginRegistry {
             .unwrap_or_default()
     }
 
-    /// `(name, file, watch mode)` of every plugin.
+    /// `(name, file, watch mode)` of every plugin; a builtin plugin has no
+    /// file to watch, so its mode is `off`.
     pub fn files(&self) -> Vec<(String, PathBuf, WatchMode)> {
         self.plugins
             .values()
             .map(|p| {
-                (
-                    p.name.clone(),
-                    lock(&p.state).spec.path.clone(),
-                    p.options.watch,
-                )
+                let path = lock(&p.state).spec.path.clone();
+                let watch = if crate::builtin::is_builtin(&path) {
+                    WatchMode::Off
+                } else {
+                    p.options.watch
+                };
+                (p.name.clone(), path, watch)
             })
             .collect()
     }
