@@ -15,6 +15,9 @@
 //! - [`pipeline`]: source -> plugin chain -> router -> sinks, batching,
 //!   backpressure, acknowledgements, dead letters.
 //! - [`source`], [`sink`]: the connectors, one folder and one cargo feature each.
+//! - [`telemetry`]: OpenTelemetry spans of batches, exported over OTLP.
+//! - [`logging`]: log output (text or flat JSON) and summaries of
+//!   repeated warnings.
 //! - [`cli`]: the `weir` command line.
 
 pub mod admin;
@@ -24,10 +27,12 @@ pub mod config;
 pub mod dynamodb;
 pub mod engine;
 pub mod event;
+pub mod logging;
 pub mod metrics;
 pub mod pipeline;
 pub mod plugin;
 pub mod runtime;
 pub mod sink;
 pub mod source;
+pub mod telemetry;
 pub mod tls;

@@ -90,6 +90,8 @@ pub struct HostConfig {
     /// `[host.admin]`: the admin HTTP API (health, metrics, plugins,
     /// reload). On by default, on `127.0.0.1:9464`.
     pub admin: crate::admin::AdminConfig,
+    /// `[host.tracing]`: OpenTelemetry traces over OTLP. Off by default.
+    pub tracing: crate::telemetry::TracingConfig,
     /// How often plugin files with `watch = "poll"` (or `"auto"` where file
     /// events are unavailable) are checked for changes, in milliseconds.
     pub plugin_poll_interval_ms: u64,
@@ -103,6 +105,7 @@ impl Default for HostConfig {
             log_format: LogFormat::Text,
             progress_interval_s: None,
             admin: crate::admin::AdminConfig::default(),
+            tracing: crate::telemetry::TracingConfig::default(),
             plugin_poll_interval_ms: 1_000,
         }
     }
