@@ -450,6 +450,21 @@ mod tests {
     }
 
     #[test]
+    fn weir_validate_names_a_bad_tracing_setting_with_its_line() {
+        let text = "[host.tracing]\notlp_endpoint = \"http://c:4318\"\nsampling_ratio = 2.0\n";
+        let errors =
+            crate::config::Config::load_str(text, std::path::Path::new("w.toml"), &|_| None)
+                .expect_err("an out-of-range ratio is refused");
+        let shown = errors.to_string();
+        assert!(
+            shown.contains(
+                "w.toml:3:18: host.tracing.sampling_ratio: must be between 0.0 and 1.0, not 2"
+            ),
+            "{shown}"
+        );
+    }
+
+    #[test]
     fn a_traceparent_set_on_an_output_replaces_the_old_one() {
         let mut headers = vec![Header::new("TraceParent", "old"), Header::new("k", "v")];
         HeaderWriter(&mut headers).set(TRACEPARENT, "new".into());
