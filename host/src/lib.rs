@@ -19,6 +19,9 @@
 //! - [`source`], [`sink`]: the connectors, one folder and one cargo feature each.
 //! - [`registry`]: the connector registry macro both of them declare theirs with.
 //! - [`secrets`]: keeping secrets out of everything printed.
+//! - [`telemetry`]: OpenTelemetry spans of batches, exported over OTLP.
+//! - [`logging`]: log output (text or flat JSON) and summaries of
+//!   repeated warnings.
 //! - [`cli`]: the `weir` command line.
 //!
 //! The modules are layered (`cli`, `runtime`, `config`, `admin`, `pipeline`,
@@ -33,6 +36,7 @@ pub mod config;
 pub mod dynamodb;
 pub mod engine;
 pub mod event;
+pub mod logging;
 pub mod metrics;
 pub mod pipeline;
 pub mod plugin;
@@ -41,6 +45,7 @@ pub mod runtime;
 pub mod secrets;
 pub mod sink;
 pub mod source;
+pub mod telemetry;
 pub mod tls;
 
 #[cfg(test)]

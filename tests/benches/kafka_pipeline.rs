@@ -21,6 +21,10 @@
 //! `next_batch` of 1000, no plugins, no sink) is measured too.
 //! `WEIR_BENCH_ROUNDS` (default 2) alternates raw and Weir
 //! runs; every run is printed and the best of each is compared.
+//!
+//! Each round also runs Weir with tracing on (`sampling_ratio = 1.0`, every
+//! batch traced) against an OTLP/HTTP receiver in this process that accepts
+//! and discards the spans, and prints the traced rate over the untraced one.
 
 #[path = "../tests/common/kafka.rs"]
 mod kafka;
@@ -143,10 +147,38 @@ fn seconds_of_day(ts: &str) -> f64 {
     h * 3600.0 + m * 60.0 + s
 }
 
+/// An OTLP/HTTP receiver that accepts every export and keeps nothing (an
+/// empty body is the protobuf of an empty `ExportTraceServiceResponse`).
+async fn discarding_otlp_receiver() -> String {
+    let app = axum::Router::new().route(
+        "/v1/traces",
+        axum::routing::post(|_: axum::body::Bytes| async { "" }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    format!("http://{addr}")
+}
+
 /// One `weir run` over the topic; events/s from assignment to stop.
-fn weir_run(bin: &Path, dir: &Path, brokers: &str, topic: &str, n: usize, round: usize) -> f64 {
+/// `otlp`: trace every batch to this endpoint.
+fn weir_run(
+    bin: &Path,
+    dir: &Path,
+    brokers: &str,
+    topic: &str,
+    n: usize,
+    round: usize,
+    otlp: Option<&str>,
+) -> f64 {
+    let tracing = otlp.map_or(String::new(), |url| {
+        format!("[host.tracing]\notlp_endpoint = \"{url}\"\nsampling_ratio = 1.0\n")
+    });
     let config = format!(
-        r#"[host.admin]
+        r#"{tracing}
+[host.admin]
 enabled = false
 
 [sources.events]
@@ -180,7 +212,7 @@ batch = {{ max_events = 1000, max_wait_ms = 100 }}
         filter = plugins::FILTER,
         transform = plugins::TRANSFORM,
     );
-    let path = dir.join(format!("bench-{round}.toml"));
+    let path = dir.join(format!("bench-{round}-{}.toml", otlp.is_some()));
     std::fs::write(&path, config).expect("config");
     let out = Command::new(bin)
         .args([
@@ -198,21 +230,20 @@ batch = {{ max_events = 1000, max_wait_ms = 100 }}
         .expect("weir run");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "weir run failed:\n{stderr}");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let summary = format!("{stdout}{stderr}");
+    let lines: Vec<serde_json::Value> = stderr
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .collect();
     assert!(
-        summary.contains(&format!("in {n} ")),
-        "weir did not read all {n} events:\n{summary}"
+        lines
+            .iter()
+            .any(|l| l["message"] == "pipeline summary" && l["events_in"] == n),
+        "weir did not read all {n} events:\n{stderr}"
     );
     let time_of = |needle: &str| -> f64 {
-        stderr
-            .lines()
-            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-            .find(|l| {
-                l["fields"]["message"]
-                    .as_str()
-                    .is_some_and(|m| m.contains(needle))
-            })
+        lines
+            .iter()
+            .find(|l| l["message"].as_str().is_some_and(|m| m.contains(needle)))
             .and_then(|l| l["timestamp"].as_str().map(seconds_of_day))
             .unwrap_or_else(|| panic!("no `{needle}` log line:\n{stderr}"))
     };
@@ -239,7 +270,8 @@ async fn main() {
         t.elapsed().as_secs_f64()
     );
 
-    let (mut best_raw, mut best_weir) = (0f64, 0f64);
+    let otlp = discarding_otlp_receiver().await;
+    let (mut best_raw, mut best_weir, mut best_traced) = (0f64, 0f64, 0f64);
     for round in 0..rounds {
         let raw = tokio::task::spawn_blocking({
             let (b, t) = (brokers.clone(), topic.clone());
@@ -250,13 +282,24 @@ async fn main() {
         println!("round {round}: raw consumer      {raw:>10.0} events/s");
         let source = source_only(&brokers, &topic, n).await;
         println!("round {round}: weir source alone {source:>10.0} events/s");
-        let weir = weir_run(&bin, dir.path(), &brokers, &topic, n, round);
+        let weir = tokio::task::block_in_place(|| {
+            weir_run(&bin, dir.path(), &brokers, &topic, n, round, None)
+        });
         println!("round {round}: weir filter+transform {weir:>10.0} events/s");
+        let traced = tokio::task::block_in_place(|| {
+            weir_run(&bin, dir.path(), &brokers, &topic, n, round, Some(&otlp))
+        });
+        println!("round {round}: weir traced (ratio 1.0) {traced:>10.0} events/s");
+        best_traced = best_traced.max(traced);
         best_raw = best_raw.max(raw);
         best_weir = best_weir.max(weir);
     }
     println!(
         "kafka_pipeline: best raw {best_raw:.0} events/s, best weir {best_weir:.0} events/s, ratio {:.2}",
         best_weir / best_raw
+    );
+    println!(
+        "kafka_pipeline: tracing every batch: best {best_traced:.0} events/s, {:.2} of untraced",
+        best_traced / best_weir
     );
 }

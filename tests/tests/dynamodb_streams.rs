@@ -328,3 +328,51 @@ async fn a_table_without_a_stream_is_a_fatal_error_naming_it() {
         format!("source stream: table {table} has no stream (enable DynamoDB Streams on it)")
     );
 }
+
+#[tokio::test]
+async fn a_configured_attribute_becomes_the_events_traceparent_header() {
+    let (client, table, _) = stream_table("ddb-traceparent", StreamViewType::NewAndOldImages).await;
+    let traceparent = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
+    client
+        .put_item()
+        .table_name(&table)
+        .item("id", AttributeValue::S("traced".into()))
+        .item("tp", AttributeValue::S(traceparent.into()))
+        .send()
+        .await
+        .unwrap();
+    put(&client, &table, "plain", 1).await;
+    client
+        .delete_item()
+        .table_name(&table)
+        .key("id", AttributeValue::S("traced".into()))
+        .send()
+        .await
+        .unwrap();
+    let cfg = source_config(&source_toml(
+        &table,
+        &unique("leases"),
+        &unique("g"),
+        "traceparent_attribute = \"tp\"",
+    ));
+    let source = start_source(&cfg).await;
+    let events = read(&source, 3, WAIT, true).await;
+    let header = |e: &weir::event::Event| {
+        e.headers
+            .iter()
+            .find(|h| h.key == "traceparent")
+            .map(|h| String::from_utf8_lossy(&h.value).into_owned())
+    };
+    let found: Vec<(Op, Option<String>)> = events.iter().map(|e| (e.op, header(e))).collect();
+    // The removal has the attribute in its old image only.
+    assert_eq!(
+        found,
+        [
+            (Op::Insert, Some(traceparent.to_owned())),
+            (Op::Insert, None),
+            (Op::Delete, Some(traceparent.to_owned())),
+        ],
+        "{events:#?}"
+    );
+    source.close().await.unwrap();
+}

@@ -42,29 +42,40 @@ pub enum LogFormatArg {
     Json,
 }
 
-/// Set up logging once: `RUST_LOG` filters (default `info`).
-pub fn init_logging(format: LogFormat) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(crate::secrets::RedactingStderr::default)
-        .with_ansi(std::io::stderr().is_terminal());
-    let _ = match format {
-        LogFormat::Json => builder.json().try_init(),
-        LogFormat::Text => builder.try_init(),
-    };
+/// How long the exporter may take at exit to send the spans still buffered.
+const TRACE_FLUSH_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Run the pipelines of `args.config`. With JSON logs, an error that stops
+/// the run is logged as one JSON line too (not as text on stderr).
+pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
+    // An explicit `--log-format json` holds from the first line on, so that
+    // even a config that cannot be loaded is reported as JSON.
+    let early = args.log_format.map(|f| match f {
+        LogFormatArg::Json => LogFormat::Json,
+        LogFormatArg::Text => LogFormat::Text,
+    });
+    if let Some(format) = early {
+        crate::logging::init(format);
+    }
+    let result = run_logged(args);
+    match result {
+        Err(err) if crate::logging::is_json() && !super::output::is_broken_pipe(&err) => {
+            tracing::error!(error = %format!("{err:#}"), "weir run failed");
+            Ok(ExitCode::FAILURE)
+        }
+        other => other,
+    }
 }
 
-/// Run the pipelines of `args.config`.
-pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
+fn run_logged(args: RunArgs) -> anyhow::Result<ExitCode> {
     let (config, config_dir) = super::validate::load_for_run(&args.config)?;
     let format = match args.log_format {
         Some(LogFormatArg::Json) => LogFormat::Json,
         Some(LogFormatArg::Text) => LogFormat::Text,
         None => config.host.log_format,
     };
-    init_logging(format);
+    crate::logging::init(format);
+    let tracing_guard = crate::telemetry::init(&config.host.tracing)?;
     let progress = args.progress.or(config.host.progress_interval_s).unwrap_or(
         if std::io::stderr().is_terminal() {
             5
@@ -78,7 +89,12 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         .thread_name("weir")
         .build()
         .context("cannot start the async runtime")?;
-    rt.block_on(run_config(config, config_dir, progress, args.config))
+    let result = rt.block_on(run_config(config, config_dir, progress, args.config));
+    // Send the spans of the last batches before the process exits.
+    if let Some(guard) = tracing_guard {
+        guard.shutdown(TRACE_FLUSH_TIMEOUT);
+    }
+    result
 }
 
 async fn run_config(
@@ -316,6 +332,19 @@ fn spawn_progress(
             }
             for (name, s) in &stats {
                 let s = s.snapshot();
+                if crate::logging::is_json() {
+                    tracing::info!(
+                        pipeline = %name,
+                        events_in = s.events_in,
+                        outputs = s.outputs,
+                        dropped = s.dropped,
+                        failed = s.failed,
+                        dead_lettered = s.dead_lettered,
+                        in_flight_events = s.in_flight_events,
+                        "progress"
+                    );
+                    continue;
+                }
                 super::output::stderr_line(&format!(
                     "[{name}] in {} out {} dropped {} failed {} dead-lettered {} in-flight {}",
                     s.events_in,
@@ -334,12 +363,26 @@ fn print_summary(stats: &[(String, Arc<PipelineStats>)], started: Instant) {
     let secs = started.elapsed().as_secs_f64();
     for (name, s) in stats {
         let snap = s.snapshot();
-        let per_sink = s
+        let per_sink: Vec<String> = s
             .outputs_per_sink()
             .into_iter()
             .map(|(sink, n)| format!("{sink}={n}"))
-            .collect::<Vec<_>>()
-            .join(" ");
+            .collect();
+        if crate::logging::is_json() {
+            tracing::info!(
+                pipeline = %name,
+                events_in = snap.events_in,
+                dropped = snap.dropped,
+                failed = snap.failed,
+                dead_lettered = snap.dead_lettered,
+                outputs = snap.outputs,
+                outputs_per_sink = ?per_sink,
+                seconds = secs,
+                "pipeline summary"
+            );
+            continue;
+        }
+        let per_sink = per_sink.join(" ");
         super::output::stderr_line(&format!(
             "pipeline {name}: in {} | dropped {} | failed {} | dead-lettered {} | out {} ({}) | {:.1}s",
             snap.events_in,

@@ -71,6 +71,9 @@ impl Ctx<'_, '_> {
 
 /// Run every whole-config check on `config`.
 pub(crate) fn check(config: &Config, ctx: &mut Ctx<'_, '_>) {
+    for (key, message) in config.host.tracing.problems() {
+        ctx.error(format!("host.tracing.{key}"), message);
+    }
     // Connector settings checked the way the connector will take them,
     // without connecting (librdkafka's own option checks, for one).
     for (name, source) in &config.sources {

@@ -97,9 +97,13 @@ fn assert_documented(what: &str, text: &str, fields: &[&str]) {
 
 #[test]
 fn every_key_of_the_core_structs_is_documented() {
-    let cases: [(&str, &[&str]); 8] = [
+    let cases: [(&str, &[&str]); 9] = [
         ("`[host]`", fields_of::<HostConfig>()),
         ("`[host.admin]`", fields_of::<crate::admin::AdminConfig>()),
+        (
+            "`[host.tracing]`",
+            fields_of::<crate::telemetry::TracingConfig>(),
+        ),
         ("`[plugins.NAME]`", fields_of::<PluginConfig>()),
         ("`limits`", fields_of::<PluginLimits>()),
         ("`grants`", fields_of::<PluginGrants>()),

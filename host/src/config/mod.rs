@@ -93,6 +93,8 @@ pub struct HostConfig {
     /// `[host.admin]`: the admin HTTP API (health, metrics, plugins,
     /// reload). On by default, on `127.0.0.1:9464`.
     pub admin: crate::admin::AdminConfig,
+    /// `[host.tracing]`: OpenTelemetry traces over OTLP. Off by default.
+    pub tracing: crate::telemetry::TracingConfig,
     /// How often plugin files with `watch = "poll"` (or `"auto"` where file
     /// events are unavailable) are checked for changes, in milliseconds.
     pub plugin_poll_interval_ms: u64,
@@ -106,21 +108,13 @@ impl Default for HostConfig {
             log_format: LogFormat::Text,
             progress_interval_s: None,
             admin: crate::admin::AdminConfig::default(),
+            tracing: crate::telemetry::TracingConfig::default(),
             plugin_poll_interval_ms: 1_000,
         }
     }
 }
 
-/// Log line format.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum LogFormat {
-    /// Human-readable lines.
-    #[default]
-    Text,
-    /// One JSON object per line.
-    Json,
-}
+pub use crate::logging::LogFormat;
 
 /// `[plugins.NAME]`: a Wasm component and how it runs.
 #[derive(Debug, Clone, Deserialize)]
@@ -284,5 +278,25 @@ impl PipelineConfig {
             dead_letter: self.dead_letter.as_deref(),
             routes: &self.routes,
         }
+    }
+}
+
+#[cfg(test)]
+mod tracing_config_tests {
+    use super::*;
+
+    #[test]
+    fn weir_validate_names_a_bad_tracing_setting_with_its_line() {
+        let text = "[host.tracing]\notlp_endpoint = \"http://c:4318\"\nsampling_ratio = 2.0\n";
+        let errors =
+            Config::load_str(text, std::path::Path::new("w.toml"), &|_| None)
+                .expect_err("an out-of-range ratio is refused");
+        let shown = errors.to_string();
+        assert!(
+            shown.contains(
+                "w.toml:3:18: host.tracing.sampling_ratio: must be between 0.0 and 1.0, not 2"
+            ),
+            "{shown}"
+        );
     }
 }

@@ -11,6 +11,7 @@ use crate::engine::{PluginError, Transform, bound_reason};
 use crate::event::{Event, Outcome, Output};
 use crate::metrics;
 use crate::source::Unreadable;
+use crate::telemetry::{self, KeyValue};
 
 /// An output of the last plugin, with the source event it descends from.
 #[derive(Debug, Clone)]
@@ -182,7 +183,22 @@ fn call(
         return Ok(Vec::new());
     }
     let started = Instant::now();
-    let outcomes = transform.process_batch(inputs)?;
+    let mut span = telemetry::current_child("weir.plugin", || {
+        vec![
+            KeyValue::new("weir.plugin", transform.name().to_owned()),
+            KeyValue::new(
+                "weir.events",
+                i64::try_from(inputs.len()).unwrap_or(i64::MAX),
+            ),
+        ]
+    });
+    let outcomes = transform
+        .process_batch(inputs)
+        .inspect_err(|e| span.fail(e))?;
+    if span.is_recording() {
+        record_outcomes(&mut span, &outcomes);
+    }
+    drop(span);
     metrics::plugin_call(pipeline, transform.name(), inputs.len(), started.elapsed());
     debug_assert_eq!(
         outcomes.len(),
@@ -190,4 +206,21 @@ fn call(
         "the engine checks the outcome count"
     );
     Ok(outcomes)
+}
+
+/// The outputs and failures of one plugin call, on its span.
+fn record_outcomes(span: &mut telemetry::StageSpan, outcomes: &[Outcome]) {
+    let emitted = outcomes
+        .iter()
+        .map(|o| match o {
+            Outcome::Emit(outputs) => outputs.len(),
+            _ => 0,
+        })
+        .sum();
+    let failed = outcomes
+        .iter()
+        .filter(|o| matches!(o, Outcome::Fail(_)))
+        .count();
+    span.set_count("weir.outputs", emitted);
+    span.set_count("weir.failed", failed);
 }

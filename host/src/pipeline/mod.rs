@@ -25,7 +25,7 @@ mod write;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 use tokio_util::sync::CancellationToken;
@@ -39,6 +39,11 @@ pub use stats::{PipelineStats, StatsSnapshot};
 use crate::engine::{PluginError, PluginErrorKind, Transform};
 use crate::sink::Sink;
 use crate::source::{DynSource, PendingCommit, SourceBatch, SourceError};
+use crate::telemetry::BatchTrace;
+
+/// At most one log line per this interval tells of a pipeline's dead
+/// letters (the first at once, then a count of the rest).
+const DEAD_LETTER_LOG_EVERY: Duration = Duration::from_secs(10);
 
 /// A sink with the name it has in the config.
 #[derive(Clone)]
@@ -151,6 +156,8 @@ pub struct PipelineParts {
 struct ReadBatch {
     batch: SourceBatch<PendingCommit>,
     _permit: OwnedSemaphorePermit,
+    /// Its spans, when tracing is on and it was sampled.
+    trace: Option<BatchTrace>,
 }
 
 /// A batch after the plugin chain.
@@ -241,6 +248,10 @@ impl Pipeline {
             dead_letter,
             retry,
             stats: Arc::clone(&stats),
+            dead_letter_log: crate::logging::WarningSummary::dead_letters(
+                &name,
+                DEAD_LETTER_LOG_EVERY,
+            ),
         };
         let written = writer.run(from_processor).await;
         stop_reading.cancel();
@@ -294,6 +305,7 @@ async fn read_loop(
                 Err(_) => return Ok(()),
             },
         };
+        let read_started = SystemTime::now();
         let next = tokio::select! {
             _ = stop.cancelled() => return Ok(()),
             b = source.next_batch(batch.max_events.max(1), max_wait) => b,
@@ -319,9 +331,11 @@ async fn read_loop(
             continue;
         }
         stats.batch_read(&pipeline, read.events.len());
+        let trace = BatchTrace::start(&pipeline, read_started, &read.events);
         let batch = ReadBatch {
             batch: read,
             _permit: permit,
+            trace,
         };
         if to_process.send(batch).await.is_err() {
             return Ok(());
@@ -340,6 +354,8 @@ fn process_loop(
     to_write: mpsc::Sender<Result<ProcessedBatch, PluginError>>,
 ) {
     while let Some(read) = from_reader.blocking_recv() {
+        // Plugin call spans hang under the batch's span.
+        let traced = read.trace.as_ref().map(BatchTrace::attach);
         let processed = run_chain(
             &mut chain,
             pipeline,
@@ -347,6 +363,7 @@ fn process_loop(
             &read.batch.unreadable,
         )
         .map(|result| ProcessedBatch { read, result });
+        drop(traced);
         if let Err(err) = &processed
             && err.kind == PluginErrorKind::Interrupted
         {

@@ -14,9 +14,11 @@ use super::dead_letter::{dead_letter_for_event, dead_letter_for_output, shrunk};
 use super::{NamedSink, PipelineError, PipelineStats, ProcessedBatch};
 use crate::engine::PluginError;
 use crate::event::{Event, Output};
+use crate::logging::WarningSummary;
 use crate::metrics;
 use crate::sink::{Rejection, SinkError};
 use crate::source::{PendingCommit, SourceError};
+use crate::telemetry::{self, BatchOutcome, BatchTrace, KeyValue};
 
 /// Name used in dead-letter headers for outputs that matched no sink.
 const ROUTER: &str = "(router)";
@@ -29,6 +31,8 @@ pub(super) struct Writer {
     pub dead_letter: Option<NamedSink>,
     pub retry: RetryConfig,
     pub stats: Arc<PipelineStats>,
+    /// Dead letters, logged as the first plus a count of the rest.
+    pub dead_letter_log: WarningSummary,
 }
 
 /// Outputs of one batch bound for one sink.
@@ -52,12 +56,22 @@ impl Writer {
         &self,
         mut from_processor: mpsc::Receiver<Result<ProcessedBatch, PluginError>>,
     ) -> Result<(), PipelineError> {
+        let written = self.write_all(&mut from_processor).await;
+        self.dead_letter_log.flush();
+        written
+    }
+
+    async fn write_all(
+        &self,
+        from_processor: &mut mpsc::Receiver<Result<ProcessedBatch, PluginError>>,
+    ) -> Result<(), PipelineError> {
         while let Some(processed) = from_processor.recv().await {
             let processed = processed.map_err(|error| PipelineError::Plugin {
                 pipeline: self.pipeline.clone(),
                 error,
             })?;
             self.write_batch(processed).await?;
+            self.dead_letter_log.tick();
         }
         Ok(())
     }
@@ -72,6 +86,7 @@ impl Writer {
     async fn write_batch(&self, processed: ProcessedBatch) -> Result<(), PipelineError> {
         let ProcessedBatch { read, result } = processed;
         let events = &read.batch.events;
+        let trace = read.trace.as_ref();
         let mut dead = Vec::new();
 
         for failed in &result.failed {
@@ -89,7 +104,11 @@ impl Writer {
 
         // Group outputs by sink, keeping their order within each sink.
         let mut groups: BTreeMap<&str, Group<'_>> = BTreeMap::new();
-        for routed in result.outputs {
+        for mut routed in result.outputs {
+            // The trace goes on downstream from this event's span.
+            if let Some(t) = trace {
+                t.propagate(routed.event, &mut routed.output.headers);
+            }
             match self.route(routed.output.route.as_deref()) {
                 Some(sink) => {
                     let group = groups.entry(sink.name.as_str()).or_insert_with(|| Group {
@@ -123,9 +142,11 @@ impl Writer {
 
         let writes = groups
             .values()
-            .map(|g| async move { (g, self.write_with_retry(g.sink, &g.outputs).await) });
+            .map(|g| async move { (g, self.write_with_retry(g.sink, &g.outputs, trace).await) });
+        let mut written = 0;
         for (group, outcome) in join_all(writes).await {
             let rejections = outcome?;
+            written += group.outputs.len() - rejections.len();
             self.stats
                 .add_outputs(&group.sink.name, group.outputs.len() - rejections.len());
             for Rejection { index, reason } in rejections {
@@ -151,7 +172,7 @@ impl Writer {
 
         let dead_lettered = dead.len();
         if !dead.is_empty() {
-            self.write_dead_letters(dead, events).await?;
+            self.write_dead_letters(dead, events, trace).await?;
         }
 
         // Everything is acknowledged; make it durable, then commit.
@@ -187,8 +208,20 @@ impl Writer {
         );
 
         let event_count = events.len();
-        self.commit(read.batch.checkpoint).await?;
+        let mut span = telemetry::child_of(trace, "weir.commit", Vec::new);
+        self.commit(read.batch.checkpoint)
+            .await
+            .inspect_err(|e| span.fail(e))?;
+        drop(span);
         self.stats.batch_committed(&self.pipeline, event_count);
+        if let Some(trace) = read.trace {
+            trace.finish(BatchOutcome {
+                outputs: written,
+                dropped: result.dropped,
+                failed: result.failed.len(),
+                dead_lettered,
+            });
+        }
         Ok(())
     }
 
@@ -196,6 +229,7 @@ impl Writer {
         &self,
         dead: Vec<DeadLetter>,
         events: &[Event],
+        trace: Option<&BatchTrace>,
     ) -> Result<(), PipelineError> {
         let Some(dlq) = &self.dead_letter else {
             let first = &dead[0];
@@ -206,10 +240,11 @@ impl Writer {
             });
         };
         for d in &dead {
-            tracing::warn!(pipeline = %self.pipeline, origin = %events[d.event].origin, reason = %d.reason, "dead-lettering");
+            self.dead_letter_log
+                .record(&events[d.event].origin, &d.reason);
         }
         let records: Vec<Output> = dead.iter().map(|d| d.record.clone()).collect();
-        let rejections = self.write_with_retry(dlq, &records).await?;
+        let rejections = self.write_with_retry(dlq, &records, trace).await?;
         if rejections.is_empty() {
             return Ok(());
         }
@@ -221,17 +256,20 @@ impl Writer {
             let Some(d) = dead.get(r.index) else {
                 continue;
             };
-            tracing::warn!(
-                pipeline = %self.pipeline,
-                origin = %events[d.event].origin,
-                sink = %dlq.name,
-                refused = %r.reason,
-                "the dead-letter sink refused the record; writing it again without its value and headers"
-            );
             again.push(shrunk(&d.record));
             which.push(d.event);
         }
-        let rejections = self.write_with_retry(dlq, &again).await?;
+        if let (Some(first), Some(&event)) = (rejections.first(), which.first()) {
+            tracing::warn!(
+                pipeline = %self.pipeline,
+                sink = %dlq.name,
+                refused = rejections.len(),
+                first_origin = %events[event].origin,
+                first_reason = %first.reason,
+                "the dead-letter sink refused records; writing them again without their value and headers"
+            );
+        }
+        let rejections = self.write_with_retry(dlq, &again, trace).await?;
         if let Some(r) = rejections.first() {
             let origin = which
                 .get(r.index)
@@ -276,17 +314,30 @@ impl Writer {
         &self,
         sink: &NamedSink,
         outputs: &[Output],
+        trace: Option<&BatchTrace>,
     ) -> Result<Vec<Rejection>, PipelineError> {
         if outputs.is_empty() {
             return Ok(Vec::new());
         }
         let started = Instant::now();
+        let mut span = telemetry::child_of(trace, "weir.sink.write", || {
+            vec![
+                KeyValue::new("weir.sink", sink.name.clone()),
+                KeyValue::new(
+                    "weir.outputs",
+                    i64::try_from(outputs.len()).unwrap_or(i64::MAX),
+                ),
+            ]
+        });
         let rejections = (|| sink.sink.write(outputs))
             .retry(self.backoff())
             .when(SinkError::is_transient)
             .notify(|e, d| self.retrying(&sink.name, e, d))
             .await
-            .map_err(|e| self.sink_error(&sink.name, e))?;
+            .map_err(|e| self.sink_error(&sink.name, e))
+            .inspect_err(|e| span.fail(e))?;
+        span.set_count("weir.rejected", rejections.len());
+        drop(span);
         metrics::sink_written(
             &self.pipeline,
             &sink.name,

@@ -85,6 +85,12 @@ pub struct DynamoDbStreamsSourceConfig {
     /// record still there).
     #[serde(default)]
     pub on_data_loss: OnDataLoss,
+    /// Top-level string attribute of the item (its new image, else its old
+    /// one) holding a W3C trace context, e.g. `"traceparent"`: copied into
+    /// the event's `traceparent` header, so tracing continues the writer's
+    /// trace (see `[host.tracing]`). Default: none.
+    #[serde(default)]
+    pub traceparent_attribute: Option<String>,
 }
 
 fn default_lease_table() -> String {

@@ -39,7 +39,7 @@ use super::leases::{Lease, LeaseError, LeaseTable, Observations, Position, host_
 use super::shards::{new_leases, parent_finished, vanished_unfinished};
 use super::streams::{IteratorStart, SdkStreams, StreamShape, StreamsApi, StreamsError};
 use crate::dynamodb::attr::JsonMapping;
-use crate::event::{Event, Op};
+use crate::event::{Event, Header, Op};
 use crate::source::{Source, SourceBatch, SourceContext, SourceError};
 
 /// Records trimmed by retention before they were read, per source.
@@ -88,6 +88,7 @@ struct Settings {
     poll_min: Duration,
     poll_max: Duration,
     on_data_loss: OnDataLoss,
+    traceparent_attribute: Option<String>,
 }
 
 /// Reading progress of a held shard.
@@ -245,6 +246,7 @@ impl DynamoDbStreamsSource {
                 poll_min: Duration::from_millis(cfg.poll_min_ms),
                 poll_max: Duration::from_millis(cfg.poll_max_ms),
                 on_data_loss: cfg.on_data_loss,
+                traceparent_attribute: cfg.traceparent_attribute.clone(),
             },
             table_name: shape.table_name.clone(),
             host_id,
@@ -657,6 +659,22 @@ impl Inner {
         }
     }
 
+    /// The `traceparent` header from the configured attribute, when the item
+    /// has it as a string.
+    fn trace_header(&self, ddb: &aws_sdk_dynamodbstreams::types::StreamRecord) -> Option<Header> {
+        let name = self.settings.traceparent_attribute.as_deref()?;
+        let value = ddb
+            .new_image()
+            .and_then(|i| i.get(name))
+            .or_else(|| ddb.old_image().and_then(|i| i.get(name)))?;
+        match value {
+            aws_sdk_dynamodbstreams::types::AttributeValue::S(s) => {
+                Some(Header::new(crate::telemetry::TRACEPARENT, s.clone()))
+            }
+            _ => None,
+        }
+    }
+
     fn to_event(&self, shard_id: &str, rec: &Record) -> Option<(String, Event)> {
         let ddb = rec.dynamodb()?;
         let seq = ddb.sequence_number()?.to_string();
@@ -671,7 +689,7 @@ impl Inner {
             value: ddb.new_image().map(|i| Bytes::from(mapping.item_to_vec(i))),
             old_value: ddb.old_image().map(|i| Bytes::from(mapping.item_to_vec(i))),
             op,
-            headers: Vec::new(),
+            headers: self.trace_header(ddb).into_iter().collect(),
             timestamp_ms: ddb
                 .approximate_creation_date_time()
                 .and_then(|t| t.to_millis().ok())
