@@ -70,7 +70,9 @@ async fn ready(State(s): State<Shared>) -> Response {
 
 async fn metrics(State(s): State<Shared>) -> Response {
     match &s.metrics {
-        Some(handle) => (
+        Some(handle) => {
+            crate::metrics::collect();
+            (
             StatusCode::OK,
             [(
                 header::CONTENT_TYPE,
@@ -78,7 +80,8 @@ async fn metrics(State(s): State<Shared>) -> Response {
             )],
             handle.render(),
         )
-            .into_response(),
+                .into_response()
+        }
         None => error(
             StatusCode::SERVICE_UNAVAILABLE,
             "another metrics recorder was installed in this process",
