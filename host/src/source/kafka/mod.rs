@@ -378,10 +378,7 @@ impl KafkaSource {
             .map_err(fatal)?;
         let progress = Arc::new(Mutex::new(Progress::default()));
         let context = SourceContextImpl {
-            log: LogContext {
-                connector: name.clone(),
-                kind: "source",
-            },
+            log: LogContext::new(name.clone(), "source"),
             progress: progress.clone(),
             pipeline: ctx.pipeline.clone(),
             rebalances: crate::metrics::source::Rebalances::new(&ctx.pipeline, &name),
@@ -683,12 +680,10 @@ impl Source for KafkaSource {
     async fn check(&self) -> Result<(), SourceError> {
         let consumer = self.consumer()?;
         tokio::task::spawn_blocking(move || {
-            consumer
-                .fetch_metadata(None, Duration::from_secs(5))
-                .map(|_| ())
+            client::check_brokers(consumer.client(), &consumer.context().log.last_error)
         })
         .await
         .map_err(|e| self.transient(format!("check: {e}")))?
-        .map_err(|e| self.transient(format!("brokers unreachable: {e}")))
+        .map_err(|e| self.transient(e))
     }
 }
