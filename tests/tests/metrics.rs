@@ -190,17 +190,38 @@ async fn every_series_exists_at_zero_from_start_up_and_every_metric_has_help() {
         ("weir_sink_outputs_total", vec![p, ("sink", "out")]),
         ("weir_sink_retries_total", vec![p, ("sink", "out")]),
         ("weir_sink_rejected_total", vec![p, ("sink", "out")]),
-        ("weir_sink_write_duration_seconds_count", vec![p, ("sink", "dlq")]),
+        (
+            "weir_sink_write_duration_seconds_count",
+            vec![p, ("sink", "dlq")],
+        ),
         ("weir_sink_write_outputs_count", vec![p, ("sink", "out")]),
         ("weir_sink_write_bytes_count", vec![p, ("sink", "out")]),
         ("weir_plugin_events_in_total", vec![p, ("plugin", "stamp")]),
         ("weir_plugin_outputs_total", vec![p, ("plugin", "stamp")]),
-        ("weir_plugin_events_dropped_total", vec![p, ("plugin", "stamp")]),
-        ("weir_plugin_events_failed_total", vec![p, ("plugin", "stamp")]),
-        ("weir_plugin_call_duration_seconds_count", vec![p, ("plugin", "stamp")]),
-        ("weir_plugin_cpu_seconds_count", vec![p, ("plugin", "stamp")]),
-        ("weir_plugin_reloads_total", vec![("plugin", "stamp"), ("result", "failed")]),
-        ("weir_plugin_reloads_total", vec![("plugin", "stamp"), ("result", "succeeded")]),
+        (
+            "weir_plugin_events_dropped_total",
+            vec![p, ("plugin", "stamp")],
+        ),
+        (
+            "weir_plugin_events_failed_total",
+            vec![p, ("plugin", "stamp")],
+        ),
+        (
+            "weir_plugin_call_duration_seconds_count",
+            vec![p, ("plugin", "stamp")],
+        ),
+        (
+            "weir_plugin_cpu_seconds_count",
+            vec![p, ("plugin", "stamp")],
+        ),
+        (
+            "weir_plugin_reloads_total",
+            vec![("plugin", "stamp"), ("result", "failed")],
+        ),
+        (
+            "weir_plugin_reloads_total",
+            vec![("plugin", "stamp"), ("result", "succeeded")],
+        ),
         ("weir_pipeline_state", vec![p, ("state", "stalled")]),
         ("weir_pipeline_state", vec![p, ("state", "failed")]),
     ] {
@@ -297,10 +318,7 @@ async fn two_pipelines_on_one_source_keep_their_series_apart_and_fill_the_histog
             "{pipeline}: one commit per batch"
         );
         // Sink writes: the sizes add up to what was sent.
-        assert_eq!(
-            m.value("weir_sink_write_outputs_sum", &out(pipeline)),
-            sent
-        );
+        assert_eq!(m.value("weir_sink_write_outputs_sum", &out(pipeline)), sent);
         let bytes = m.value("weir_sink_write_bytes_sum", &out(pipeline));
         let values_bytes: usize = values.iter().map(String::len).sum();
         assert!(
@@ -363,7 +381,10 @@ impl OwnRedis {
         };
         for _ in 0..100 {
             if let Ok(mut c) = redis.connection().await
-                && redis::cmd("PING").query_async::<String>(&mut c).await.is_ok()
+                && redis::cmd("PING")
+                    .query_async::<String>(&mut c)
+                    .await
+                    .is_ok()
             {
                 return redis;
             }
@@ -424,7 +445,10 @@ async fn a_blocked_sink_stalls_the_pipeline_and_readiness_says_so() {
             assert_eq!(body["pipelines"][0]["state"], "running", "{body}");
             break;
         }
-        assert!(tokio::time::Instant::now() < deadline, "never ready: {body}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "never ready: {body}"
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 
@@ -537,8 +561,8 @@ async fn every_metric_of_the_dashboard_and_the_alert_rules_exists() {
     let mut strings = Vec::new();
     json_strings(&dashboard, &mut strings);
     let dashboard_names = metric_names(&strings.join("\n"));
-    let alerts = std::fs::read_to_string(root.join("deploy/prometheus/alerts.yaml"))
-        .expect("alert rules");
+    let alerts =
+        std::fs::read_to_string(root.join("deploy/prometheus/alerts.yaml")).expect("alert rules");
     let alert_names = metric_names(&alerts);
     for alert in [
         "WeirPipelineStalled",
@@ -570,7 +594,11 @@ async fn every_metric_of_the_dashboard_and_the_alert_rules_exists() {
     let missing: Vec<(&str, &String)> = dashboard_names
         .iter()
         .map(|n| ("deploy/grafana/weir.json", n))
-        .chain(alert_names.iter().map(|n| ("deploy/prometheus/alerts.yaml", n)))
+        .chain(
+            alert_names
+                .iter()
+                .map(|n| ("deploy/prometheus/alerts.yaml", n)),
+        )
         .filter(|(_, name)| !families.contains(m.family(name)))
         .collect();
     assert!(

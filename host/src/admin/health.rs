@@ -147,7 +147,8 @@ async fn check_pipeline(p: &PipelineHealth) -> PipelineReadiness {
         .stall_reason()
         .filter(|_| p.state.is_running())
         .map(|r| crate::config::secrets::redact(&r).into_owned());
-    let ready = p.state.is_running() && stalled.is_none() && source.ok && sinks.iter().all(|s| s.ok);
+    let ready =
+        p.state.is_running() && stalled.is_none() && source.ok && sinks.iter().all(|s| s.ok);
     PipelineReadiness {
         name: p.name.clone(),
         state: if stalled.is_some() {

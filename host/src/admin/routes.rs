@@ -73,13 +73,13 @@ async fn metrics(State(s): State<Shared>) -> Response {
         Some(handle) => {
             crate::metrics::collect();
             (
-            StatusCode::OK,
-            [(
-                header::CONTENT_TYPE,
-                "text/plain; version=0.0.4; charset=utf-8",
-            )],
-            handle.render(),
-        )
+                StatusCode::OK,
+                [(
+                    header::CONTENT_TYPE,
+                    "text/plain; version=0.0.4; charset=utf-8",
+                )],
+                handle.render(),
+            )
                 .into_response()
         }
         None => error(

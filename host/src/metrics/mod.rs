@@ -581,9 +581,7 @@ mod tests {
             let row = doc
                 .lines()
                 .find(|l| l.starts_with(&format!("| `{}` |", metric.name)))
-                .unwrap_or_else(|| {
-                    panic!("docs/operations.md has no row for `{}`", metric.name)
-                });
+                .unwrap_or_else(|| panic!("docs/operations.md has no row for `{}`", metric.name));
             for label in metric.labels {
                 assert!(
                     row.contains(label),

@@ -14,8 +14,8 @@ use super::{NamedSink, PipelineError, PipelineStats, ProcessedBatch};
 use crate::config::RetryConfig;
 use crate::engine::PluginError;
 use crate::event::{Event, Output};
-use crate::metrics::pipeline::DeadLetters;
 use crate::metrics::Count;
+use crate::metrics::pipeline::DeadLetters;
 use crate::sink::{Rejection, SinkError};
 use crate::source::{Source, SourceError};
 
@@ -306,7 +306,9 @@ impl Writer {
         m.write_outputs.record(outputs.len() as f64);
         let bytes: usize = outputs
             .iter()
-            .map(|o| o.key.as_ref().map_or(0, |k| k.len()) + o.value.as_ref().map_or(0, |v| v.len()))
+            .map(|o| {
+                o.key.as_ref().map_or(0, |k| k.len()) + o.value.as_ref().map_or(0, |v| v.len())
+            })
             .sum();
         m.write_bytes.record(bytes as f64);
         m.rejected.increment(rejections.len() as u64);

@@ -321,8 +321,8 @@ impl Sink for KafkaSink {
         let producer = self.producer.clone();
         let last_error = Arc::clone(&self.last_error);
         tokio::task::spawn_blocking(move || client::check_brokers(producer.client(), &last_error))
-        .await
-        .map_err(|e| self.transient(format!("check: {e}")))?
-        .map_err(|e| self.transient(e))
+            .await
+            .map_err(|e| self.transient(format!("check: {e}")))?
+            .map_err(|e| self.transient(e))
     }
 }

@@ -73,7 +73,9 @@ pub fn parse(text: &str) -> Exposition {
             let mut key = String::new();
             let end;
             loop {
-                let (i, c) = chars.next().unwrap_or_else(|| panic!("unclosed labels: {line}"));
+                let (i, c) = chars
+                    .next()
+                    .unwrap_or_else(|| panic!("unclosed labels: {line}"));
                 match c {
                     '}' => {
                         end = i;
@@ -121,7 +123,10 @@ impl Exposition {
     pub fn family<'a>(&self, sample: &'a str) -> &'a str {
         for suffix in ["_bucket", "_sum", "_count"] {
             if let Some(base) = sample.strip_suffix(suffix)
-                && self.types.get(base).is_some_and(|t| t == "histogram" || t == "summary")
+                && self
+                    .types
+                    .get(base)
+                    .is_some_and(|t| t == "histogram" || t == "summary")
             {
                 return base;
             }

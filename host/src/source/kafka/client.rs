@@ -310,7 +310,9 @@ impl ClientContext for LogContext {
                 );
             }
             Some(rdkafka::types::RDKafkaErrorCode::Authentication) => {
-                self.remember(format!("SASL authentication with the brokers failed: {reason}"));
+                self.remember(format!(
+                    "SASL authentication with the brokers failed: {reason}"
+                ));
                 tracing::error!(
                 connector = %connector,
                 "kafka {kind} `{connector}`: SASL authentication with the brokers failed: {reason} \
