@@ -329,6 +329,24 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_failed_check_names_the_last_tls_or_sasl_failure_not_a_timeout() {
+        let log = LogContext::new("in".into(), "source");
+        // Nothing listens on port 9 of the loopback address.
+        let producer: rdkafka::producer::FutureProducer<LogContext> = ClientConfig::new()
+            .set("bootstrap.servers", "127.0.0.1:9")
+            .create_with_context(log.clone())
+            .unwrap();
+        let unknown = check_brokers(producer.client(), &log.last_error).unwrap_err();
+        assert!(unknown.starts_with("brokers unreachable: "), "{unknown}");
+
+        log.remember("SASL authentication with the brokers failed: bad password".into());
+        assert_eq!(
+            check_brokers(producer.client(), &log.last_error),
+            Err("SASL authentication with the brokers failed: bad password".into())
+        );
+    }
+
+    #[test]
     fn options_accept_strings_numbers_and_booleans() {
         let options: KafkaOptions = toml::from_str(
             "\"security.protocol\" = \"SASL_SSL\"\n\"linger.ms\" = 5\n\"enable.ssl.certificate.verification\" = false",
