@@ -330,6 +330,7 @@ mod tests {
 
     #[test]
     fn a_failed_check_names_the_last_tls_or_sasl_failure_not_a_timeout() {
+        use rdkafka::producer::Producer as _;
         let log = LogContext::new("in".into(), "source");
         // Nothing listens on port 9 of the loopback address.
         let producer: rdkafka::producer::FutureProducer<LogContext> = ClientConfig::new()
