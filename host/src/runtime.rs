@@ -228,10 +228,12 @@ impl Runtime {
         for (pipeline, health) in self.pipelines.into_iter().zip(&self.health) {
             let token = shutdown.child_token();
             let state = Arc::clone(&health.state);
+            let stats = pipeline.stats();
             state.set_running();
             running.spawn(async move {
                 let result = pipeline.run(token).await;
                 state.set_stopped(result.is_ok());
+                stats.set_finished(result.is_ok());
                 result
             });
         }
@@ -309,13 +311,7 @@ async fn build_pipeline(
     {
         used.insert(s.name.clone(), s.clone());
     }
-    let health = PipelineHealth {
-        name: name.to_owned(),
-        source_name: p.source.clone(),
-        source: Arc::clone(&source),
-        sinks: used.into_values().collect(),
-        state: Arc::new(RunState::default()),
-    };
+    let health_source = Arc::clone(&source);
     let pipeline = Pipeline::new(PipelineParts {
         name: name.to_owned(),
         source_name: p.source.clone(),
@@ -326,7 +322,16 @@ async fn build_pipeline(
         dead_letter,
         batch: p.batch,
         retry: p.retry,
-    });
+    })
+    .with_stall_after(Duration::from_millis(config.host.stall_after_ms));
+    let health = PipelineHealth {
+        name: name.to_owned(),
+        source_name: p.source.clone(),
+        source: health_source,
+        sinks: used.into_values().collect(),
+        state: Arc::new(RunState::default()),
+        stats: pipeline.stats(),
+    };
     Ok((pipeline, health))
 }
 

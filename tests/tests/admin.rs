@@ -339,21 +339,22 @@ async fn metrics_counters_match_what_was_sent() {
     assert_eq!(m.value("weir_pipeline_events_in_total", &p), sent);
     assert_eq!(
         m.value(
-            "weir_pipeline_outputs_total",
+            "weir_sink_outputs_total",
             &[("pipeline", pipeline.as_str()), ("sink", "out")]
         ),
         sent
     );
-    assert_eq!(
-        m.get("weir_pipeline_events_dropped_total", &p)
-            .unwrap_or(0.0),
-        0.0
-    );
-    assert_eq!(
-        m.get("weir_pipeline_dead_lettered_total", &p)
-            .unwrap_or(0.0),
-        0.0
-    );
+    // Present at zero from start-up, so `value` (not `get`).
+    assert_eq!(m.value("weir_pipeline_events_dropped_total", &p), 0.0);
+    for reason in ["plugin_failed", "unreadable", "unroutable", "sink_rejected"] {
+        assert_eq!(
+            m.value(
+                "weir_pipeline_dead_letters_total",
+                &[("pipeline", pipeline.as_str()), ("reason", reason)]
+            ),
+            0.0
+        );
+    }
     assert_eq!(m.value("weir_plugin_events_in_total", &pp), sent);
     assert_eq!(m.value("weir_plugin_outputs_total", &pp), sent);
     assert_eq!(m.value("weir_plugin_events_failed_total", &pp), 0.0);
@@ -378,7 +379,12 @@ async fn metrics_counters_match_what_was_sent() {
         m.value("weir_plugin_call_duration_seconds_bucket", &inf),
         calls
     );
-    assert!(m.value("weir_sink_write_duration_seconds_count", &[("sink", "out")]) >= 1.0);
+    assert!(
+        m.value(
+            "weir_sink_write_duration_seconds_count",
+            &[("pipeline", pipeline.as_str()), ("sink", "out")]
+        ) >= 1.0
+    );
     assert_eq!(m.types["weir_sink_write_duration_seconds"], "histogram");
 
     // The same counters in the plugins view.

@@ -1,4 +1,5 @@
-//! Readiness: every pipeline running, its source connected
+//! Readiness: every pipeline running and not stalled (see
+//! [`PipelineStats::stall_reason`]), its source connected
 //! ([`DynSource::check`]) and every sink it writes to healthy
 //! ([`Sink::check`](crate::sink::Sink::check)).
 
@@ -9,7 +10,7 @@ use std::time::Duration;
 use futures::future::join_all;
 use serde::Serialize;
 
-use crate::pipeline::NamedSink;
+use crate::pipeline::{NamedSink, PipelineStats};
 use crate::source::DynSource;
 
 /// How long one `check` may take before it counts as failed.
@@ -64,6 +65,8 @@ pub struct PipelineHealth {
     pub sinks: Vec<NamedSink>,
     /// Whether its task runs.
     pub state: Arc<RunState>,
+    /// Its counters and stall detector.
+    pub stats: Arc<PipelineStats>,
 }
 
 impl std::fmt::Debug for PipelineHealth {
@@ -93,8 +96,12 @@ pub struct CheckResult {
 pub struct PipelineReadiness {
     /// Pipeline name.
     pub name: String,
-    /// `built`, `running`, `stopped` or `failed`.
+    /// `built`, `running`, `stalled`, `stopped` or `failed`.
     pub state: &'static str,
+    /// Why the pipeline is stalled (work waiting, nothing committed for
+    /// `host.stall_after_ms`), while it is.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stalled: Option<String>,
     /// The source's check.
     pub source: CheckResult,
     /// Each sink's check.
@@ -135,10 +142,21 @@ async fn check_pipeline(p: &PipelineHealth) -> PipelineReadiness {
     let source = timed(&p.source_name, p.source.check());
     let sinks = join_all(p.sinks.iter().map(|s| timed(&s.name, s.sink.check())));
     let (source, sinks) = tokio::join!(source, sinks);
-    let ready = p.state.is_running() && source.ok && sinks.iter().all(|s| s.ok);
+    let stalled = p
+        .stats
+        .stall_reason()
+        .filter(|_| p.state.is_running())
+        .map(|r| crate::secrets::redact(&r).into_owned());
+    let ready =
+        p.state.is_running() && stalled.is_none() && source.ok && sinks.iter().all(|s| s.ok);
     PipelineReadiness {
         name: p.name.clone(),
-        state: p.state.name(),
+        state: if stalled.is_some() {
+            "stalled"
+        } else {
+            p.state.name()
+        },
+        stalled,
         source,
         sinks,
         ready,

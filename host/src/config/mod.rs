@@ -84,6 +84,10 @@ pub struct HostConfig {
     /// How long SIGINT/SIGTERM may take to drain in-flight batches and
     /// commit before the host exits anyway.
     pub shutdown_timeout_ms: u64,
+    /// A pipeline with work waiting (events in flight, or a source backlog)
+    /// that committed nothing for this long is reported as stalled by
+    /// `/health/ready` and `weir_pipeline_state`. 0 turns the detector off.
+    pub stall_after_ms: u64,
     /// Log format: `text` (default) or `json`.
     pub log_format: LogFormat,
     /// Seconds between progress lines (events in/out/dropped/failed per
@@ -105,6 +109,7 @@ impl Default for HostConfig {
         HostConfig {
             cache_dir: None,
             shutdown_timeout_ms: 30_000,
+            stall_after_ms: 300_000,
             log_format: LogFormat::Text,
             progress_interval_s: None,
             admin: crate::admin::AdminConfig::default(),

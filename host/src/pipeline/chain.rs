@@ -5,11 +5,9 @@
 //! acknowledgements can be traced back to the source position.
 
 use std::borrow::Cow;
-use std::time::Instant;
 
 use crate::engine::{PluginError, Transform, bound_reason};
 use crate::event::{Event, Outcome, Output};
-use crate::metrics;
 use crate::source::Unreadable;
 use crate::telemetry::{self, KeyValue};
 
@@ -182,7 +180,7 @@ fn call(
     if inputs.is_empty() {
         return Ok(Vec::new());
     }
-    let started = Instant::now();
+    // The plugin's stage records the call's duration and CPU time.
     let mut span = telemetry::current_child("weir.plugin", || {
         vec![
             KeyValue::new("weir.plugin", transform.name().to_owned()),
@@ -199,11 +197,11 @@ fn call(
         record_outcomes(&mut span, &outcomes);
     }
     drop(span);
-    metrics::plugin_call(pipeline, transform.name(), inputs.len(), started.elapsed());
     debug_assert_eq!(
         outcomes.len(),
         inputs.len(),
-        "the engine checks the outcome count"
+        "plugin `{}` of pipeline `{pipeline}`: the engine checks the outcome count",
+        transform.name()
     );
     Ok(outcomes)
 }

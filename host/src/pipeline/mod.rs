@@ -20,12 +20,13 @@ mod chain;
 mod dead_letter;
 mod options;
 mod routes;
+mod stall;
 mod stats;
 mod write;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 use tokio_util::sync::CancellationToken;
@@ -34,7 +35,8 @@ pub use chain::{ChainResult, FailedEvent, RoutedOutput, SOURCE_STAGE, run_chain}
 pub use dead_letter::{DLQ_HEADER_PREFIX, dead_letter_for_event, dead_letter_for_output};
 pub use options::{BatchConfig, RetryConfig};
 pub use routes::{DeclaredRoutes, RouteNames, UnknownSink};
-pub use stats::{PipelineStats, StatsSnapshot};
+pub use stall::DEFAULT_STALL_AFTER;
+pub use stats::{PipelineState, PipelineStats, StatsSnapshot};
 
 use crate::engine::{PluginError, PluginErrorKind, Transform};
 use crate::sink::Sink;
@@ -155,6 +157,8 @@ pub struct PipelineParts {
 /// A batch on its way through the stages, with its in-flight permit.
 struct ReadBatch {
     batch: SourceBatch<PendingCommit>,
+    /// When the source handed the batch over (for the processing latency).
+    read_at: Instant,
     _permit: OwnedSemaphorePermit,
     /// Its spans, when tracing is on and it was sampled.
     trace: Option<BatchTrace>,
@@ -170,15 +174,29 @@ struct ProcessedBatch {
 pub struct Pipeline {
     parts: PipelineParts,
     stats: Arc<PipelineStats>,
+    stall_after: Duration,
 }
 
 impl Pipeline {
     /// Assemble a pipeline from connected parts.
     pub fn new(parts: PipelineParts) -> Self {
+        let sinks = std::iter::once(&parts.default_route)
+            .chain(parts.routes.values())
+            .chain(parts.dead_letter.as_ref())
+            .map(|s| s.name.as_str());
+        let stats = Arc::new(PipelineStats::new(&parts.name, sinks));
         Pipeline {
             parts,
-            stats: Arc::new(PipelineStats::default()),
+            stats,
+            stall_after: DEFAULT_STALL_AFTER,
         }
+    }
+
+    /// Report the pipeline as stalled when work waits but nothing was
+    /// committed for `after` (`host.stall_after_ms`; zero turns it off).
+    pub fn with_stall_after(mut self, after: Duration) -> Self {
+        self.stall_after = after;
+        self
     }
 
     /// The pipeline's name.
@@ -195,7 +213,11 @@ impl Pipeline {
     /// commit and return `Ok`), until a bounded source is exhausted, or
     /// until something fails that must stop the pipeline.
     pub async fn run(self, shutdown: CancellationToken) -> Result<(), PipelineError> {
-        let Pipeline { parts, stats } = self;
+        let Pipeline {
+            parts,
+            stats,
+            stall_after,
+        } = self;
         let PipelineParts {
             name,
             source_name,
@@ -215,6 +237,13 @@ impl Pipeline {
             mpsc::channel::<Result<ProcessedBatch, PluginError>>(max_in_flight);
         // Stops the reader when the writer fails, as well as on shutdown.
         let stop_reading = shutdown.child_token();
+        stats.set_state(PipelineState::Running);
+        let stall_watch = stall::spawn(
+            name.clone(),
+            Arc::clone(&stats),
+            stall_after,
+            stop_reading.clone(),
+        );
 
         let reader = tokio::spawn(read_loop(
             Arc::clone(&source),
@@ -255,6 +284,7 @@ impl Pipeline {
         };
         let written = writer.run(from_processor).await;
         stop_reading.cancel();
+        let _ = stall_watch.await;
 
         let read = match reader.await {
             Ok(r) => r,
@@ -298,6 +328,7 @@ async fn read_loop(
     let mut transient_delay = Duration::from_millis(100);
     loop {
         // Wait for room before reading, so a slow sink pauses the source.
+        stats.set_waiting_for_room(permits.available_permits() == 0);
         let permit = tokio::select! {
             _ = stop.cancelled() => return Ok(()),
             p = Arc::clone(&permits).acquire_owned() => match p {
@@ -305,6 +336,7 @@ async fn read_loop(
                 Err(_) => return Ok(()),
             },
         };
+        stats.set_waiting_for_room(false);
         let read_started = SystemTime::now();
         let next = tokio::select! {
             _ = stop.cancelled() => return Ok(()),
@@ -330,10 +362,11 @@ async fn read_loop(
         if read.events.is_empty() && !exhausted {
             continue;
         }
-        stats.batch_read(&pipeline, read.events.len());
+        stats.batch_read(read.events.len());
         let trace = BatchTrace::start(&pipeline, read_started, &read.events);
         let batch = ReadBatch {
             batch: read,
+            read_at: Instant::now(),
             _permit: permit,
             trace,
         };

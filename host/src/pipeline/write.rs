@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use backon::{ExponentialBuilder, Retryable};
 use futures::future::join_all;
@@ -15,7 +15,8 @@ use super::{NamedSink, PipelineError, PipelineStats, ProcessedBatch};
 use crate::engine::PluginError;
 use crate::event::{Event, Output};
 use crate::logging::WarningSummary;
-use crate::metrics;
+use crate::metrics::Count;
+use crate::metrics::pipeline::DeadLetters;
 use crate::sink::{Rejection, SinkError};
 use crate::source::{PendingCommit, SourceError};
 use crate::telemetry::{self, BatchOutcome, BatchTrace, KeyValue};
@@ -48,6 +49,8 @@ struct DeadLetter {
     record: Output,
     event: usize,
     reason: String,
+    /// What it is counted as in `weir_pipeline_dead_letters_total`.
+    counted_as: fn(&DeadLetters) -> &Count,
 }
 
 impl Writer {
@@ -99,6 +102,11 @@ impl Writer {
                 ),
                 event: failed.event,
                 reason: format!("plugin `{}`: {}", failed.plugin, failed.reason),
+                counted_as: if failed.plugin == super::SOURCE_STAGE {
+                    |d| &d.unreadable
+                } else {
+                    |d| &d.plugin_failed
+                },
             });
         }
 
@@ -135,6 +143,7 @@ impl Writer {
                         ),
                         event: routed.event,
                         reason,
+                        counted_as: |d| &d.unroutable,
                     });
                 }
             }
@@ -148,7 +157,10 @@ impl Writer {
             let rejections = outcome?;
             written += group.outputs.len() - rejections.len();
             self.stats
-                .add_outputs(&group.sink.name, group.outputs.len() - rejections.len());
+                .metrics
+                .sink(&group.sink.name)
+                .outputs
+                .add((group.outputs.len().saturating_sub(rejections.len())) as u64);
             for Rejection { index, reason } in rejections {
                 let (Some(output), Some(&event)) =
                     (group.outputs.get(index), group.events.get(index))
@@ -166,11 +178,13 @@ impl Writer {
                     ),
                     event,
                     reason: format!("sink `{}`: {reason}", group.sink.name),
+                    counted_as: |d| &d.sink_rejected,
                 });
             }
         }
 
         let dead_lettered = dead.len();
+        let counted: Vec<_> = dead.iter().map(|d| d.counted_as).collect();
         if !dead.is_empty() {
             self.write_dead_letters(dead, events, trace).await?;
         }
@@ -189,31 +203,30 @@ impl Writer {
                 .map_err(|e| self.sink_error(&sink.name, e))?;
         }
 
-        let failed_per_plugin =
-            result
-                .failed
-                .iter()
-                .fold(BTreeMap::<String, usize>::new(), |mut m, f| {
-                    *m.entry(f.plugin.clone()).or_default() += 1;
-                    m
-                });
-        self.stats.add_dropped(result.dropped);
-        self.stats.add_failed(result.failed.len());
-        self.stats.add_dead_lettered(dead_lettered);
-        metrics::batch_done(
-            &self.pipeline,
-            result.dropped,
-            &failed_per_plugin.into_iter().collect::<Vec<_>>(),
-            dead_lettered,
-        );
+        let m = &self.stats.metrics;
+        m.dropped.add(result.dropped as u64);
+        for count in counted {
+            count(&m.dead_letters).add(1);
+        }
+        // Acknowledged: time in Weir per batch, and per event from its own
+        // timestamp (events without one are left out).
+        m.processing.record(read.read_at.elapsed().as_secs_f64());
+        let now_ms = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+        for event in events.iter().filter(|e| e.timestamp_ms > 0) {
+            let age_ms = now_ms.saturating_sub(event.timestamp_ms).max(0);
+            m.end_to_end.record(age_ms as f64 / 1000.0);
+        }
 
         let event_count = events.len();
         let mut span = telemetry::child_of(trace, "weir.commit", Vec::new);
-        self.commit(read.batch.checkpoint)
+        let committed = self
+            .commit(read.batch.checkpoint)
             .await
             .inspect_err(|e| span.fail(e))?;
         drop(span);
-        self.stats.batch_committed(&self.pipeline, event_count);
+        self.stats.batch_committed(event_count, committed);
         if let Some(trace) = read.trace {
             trace.finish(BatchOutcome {
                 outputs: written,
@@ -296,7 +309,8 @@ impl Writer {
     }
 
     fn retrying(&self, sink: &str, error: &SinkError, delay: Duration) {
-        metrics::sink_retry(sink);
+        self.stats.metrics.sink(sink).retries.increment(1);
+        self.stats.sink_retrying(sink, &error.to_string());
         tracing::warn!(pipeline = %self.pipeline, %sink, %error, "transient sink error; retrying in {delay:?}");
     }
 
@@ -338,25 +352,30 @@ impl Writer {
             .inspect_err(|e| span.fail(e))?;
         span.set_count("weir.rejected", rejections.len());
         drop(span);
-        metrics::sink_written(
-            &self.pipeline,
-            &sink.name,
-            outputs.len(),
-            rejections.len(),
-            started.elapsed(),
-        );
+        let m = self.stats.metrics.sink(&sink.name);
+        m.write_seconds.record(started.elapsed().as_secs_f64());
+        m.write_outputs.record(outputs.len() as f64);
+        let bytes: usize = outputs
+            .iter()
+            .map(|o| {
+                o.key.as_ref().map_or(0, |k| k.len()) + o.value.as_ref().map_or(0, |v| v.len())
+            })
+            .sum();
+        m.write_bytes.record(bytes as f64);
+        m.rejected.increment(rejections.len() as u64);
         Ok(rejections)
     }
 
-    /// Commit a batch's checkpoint. A transient failure is logged and the
-    /// pipeline goes on: the next batch's commit usually covers it, and what
-    /// stays uncommitted is read again after a restart (at-least-once).
-    async fn commit(&self, checkpoint: PendingCommit) -> Result<(), PipelineError> {
+    /// Commit a batch's checkpoint; `Ok(false)` when it failed transiently.
+    /// A transient failure is logged and the pipeline goes on: the next
+    /// batch's commit usually covers it, and what stays uncommitted is read
+    /// again after a restart (at-least-once).
+    async fn commit(&self, checkpoint: PendingCommit) -> Result<bool, PipelineError> {
         match checkpoint.commit().await {
-            Ok(()) => Ok(()),
+            Ok(()) => Ok(true),
             Err(SourceError::Transient(msg)) => {
                 tracing::warn!(pipeline = %self.pipeline, error = %msg, "commit failed; these events will be read again after a restart");
-                Ok(())
+                Ok(false)
             }
             Err(error) => Err(PipelineError::Source {
                 pipeline: self.pipeline.clone(),

@@ -12,7 +12,6 @@
 use std::borrow::Cow;
 use std::collections::{BTreeMap, VecDeque};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -24,7 +23,7 @@ use super::file::{self, FileRefusal, ReloadRules};
 use super::stage::{Reaper, ReloadableTransform, Stage, SwapRecord};
 use super::watch::WatchMode;
 use crate::engine::{Engine, PluginError, PluginSpec, PluginVersion};
-use crate::metrics;
+use crate::metrics::plugin::PluginMetrics;
 
 /// Versions remembered per plugin.
 const HISTORY: usize = 20;
@@ -189,14 +188,6 @@ pub struct PluginSnapshot {
     pub history: Vec<VersionRecord>,
 }
 
-#[derive(Debug, Default)]
-struct ReloadCounters {
-    succeeded: AtomicU64,
-    failed: AtomicU64,
-    unchanged: AtomicU64,
-    rollbacks: AtomicU64,
-}
-
 struct PluginState {
     spec: PluginSpec,
     /// The file the config names. `spec.path` differs from it after a
@@ -218,7 +209,8 @@ pub(crate) struct Plugin {
     reload_lock: Mutex<()>,
     state: Mutex<PluginState>,
     stages: Mutex<Vec<Arc<Stage>>>,
-    counters: ReloadCounters,
+    /// Reload counts and load time (`weir_plugin_reloads_total`, ...).
+    metrics: PluginMetrics,
     reaper: Reaper,
 }
 
@@ -243,8 +235,10 @@ impl Plugin {
         let now = SystemTime::now();
         let at = rfc3339(now);
         tracing::error!(plugin = %self.name, ?trigger, error = %message, "plugin reload failed; the running version keeps serving");
-        metrics::plugin_reload(&self.name, result);
-        self.counters.failed.fetch_add(1, Ordering::Relaxed);
+        match result {
+            "rolled_back" => self.metrics.reloads_rolled_back.add(1),
+            _ => self.metrics.reloads_failed.add(1),
+        }
         let mut state = lock(&self.state);
         state.last_reload = Some(ReloadRecord {
             at: at.clone(),
@@ -293,7 +287,6 @@ impl Plugin {
             }
             trigger
         };
-        self.counters.rollbacks.fetch_add(1, Ordering::Relaxed);
         // Stages that have not taken the broken version yet never will.
         for other in lock(&self.stages).iter() {
             if let Some(instance) = other.withdraw(broken.hash()) {
@@ -311,20 +304,22 @@ impl Plugin {
     fn snapshot(&self) -> PluginSnapshot {
         let stages: Vec<Arc<Stage>> = lock(&self.stages).clone();
         let mut counters = PluginCounters {
-            reloads_succeeded: self.counters.succeeded.load(Ordering::Relaxed),
-            reloads_failed: self.counters.failed.load(Ordering::Relaxed),
-            reloads_unchanged: self.counters.unchanged.load(Ordering::Relaxed),
-            rollbacks: self.counters.rollbacks.load(Ordering::Relaxed),
+            reloads_succeeded: self.metrics.reloads_succeeded.get(),
+            // A rollback is a reload that failed after it was swapped in.
+            reloads_failed: self.metrics.reloads_failed.get()
+                + self.metrics.reloads_rolled_back.get(),
+            reloads_unchanged: self.metrics.reloads_unchanged.get(),
+            rollbacks: self.metrics.reloads_rolled_back.get(),
             ..PluginCounters::default()
         };
         let mut pipelines = Vec::with_capacity(stages.len());
         for stage in &stages {
-            let c = &stage.counters;
-            counters.batches += c.batches.load(Ordering::Relaxed);
-            counters.events += c.events.load(Ordering::Relaxed);
-            counters.outputs += c.outputs.load(Ordering::Relaxed);
-            counters.dropped += c.dropped.load(Ordering::Relaxed);
-            counters.failed += c.failed.load(Ordering::Relaxed);
+            let c = &stage.metrics;
+            counters.batches += c.batches.get();
+            counters.events += c.events.get();
+            counters.outputs += c.outputs.get();
+            counters.dropped += c.dropped.get();
+            counters.failed += c.failed.get();
             let active = stage.active();
             pipelines.push(StageSnapshot {
                 pipeline: stage.pipeline.clone(),
@@ -404,7 +399,8 @@ impl PluginRegistry {
             loaded_at: rfc3339(now),
             trigger: ReloadTrigger::Startup,
         });
-        metrics::plugin_loaded(&name, now);
+        let plugin_metrics = PluginMetrics::new(&name);
+        plugin_metrics.loaded(now);
         let plugin = Plugin {
             name: name.clone(),
             options,
@@ -419,7 +415,7 @@ impl PluginRegistry {
                 last_error: None,
             }),
             stages: Mutex::new(Vec::new()),
-            counters: ReloadCounters::default(),
+            metrics: plugin_metrics,
             reaper: self.reaper.clone(),
         };
         self.plugins.insert(name, Arc::new(plugin));
@@ -464,6 +460,7 @@ impl PluginRegistry {
         let instance = plugin.current().instantiate()?;
         let slot = Arc::new(Stage::new(
             pipeline.to_owned(),
+            &plugin.name,
             stage,
             instance.version().hash().to_owned(),
         ));
@@ -613,8 +610,7 @@ impl PluginRegistry {
             // A file event that did not change the content (the temporary
             // file of a write-then-rename, a touch) is not a reload at all.
             if trigger != ReloadTrigger::Watch {
-                plugin.counters.unchanged.fetch_add(1, Ordering::Relaxed);
-                metrics::plugin_reload(&plugin.name, "unchanged");
+                plugin.metrics.reloads_unchanged.add(1);
                 lock(&plugin.state).last_reload = Some(ReloadRecord {
                     at: rfc3339(SystemTime::now()),
                     trigger,
@@ -685,9 +681,8 @@ impl PluginRegistry {
             });
             state.last_error = None;
         }
-        plugin.counters.succeeded.fetch_add(1, Ordering::Relaxed);
-        metrics::plugin_reload(&plugin.name, "succeeded");
-        metrics::plugin_loaded(&plugin.name, now);
+        plugin.metrics.reloads_succeeded.add(1);
+        plugin.metrics.loaded(now);
         if path_changed {
             self.paths.send_modify(|generation| *generation += 1);
         }

@@ -23,7 +23,7 @@
 //! exactly one version.
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, mpsc};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -33,7 +33,7 @@ use tokio_util::sync::CancellationToken;
 use super::registry::{Plugin, lock};
 use crate::engine::{PluginError, PluginInstance, Transform};
 use crate::event::{Event, Header, Outcome};
-use crate::metrics;
+use crate::metrics::plugin::{StageMetrics, thread_cpu_time};
 
 /// Swaps remembered per stage (for the admin API and the benchmark).
 const SWAP_HISTORY: usize = 512;
@@ -77,16 +77,6 @@ fn opt_as_micros<S: serde::Serializer>(d: &Option<Duration>, s: S) -> Result<S::
     }
 }
 
-/// Counters of one stage.
-#[derive(Debug, Default)]
-pub(crate) struct StageCounters {
-    pub(crate) batches: AtomicU64,
-    pub(crate) events: AtomicU64,
-    pub(crate) outputs: AtomicU64,
-    pub(crate) dropped: AtomicU64,
-    pub(crate) failed: AtomicU64,
-}
-
 /// What a stage runs now.
 #[derive(Debug, Clone)]
 pub(crate) struct Active {
@@ -104,13 +94,15 @@ pub(crate) struct Stage {
     pending: AtomicBool,
     next: Mutex<Option<PluginInstance>>,
     active: Mutex<Active>,
-    pub(crate) counters: StageCounters,
+    /// Its metrics (also the counters `/plugins` shows).
+    pub(crate) metrics: StageMetrics,
     swaps: Mutex<VecDeque<SwapRecord>>,
 }
 
 impl Stage {
-    pub(crate) fn new(pipeline: String, index: usize, hash: String) -> Stage {
+    pub(crate) fn new(pipeline: String, plugin: &str, index: usize, hash: String) -> Stage {
         Stage {
+            metrics: StageMetrics::new(&pipeline, plugin),
             pipeline,
             index,
             pending: AtomicBool::new(false),
@@ -119,7 +111,6 @@ impl Stage {
                 hash,
                 since: SystemTime::now(),
             }),
-            counters: StageCounters::default(),
             swaps: Mutex::new(VecDeque::new()),
         }
     }
@@ -384,25 +375,12 @@ impl ReloadableTransform {
                 Outcome::Fail(_) => failed += 1,
             }
         }
-        let c = &self.stage.counters;
-        c.batches.fetch_add(1, Ordering::Relaxed);
-        c.events.fetch_add(events as u64, Ordering::Relaxed);
-        c.outputs.fetch_add(outputs, Ordering::Relaxed);
-        c.dropped.fetch_add(dropped, Ordering::Relaxed);
-        c.failed.fetch_add(failed, Ordering::Relaxed);
-        metrics::plugin_outcomes(
-            &self.stage.pipeline,
-            &self.plugin.name,
-            events as u64,
-            outputs,
-            dropped,
-            failed,
-        );
-        metrics::plugin_memory(
-            &self.stage.pipeline,
-            &self.plugin.name,
-            self.instance.memory_bytes(),
-        );
+        let m = &self.stage.metrics;
+        m.events.add(events as u64);
+        m.outputs.add(outputs);
+        m.dropped.add(dropped);
+        m.failed.add(failed);
+        m.memory_bytes.set(self.instance.memory_bytes() as f64);
     }
 }
 
@@ -431,12 +409,17 @@ impl Transform for ReloadableTransform {
             .last_end
             .map(|end| began.saturating_duration_since(end));
 
+        let cpu_before = thread_cpu_time();
         let rebuilds_before = self.instance.rebuilds();
         let result = self.instance.process_batch(events);
         let result = match self.probation.take() {
             Some(previous) => self.end_probation(previous, events, result, rebuilds_before),
             None => result,
         };
+        let cpu = thread_cpu_time()
+            .zip(cpu_before)
+            .map(|(after, before)| after.saturating_sub(before));
+        self.stage.metrics.call(began.elapsed(), cpu);
         let mut outcomes = result?;
 
         match swapped {
@@ -451,7 +434,10 @@ impl Transform for ReloadableTransform {
                     previous_gap: self.last_gap,
                     swap,
                 };
-                metrics::plugin_swap(&self.stage.pipeline, &self.plugin.name, record.gap);
+                self.stage
+                    .metrics
+                    .swap_pause
+                    .record(record.gap.as_secs_f64());
                 self.stage.record_swap(record);
             }
             None => self.last_gap = gap,

@@ -125,6 +125,8 @@ pub struct KafkaSink {
     name: String,
     topic: Option<String>,
     producer: FutureProducer<LogContext>,
+    /// The client context's last TLS/SASL failure (for readiness).
+    last_error: Arc<std::sync::Mutex<Option<String>>>,
 }
 
 impl std::fmt::Debug for KafkaSink {
@@ -152,16 +154,16 @@ impl KafkaSink {
         let client_config = config
             .client_config(&name, &ctx.config_dir)
             .map_err(fatal)?;
+        let log = LogContext::new(name.clone(), "sink");
+        let last_error = Arc::clone(&log.last_error);
         let producer: FutureProducer<LogContext> = client_config
-            .create_with_context(LogContext {
-                connector: name.clone(),
-                kind: "sink",
-            })
+            .create_with_context(log)
             .map_err(|e| fatal(format!("cannot create the producer: {e}")))?;
         Ok(KafkaSink {
             name,
             topic: config.topic.clone(),
             producer,
+            last_error,
         })
     }
 
@@ -317,14 +319,10 @@ impl Sink for KafkaSink {
 
     async fn check(&self) -> Result<(), SinkError> {
         let producer = self.producer.clone();
-        tokio::task::spawn_blocking(move || {
-            producer
-                .client()
-                .fetch_metadata(None, Duration::from_secs(5))
-                .map(|_| ())
-        })
-        .await
-        .map_err(|e| self.transient(format!("check: {e}")))?
-        .map_err(|e| self.transient(format!("brokers unreachable: {e}")))
+        let last_error = Arc::clone(&self.last_error);
+        tokio::task::spawn_blocking(move || client::check_brokers(producer.client(), &last_error))
+            .await
+            .map_err(|e| self.transient(format!("check: {e}")))?
+            .map_err(|e| self.transient(e))
     }
 }

@@ -593,10 +593,9 @@ impl DynamoDbSink {
     }
 }
 
-/// Items resent because BatchWriteItem left them unprocessed, per sink.
-pub const UNPROCESSED_RETRIES: &str = "weir_sink_dynamodb_unprocessed_retries_total";
-/// Conditional writes skipped because the stored item was newer, per sink.
-pub const STALE_WRITES: &str = "weir_sink_dynamodb_stale_writes_total";
+// The sink's metrics, named with every other in `crate::metrics`.
+const UNPROCESSED_RETRIES: &str = crate::metrics::SINK_DYNAMODB_UNPROCESSED_RETRIES.name;
+const STALE_WRITES: &str = crate::metrics::SINK_DYNAMODB_STALE_WRITES.name;
 
 #[async_trait]
 impl Sink for DynamoDbSink {

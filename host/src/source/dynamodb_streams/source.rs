@@ -42,12 +42,10 @@ use crate::dynamodb::attr::JsonMapping;
 use crate::event::{Event, Header, Op};
 use crate::source::{Source, SourceBatch, SourceContext, SourceError};
 
-/// Records trimmed by retention before they were read, per source.
-pub const DATA_LOSS: &str = "weir_source_dynamodb_data_loss_total";
-/// Leases this host lost to another host (expired or stolen), per source.
-pub const LEASES_LOST: &str = "weir_source_dynamodb_leases_lost_total";
-/// Leases held by this host, per source.
-pub const LEASES_HELD: &str = "weir_source_dynamodb_leases_held";
+// The source's metrics, named with every other in `crate::metrics`.
+const DATA_LOSS: &str = crate::metrics::SOURCE_DYNAMODB_DATA_LOSS.name;
+const LEASES_LOST: &str = crate::metrics::SOURCE_DYNAMODB_LEASES_LOST.name;
+const LEASES_HELD: &str = crate::metrics::SOURCE_DYNAMODB_LEASES_HELD.name;
 
 /// How much older than a `LatestSince` take a record may be and still be
 /// read by a later holder: covers clock differences between hosts and

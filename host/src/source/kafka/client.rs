@@ -12,6 +12,7 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
+use std::sync::{Arc, Mutex};
 
 use rdkafka::ClientConfig;
 use rdkafka::client::ClientContext;
@@ -216,7 +217,51 @@ pub struct LogContext {
     pub connector: String,
     /// `source` or `sink`, for messages.
     pub kind: &'static str,
+    /// The last TLS or SASL failure the client reported, until a check
+    /// reaches the brokers again: readiness names it instead of a timeout.
+    pub last_error: Arc<Mutex<Option<String>>>,
 }
+
+impl LogContext {
+    /// A context for the connector `connector` of `kind` (`source`/`sink`).
+    pub fn new(connector: String, kind: &'static str) -> LogContext {
+        LogContext {
+            connector,
+            kind,
+            last_error: Arc::default(),
+        }
+    }
+
+    fn remember(&self, error: String) {
+        if let Ok(mut last) = self.last_error.lock() {
+            *last = Some(error);
+        }
+    }
+}
+
+/// Ask the brokers for metadata within [`CHECK_WITHIN`] (readiness allows
+/// 3 s); on failure report the TLS or SASL failure the client last saw, if
+/// any, rather than the timeout it causes.
+pub fn check_brokers<C: ClientContext>(
+    client: &rdkafka::client::Client<C>,
+    last_error: &Mutex<Option<String>>,
+) -> Result<(), String> {
+    match client.fetch_metadata(None, CHECK_WITHIN) {
+        Ok(_) => {
+            if let Ok(mut last) = last_error.lock() {
+                *last = None;
+            }
+            Ok(())
+        }
+        Err(e) => match last_error.lock().ok().and_then(|l| l.clone()) {
+            Some(known) => Err(known),
+            None => Err(format!("brokers unreachable: {e}")),
+        },
+    }
+}
+
+/// How long [`check_brokers`] waits for the brokers.
+pub const CHECK_WITHIN: std::time::Duration = std::time::Duration::from_secs(2);
 
 impl ClientContext for LogContext {
     fn log(&self, level: RDKafkaLogLevel, fac: &str, log_message: &str) {
@@ -256,16 +301,24 @@ impl ClientContext for LogContext {
         // waits instead of stopping.
         let (kind, connector) = (self.kind, &self.connector);
         match error.rdkafka_error_code() {
-            Some(rdkafka::types::RDKafkaErrorCode::SSL) => tracing::error!(
+            Some(rdkafka::types::RDKafkaErrorCode::SSL) => {
+                self.remember(format!("TLS handshake with the brokers failed: {reason}"));
+                tracing::error!(
                 connector = %connector,
                 "kafka {kind} `{connector}`: TLS handshake with the brokers failed: {reason} \
                  (check `ssl.ca.location`, and `ssl.certificate.location`/`ssl.key.location` if the brokers require a client certificate)"
-            ),
-            Some(rdkafka::types::RDKafkaErrorCode::Authentication) => tracing::error!(
+                );
+            }
+            Some(rdkafka::types::RDKafkaErrorCode::Authentication) => {
+                self.remember(format!(
+                    "SASL authentication with the brokers failed: {reason}"
+                ));
+                tracing::error!(
                 connector = %connector,
                 "kafka {kind} `{connector}`: SASL authentication with the brokers failed: {reason} \
                  (check `sasl.mechanism`, `sasl.username` and `sasl.password`)"
-            ),
+                );
+            }
             _ => tracing::warn!(connector = %connector, "kafka client: {error}: {reason}"),
         }
     }
@@ -274,6 +327,25 @@ impl ClientContext for LogContext {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_failed_check_names_the_last_tls_or_sasl_failure_not_a_timeout() {
+        use rdkafka::producer::Producer as _;
+        let log = LogContext::new("in".into(), "source");
+        // Nothing listens on port 9 of the loopback address.
+        let producer: rdkafka::producer::FutureProducer<LogContext> = ClientConfig::new()
+            .set("bootstrap.servers", "127.0.0.1:9")
+            .create_with_context(log.clone())
+            .unwrap();
+        let unknown = check_brokers(producer.client(), &log.last_error).unwrap_err();
+        assert!(unknown.starts_with("brokers unreachable: "), "{unknown}");
+
+        log.remember("SASL authentication with the brokers failed: bad password".into());
+        assert_eq!(
+            check_brokers(producer.client(), &log.last_error),
+            Err("SASL authentication with the brokers failed: bad password".into())
+        );
+    }
 
     #[test]
     fn options_accept_strings_numbers_and_booleans() {

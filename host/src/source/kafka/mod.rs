@@ -166,12 +166,19 @@ struct Progress {
     /// Partitions read to their end (with `stop_at_end`): the partitions of
     /// end-of-partition reports with no message since.
     at_end: std::collections::HashSet<(String, i32)>,
+    /// Timestamp (ms) of the last record handed out, per partition: what
+    /// the lag in seconds is measured from.
+    last_read_ms: PartitionMap,
 }
 
 /// Consumer context: logging, plus committing before partitions go.
 struct SourceContextImpl {
     log: LogContext,
     progress: Arc<Mutex<Progress>>,
+    /// The pipeline reading: metrics carry it, so two pipelines on one
+    /// source do not collide.
+    pipeline: String,
+    rebalances: crate::metrics::source::Rebalances,
 }
 
 impl ClientContext for SourceContextImpl {
@@ -183,19 +190,33 @@ impl ClientContext for SourceContextImpl {
         self.log.error(error, reason);
     }
 
-    // Consumer lag per partition for the admin API's /metrics, from
-    // librdkafka's statistics (every `statistics.interval.ms`).
+    // Consumer lag per partition for the admin API's /metrics and the
+    // stall detector, from librdkafka's statistics (every
+    // `statistics.interval.ms`). A negative lag means the consumer does not
+    // read the partition (not assigned).
     fn stats(&self, statistics: rdkafka::Statistics) {
+        let now = now_ms();
+        let last_read = self
+            .progress
+            .lock()
+            .map(|p| p.last_read_ms.clone())
+            .unwrap_or_default();
         for (topic, t) in &statistics.topics {
             for (partition, p) in &t.partitions {
-                if *partition >= 0 && p.consumer_lag >= 0 {
-                    crate::metrics::kafka_consumer_lag(
-                        &self.log.connector,
-                        topic,
-                        *partition,
-                        p.consumer_lag,
-                    );
+                if *partition < 0 {
+                    continue;
                 }
+                let behind_ms = last_read
+                    .get(&(topic.clone(), *partition))
+                    .map_or(0, |&ts| now.saturating_sub(ts).max(0));
+                crate::metrics::kafka_consumer_lag(
+                    &self.pipeline,
+                    &self.log.connector,
+                    topic,
+                    *partition,
+                    (p.consumer_lag >= 0).then_some(p.consumer_lag),
+                    Duration::from_millis(behind_ms.unsigned_abs()),
+                );
             }
         }
     }
@@ -206,6 +227,7 @@ impl ConsumerContext for SourceContextImpl {
         let connector = &self.log.connector;
         match rebalance {
             Rebalance::Revoke(revoked) => {
+                self.rebalances.revoked.increment(1);
                 let Ok(mut progress) = self.progress.lock() else {
                     return;
                 };
@@ -214,6 +236,7 @@ impl ConsumerContext for SourceContextImpl {
                     let key = (elem.topic().to_string(), elem.partition());
                     progress.delivered.remove(&key);
                     progress.at_end.remove(&key);
+                    progress.last_read_ms.remove(&key);
                     if let Some(offset) = progress.committed.remove(&key) {
                         let _ = tpl.add_partition_offset(
                             elem.topic(),
@@ -240,12 +263,16 @@ impl ConsumerContext for SourceContextImpl {
                 tracing::info!(connector, partitions = %describe(revoked), "partitions revoked");
             }
             Rebalance::Assign(_) => {}
-            Rebalance::Error(e) => tracing::warn!(connector, "rebalance error: {e}"),
+            Rebalance::Error(e) => {
+                self.rebalances.error.increment(1);
+                tracing::warn!(connector, "rebalance error: {e}");
+            }
         }
     }
 
     fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         if let Rebalance::Assign(assigned) = rebalance {
+            self.rebalances.assigned.increment(1);
             tracing::info!(
                 connector = %self.log.connector,
                 partitions = %describe(assigned),
@@ -353,11 +380,10 @@ impl KafkaSource {
             .map_err(fatal)?;
         let progress = Arc::new(Mutex::new(Progress::default()));
         let context = SourceContextImpl {
-            log: LogContext {
-                connector: name.clone(),
-                kind: "source",
-            },
+            log: LogContext::new(name.clone(), "source"),
             progress: progress.clone(),
+            pipeline: ctx.pipeline.clone(),
+            rebalances: crate::metrics::source::Rebalances::new(&ctx.pipeline, &name),
         };
         let consumer: Consumer_ = client_config
             .create_with_context(context)
@@ -487,6 +513,8 @@ impl Source for KafkaSource {
         let deadline = tokio::time::Instant::now() + max_wait;
         let mut events = Vec::with_capacity(max_events.min(4096));
         let mut reached: Vec<(String, i32, i64)> = Vec::new();
+        // Timestamp of the last record per entry of `reached`.
+        let mut reached_ms: Vec<i64> = Vec::new();
         let mut unreadable = Vec::new();
         while events.len() < max_events {
             let msg = match tokio::time::timeout_at(deadline, consumer.recv()).await {
@@ -529,6 +557,7 @@ impl Source for KafkaSource {
                     .remove(&(msg.topic().to_string(), msg.partition()));
             }
             let (event, problem) = record::to_event(&msg, now_ms());
+            let timestamp_ms = event.timestamp_ms;
             if let Some(reason) = problem {
                 unreadable.push(Unreadable {
                     index: events.len(),
@@ -538,20 +567,29 @@ impl Source for KafkaSource {
             events.push(event);
             let next = msg.offset() + 1;
             match reached
-                .iter_mut()
-                .find(|(t, p, _)| *p == msg.partition() && t == msg.topic())
+                .iter()
+                .position(|(t, p, _)| *p == msg.partition() && t == msg.topic())
             {
-                Some(entry) => entry.2 = next,
-                None => reached.push((msg.topic().to_string(), msg.partition(), next)),
+                Some(i) => {
+                    reached[i].2 = next;
+                    reached_ms[i] = timestamp_ms;
+                }
+                None => {
+                    reached.push((msg.topic().to_string(), msg.partition(), next));
+                    reached_ms.push(timestamp_ms);
+                }
             }
         }
         if !reached.is_empty()
             && let Ok(mut progress) = self.progress.lock()
         {
-            for (topic, partition, next) in &reached {
+            for ((topic, partition, next), ms) in reached.iter().zip(&reached_ms) {
                 progress
                     .delivered
                     .insert((topic.clone(), *partition), *next);
+                progress
+                    .last_read_ms
+                    .insert((topic.clone(), *partition), *ms);
             }
         }
         let mut exhausted = false;
@@ -643,12 +681,10 @@ impl Source for KafkaSource {
     async fn check(&self) -> Result<(), SourceError> {
         let consumer = self.consumer()?;
         tokio::task::spawn_blocking(move || {
-            consumer
-                .fetch_metadata(None, Duration::from_secs(5))
-                .map(|_| ())
+            client::check_brokers(consumer.client(), &consumer.context().log.last_error)
         })
         .await
         .map_err(|e| self.transient(format!("check: {e}")))?
-        .map_err(|e| self.transient(format!("brokers unreachable: {e}")))
+        .map_err(|e| self.transient(e))
     }
 }
