@@ -46,6 +46,7 @@ mod interpolate;
 mod load;
 pub mod secrets;
 
+pub(crate) use diagnostic::join_key;
 pub use diagnostic::{ConfigErrors, Diagnostic, Location, Locations, Severity};
 pub use load::{LoadedConfig, config_dir};
 
