@@ -302,12 +302,10 @@ async fn a_server_error_rejects_only_that_output_with_the_server_message() {
 
 #[tokio::test]
 async fn bad_templates_and_commands_fail_the_build_naming_sink_and_index() {
-    let cases = [
-        (
-            "[[commands]]\ncmd = \"SET\"\nkey = \"a\"\n[[commands]]\ncmd = \"LPUSH\"\nkey = \"k\"\n",
-            "redis sink `bad`: commands[1]: unknown command `LPUSH` (expected one of SET, HSET, XADD, SADD, ZINCRBY, PFADD, INCRBY, INCRBYFLOAT, EXPIRE, DEL, or any command with `args`)",
-        ),
-    ];
+    let cases = [(
+        "[[commands]]\ncmd = \"SET\"\nkey = \"a\"\n[[commands]]\ncmd = \"LPUSH\"\nkey = \"k\"\n",
+        "redis sink `bad`: commands[1]: unknown command `LPUSH` (expected one of SET, HSET, XADD, SADD, ZINCRBY, PFADD, INCRBY, INCRBYFLOAT, EXPIRE, DEL, or any command with `args`)",
+    )];
     for (commands, expected) in cases {
         let config: weir::sink::SinkConfig = toml::from_str(&sink_table(commands)).unwrap();
         let ctx = weir::sink::SinkContext {

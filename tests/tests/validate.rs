@@ -864,7 +864,8 @@ fn admin_api_off_loopback_without_a_token_is_refused() {
              set [host.admin] token (e.g. \"${WEIR_ADMIN_TOKEN}\") or listen on 127.0.0.1"
         ]
     );
-    let with_token = format!("{ADMIN_OFF_LOOPBACK}{VALID}").replace("token = \"\"", "token = \"s3cret\"");
+    let with_token =
+        format!("{ADMIN_OFF_LOOPBACK}{VALID}").replace("token = \"\"", "token = \"s3cret\"");
     load(&fixture(&with_token)).unwrap_or_else(|e| panic!("{e}"));
 }
 
@@ -921,10 +922,7 @@ fn weir_run_refuses_what_validate_refuses() {
             fixture(&shared_group()),
             "sources.clicks.group_id: pipelines `audit`, `purchases` all read source `clicks`",
         ),
-        (
-            plugin,
-            "plugin `only_purchases` (",
-        ),
+        (plugin, "plugin `only_purchases` ("),
     ];
     for (f, expected) in &cases {
         let out = std::process::Command::new(weir_tests::weir_bin())
@@ -934,7 +932,10 @@ fn weir_run_refuses_what_validate_refuses() {
             .expect("run weir");
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(1), "{}: {stderr}", f.path.display());
-        assert!(stderr.contains(expected), "expected {expected:?} in:\n{stderr}");
+        assert!(
+            stderr.contains(expected),
+            "expected {expected:?} in:\n{stderr}"
+        );
     }
     // The plugin's refusal itself, as `weir run` words it.
     let stderr = String::from_utf8_lossy(

@@ -186,10 +186,7 @@ impl SourceConfig {
                 .as_deref()
                 .map(|g| ("lease_group", g, "shards")),
             #[cfg(feature = "kafka")]
-            SourceConfig::Kafka(c) => c
-                .group_id
-                .as_deref()
-                .map(|g| ("group_id", g, "partitions")),
+            SourceConfig::Kafka(c) => c.group_id.as_deref().map(|g| ("group_id", g, "partitions")),
             #[allow(
                 unreachable_patterns,
                 reason = "reachable only when other connectors are compiled in"

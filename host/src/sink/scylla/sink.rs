@@ -133,10 +133,7 @@ fn preflight(
         return Err(at("contact_points", "`contact_points` is empty".into()));
     }
     if cfg.concurrency == 0 {
-        return Err(at(
-            "concurrency",
-            "`concurrency` must be at least 1".into(),
-        ));
+        return Err(at("concurrency", "`concurrency` must be at least 1".into()));
     }
     if cfg.retry.attempts == 0 {
         return Err((
@@ -185,9 +182,7 @@ fn preflight(
         (Some(user), Some(pass)) => builder = builder.user(user, pass),
         (None, None) => {}
         _ => {
-            return Err(table(
-                "`username` and `password` go together".into(),
-            ));
+            return Err(table("`username` and `password` go together".into()));
         }
     }
     if let Some(tls) = &cfg.tls {
