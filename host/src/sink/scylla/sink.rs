@@ -428,3 +428,53 @@ impl Sink for ScyllaSink {
         }
     }
 }
+
+#[cfg(test)]
+mod offline_tests {
+    use super::*;
+
+    fn with_tls() -> ScyllaSinkConfig {
+        toml::from_str(
+            "contact_points = [\"127.0.0.1:9042\"]\nkeyspace = \"k\"\ntable = \"t\"\n\
+             tls = { ca_file = \"missing-ca.pem\" }\n[mapping]\nid = \"value.id\"\n",
+        )
+        .expect("scylla sink config")
+    }
+
+    fn ctx() -> SinkContext {
+        SinkContext {
+            name: "readings".to_owned(),
+            config_dir: std::path::PathBuf::from("/nonexistent"),
+        }
+    }
+
+    /// A build without TLS says so at `tls`, before anything connects.
+    #[cfg(not(feature = "scylla-tls"))]
+    #[test]
+    fn tls_in_a_build_without_the_feature_is_refused_offline_at_tls() {
+        assert_eq!(
+            offline_problems(&with_tls(), &ctx()),
+            [(
+                vec!["tls".to_owned()],
+                "`tls` is set but this weir was built without the `scylla-tls` cargo feature \
+                 (cargo build --features scylla-tls)"
+                    .to_owned()
+            )]
+        );
+    }
+
+    /// A build with TLS reads the CA file offline.
+    #[cfg(feature = "scylla-tls")]
+    #[test]
+    fn tls_files_are_read_offline() {
+        let problems = offline_problems(&with_tls(), &ctx());
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert_eq!(problems[0].0, ["tls"]);
+        assert!(
+            problems[0]
+                .1
+                .starts_with("tls.ca_file /nonexistent/missing-ca.pem: "),
+            "{problems:?}"
+        );
+    }
+}
