@@ -20,7 +20,7 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::admin::{AdminState, PipelineHealth, RunState};
-use crate::config::{Config, PipelineConfig};
+use crate::config::{Config, PipelineConfig, PluginConfig};
 use crate::engine::{
     Engine, EngineError, EngineOptions, PluginError, PluginSpec, PluginVersion, Transform,
     default_cache_dir,
@@ -110,13 +110,7 @@ impl Runtime {
     /// Load plugins, connect sinks and sources. `config_dir` is where
     /// relative paths in the config are resolved from.
     pub async fn build(config: &Config, config_dir: &Path) -> Result<Runtime, RuntimeError> {
-        let cache_dir = config
-            .host
-            .cache_dir
-            .as_ref()
-            .map(|d| resolve(config_dir, d))
-            .or_else(default_cache_dir);
-        let engine = Arc::new(Engine::new(EngineOptions { cache_dir })?);
+        let engine = Arc::new(engine(config, config_dir)?);
 
         let mut registry = PluginRegistry::new(Arc::clone(&engine), config_dir);
         for name in config.pipelines.values().flat_map(|p| &p.plugins) {
@@ -127,13 +121,7 @@ impl Runtime {
                 .plugins
                 .get(name)
                 .ok_or_else(|| RuntimeError::Config(format!("no plugin named `{name}`")))?;
-            let spec = PluginSpec {
-                name: name.clone(),
-                path: crate::builtin::resolve(config_dir, &plugin.path),
-                config: plugin.init_pairs(),
-                limits: plugin.limits,
-                grants: plugin.grants.clone(),
-            };
+            let spec = plugin_spec(name, plugin, config_dir);
             let options = PluginOptions {
                 version_header: plugin.version_header.clone(),
                 watch: plugin.watch,
@@ -333,6 +321,30 @@ async fn build_pipeline(
         stats: pipeline.stats(),
     };
     Ok((pipeline, health))
+}
+
+/// The Wasm engine `config` asks for (its compile cache in
+/// `[host] cache_dir`, or the default one).
+pub fn engine(config: &Config, config_dir: &Path) -> Result<Engine, EngineError> {
+    let cache_dir = config
+        .host
+        .cache_dir
+        .as_ref()
+        .map(|d| resolve(config_dir, d))
+        .or_else(default_cache_dir);
+    Engine::new(EngineOptions { cache_dir })
+}
+
+/// What the engine loads for `[plugins.NAME]`: its file resolved against
+/// the config's directory (a `builtin:` path kept), its `config` as `init` takes it.
+pub fn plugin_spec(name: &str, plugin: &PluginConfig, config_dir: &Path) -> PluginSpec {
+    PluginSpec {
+        name: name.to_owned(),
+        path: crate::builtin::resolve(config_dir, &plugin.path),
+        config: plugin.init_pairs(),
+        limits: plugin.limits,
+        grants: plugin.grants.clone(),
+    }
 }
 
 fn resolve(dir: &Path, path: &Path) -> PathBuf {

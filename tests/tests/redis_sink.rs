@@ -302,16 +302,10 @@ async fn a_server_error_rejects_only_that_output_with_the_server_message() {
 
 #[tokio::test]
 async fn bad_templates_and_commands_fail_the_build_naming_sink_and_index() {
-    let cases = [
-        (
-            "[[commands]]\ncmd = \"SET\"\nkey = \"a\"\n[[commands]]\ncmd = \"LPUSH\"\nkey = \"k\"\n",
-            "redis sink `bad`: commands[1]: unknown command `LPUSH` (expected one of SET, HSET, XADD, SADD, ZINCRBY, PFADD, INCRBY, INCRBYFLOAT, EXPIRE, DEL, or any command with `args`)",
-        ),
-        (
-            "[[commands]]\ncmd = \"SET\"\nkey = \"session:{value.session_id\"\n",
-            "redis sink `bad`: commands[0] (SET) `key`: template `session:{value.session_id`: unclosed `{` at byte 8",
-        ),
-    ];
+    let cases = [(
+        "[[commands]]\ncmd = \"SET\"\nkey = \"a\"\n[[commands]]\ncmd = \"LPUSH\"\nkey = \"k\"\n",
+        "redis sink `bad`: commands[1]: unknown command `LPUSH` (expected one of SET, HSET, XADD, SADD, ZINCRBY, PFADD, INCRBY, INCRBYFLOAT, EXPIRE, DEL, or any command with `args`)",
+    )];
     for (commands, expected) in cases {
         let config: weir::sink::SinkConfig = toml::from_str(&sink_table(commands)).unwrap();
         let ctx = weir::sink::SinkContext {
@@ -322,6 +316,18 @@ async fn bad_templates_and_commands_fail_the_build_naming_sink_and_index() {
         assert_eq!(err.to_string(), expected);
         assert!(matches!(err, weir::sink::SinkError::Fatal(_)));
     }
+}
+
+#[test]
+fn a_bad_template_is_refused_as_the_config_is_read() {
+    let table = sink_table("[[commands]]\ncmd = \"SET\"\nkey = \"session:{value.session_id\"\n");
+    let err = toml::from_str::<weir::sink::SinkConfig>(&table)
+        .expect_err("the template must not parse")
+        .to_string();
+    assert!(
+        err.contains("template `session:{value.session_id`: unclosed `{` at byte 8"),
+        "{err}"
+    );
 }
 
 /// Everything under `prefix`: key → (type, contents), for comparing states.

@@ -129,7 +129,17 @@ fn valid_config_loads_with_its_summary() {
 
 #[test]
 fn validate_report_of_a_valid_config_is_its_summary_line() {
-    let f = fixture(VALID);
+    // `weir validate` runs the plugin's `init`: the real filter, with a
+    // config it takes.
+    let f = fixture(&VALID.replace(
+        "config = { field = \"event_type\", min = 3, ratio = 0.5, strict = true }",
+        "config = { field = \"event_type\", equals = \"purchase\" }",
+    ));
+    std::fs::copy(
+        weir_tests::plugins::FILTER,
+        f.path.parent().unwrap().join("plugins/filter.wasm"),
+    )
+    .expect("copy the filter plugin");
     let (report, ok) = weir::cli::validate::report(&f.path);
     assert!(ok, "{report}");
     assert_eq!(
@@ -694,5 +704,251 @@ fn dead_letter_sinks_are_checked_as_weir_run_uses_them() {
         errors[0].contains("sink `dlq` cannot be a dead-letter sink: (`mongodb`)")
             && errors[0].contains("need not be JSON"),
         "{errors:?}"
+    );
+}
+
+// Settings `weir run` used to refuse only when it connected (or when its
+// admin server started) are refused by `weir validate` first, where they
+// are. `weir_run_refuses_what_validate_refuses` runs the same configs.
+
+/// The errors of `toml` (the warnings about the extra sinks left out).
+fn only_errors(f: &Fixture) -> Vec<String> {
+    errors_of(f)
+        .into_iter()
+        .filter(|l| !l.contains(": warning: "))
+        .collect()
+}
+
+const REDIS_MISTAKES: &str = r#"[sinks.cache]
+type = "redis"
+url = "redis://127.0.0.1:16379/"
+[[sinks.cache.commands]]
+cmd = "SET"
+key = "session:{value.session_id"
+
+[sinks.sets]
+type = "redis"
+url = "redis://127.0.0.1:16379/"
+[[sinks.sets.commands]]
+cmd = "SET"
+key = "k"
+[[sinks.sets.commands]]
+cmd = "SADD"
+key = "user:{value.user_id}"
+ttl_seconds = 5
+
+[sinks.secure]
+type = "redis"
+url = "redis://127.0.0.1:16379/"
+tls = { ca_file = "certs/ca.pem" }
+[[sinks.secure.commands]]
+cmd = "SET"
+key = "k"
+"#;
+
+#[test]
+fn redis_templates_command_rules_and_tls_are_checked_offline() {
+    let f = fixture(&with_sink(REDIS_MISTAKES));
+    assert_eq!(
+        only_errors(&f),
+        [
+            "19:7: sinks.cache.commands[0].key: template `session:{value.session_id`: unclosed `{` at byte 8",
+            "27:1: sinks.sets.commands[1]: SADD: `ttl_seconds` does not apply to SADD (it takes: members)",
+            "35:7: sinks.secure.tls: `tls` is set, so `url` must start with rediss://",
+        ]
+    );
+}
+
+const MONGODB_MISTAKES: &str = r#"[sinks.counts]
+type = "mongodb"
+uri = "mongodb://127.0.0.1:17017/"
+database = "d"
+collection = "c"
+write_model = "replace"
+inc = { n = 1 }
+
+[sinks.nowhere]
+type = "mongodb"
+uri = "mongodb//127.0.0.1:17017/"
+database = "d"
+collection = "c"
+"#;
+
+#[test]
+fn mongodb_write_model_rules_and_uri_are_checked_offline() {
+    let f = fixture(&with_sink(MONGODB_MISTAKES));
+    assert_eq!(
+        only_errors(&f),
+        [
+            "14:1: sinks.counts: `inc` only applies to `write_model = \"update\"`",
+            "24:7: sinks.nowhere.uri: invalid uri: An invalid argument was provided: connection string contains no scheme",
+        ]
+    );
+}
+
+/// `VALID` with its plugin replaced by the `refuse-init` fixture.
+fn refusing_plugin() -> Fixture {
+    let f = fixture(VALID);
+    let dir = f.path.parent().expect("config dir");
+    std::fs::copy(
+        weir_tests::plugins::REFUSE_INIT,
+        dir.join("plugins/filter.wasm"),
+    )
+    .expect("copy the refuse-init fixture");
+    f
+}
+
+#[test]
+fn validate_runs_each_plugins_init_and_reports_a_refusal_at_its_config() {
+    let f = refusing_plugin();
+    let (report, ok) = weir::cli::validate::report(&f.path);
+    assert!(!ok, "{report}");
+    let p = f.path.display();
+    assert_eq!(
+        report,
+        format!(
+            "{p}:8:1: plugins.only_purchases.config: plugin `only_purchases`: init refused its config: refusing config: field, min, ratio, strict\n\
+             {p}: 1 error\n"
+        )
+    );
+}
+
+#[test]
+fn validate_reports_a_plugin_file_that_is_not_a_component_at_its_path() {
+    // The fixture's plugin is a bare component header: readable, but no
+    // component.
+    let f = fixture(VALID);
+    let (report, ok) = weir::cli::validate::report(&f.path);
+    assert!(!ok, "{report}");
+    let p = f.path.display();
+    assert_eq!(
+        report,
+        format!(
+            "{p}:7:1: plugins.only_purchases.path: plugin `only_purchases`: does not export weir:transform/plugin@0.1.0 (is it a Weir plugin? build it with weir-sdk)\n\
+             {p}: 1 error\n"
+        )
+    );
+}
+
+const SCYLLA_TLS: &str = r#"[sinks.readings]
+type = "scylla"
+contact_points = ["127.0.0.1:9042"]
+keyspace = "k"
+table = "t"
+tls = { ca_file = "certs/missing-ca.pem" }
+[sinks.readings.mapping]
+id = "value.id"
+"#;
+
+#[test]
+fn connector_tls_is_checked_offline_as_this_build_supports_it() {
+    let f = fixture(&with_sink(SCYLLA_TLS));
+    let dir = f.path.parent().unwrap().display().to_string();
+    assert_eq!(
+        only_errors(&f),
+        [format!(
+            "19:7: sinks.readings.tls: tls.ca_file {dir}/certs/missing-ca.pem: I/O error: No such file or directory (os error 2)"
+        )]
+    );
+}
+
+const ADMIN_OFF_LOOPBACK: &str = "[host.admin]\nlisten = \"0.0.0.0:9464\"\ntoken = \"\"\n\n";
+
+#[test]
+fn admin_api_off_loopback_without_a_token_is_refused() {
+    let f = fixture(&format!("{ADMIN_OFF_LOOPBACK}{VALID}"));
+    assert_eq!(
+        errors_of(&f),
+        [
+            "2:10: host.admin.listen: admin API: refusing to listen on 0.0.0.0:9464 (not a loopback address) without a token; \
+             set [host.admin] token (e.g. \"${WEIR_ADMIN_TOKEN}\") or listen on 127.0.0.1"
+        ]
+    );
+    let with_token =
+        format!("{ADMIN_OFF_LOOPBACK}{VALID}").replace("token = \"\"", "token = \"s3cret\"");
+    load(&fixture(&with_token)).unwrap_or_else(|e| panic!("{e}"));
+}
+
+/// `VALID` with a second pipeline reading its source, and `group_id` set.
+fn shared_group() -> String {
+    format!(
+        "{}\n[pipelines.audit]\nsource = \"clicks\"\ndefault_route = \"archive\"\n",
+        VALID.replace(
+            "topics = [\"clicks\"]\n",
+            "topics = [\"clicks\"]\ngroup_id = \"clicks-readers\"\n"
+        )
+    )
+}
+
+#[test]
+fn pipelines_sharing_a_source_with_an_explicit_group_are_refused() {
+    let f = fixture(&shared_group());
+    assert_eq!(
+        errors_of(&f),
+        [
+            "5:12: sources.clicks.group_id: pipelines `audit`, `purchases` all read source `clicks` with group_id `clicks-readers`: \
+             they would share one group and each see only part of the partitions; \
+             remove `group_id` (each pipeline then gets its own group) or give each pipeline its own source"
+        ]
+    );
+    // Without `group_id` each pipeline has a group of its own.
+    let own_groups = shared_group().replace("group_id = \"clicks-readers\"\n", "");
+    load(&fixture(&own_groups)).unwrap_or_else(|e| panic!("{e}"));
+}
+
+/// `weir run` refuses each of the configs above, saying the same thing, and
+/// exits before it connects to anything.
+#[test]
+fn weir_run_refuses_what_validate_refuses() {
+    let plugin = refusing_plugin();
+    let cases: Vec<(Fixture, &str)> = vec![
+        (
+            fixture(&with_sink(REDIS_MISTAKES)),
+            "sinks.cache.commands[0].key: template `session:{value.session_id`: unclosed `{` at byte 8",
+        ),
+        (
+            fixture(&with_sink(MONGODB_MISTAKES)),
+            "sinks.counts: `inc` only applies to `write_model = \"update\"`",
+        ),
+        (
+            fixture(&with_sink(SCYLLA_TLS)),
+            "sinks.readings.tls: tls.ca_file ",
+        ),
+        (
+            fixture(&format!("{ADMIN_OFF_LOOPBACK}{VALID}")),
+            "host.admin.listen: admin API: refusing to listen on 0.0.0.0:9464",
+        ),
+        (
+            fixture(&shared_group()),
+            "sources.clicks.group_id: pipelines `audit`, `purchases` all read source `clicks`",
+        ),
+        (plugin, "plugin `only_purchases` ("),
+    ];
+    for (f, expected) in &cases {
+        let out = std::process::Command::new(weir_tests::weir_bin())
+            .arg("run")
+            .arg(&f.path)
+            .output()
+            .expect("run weir");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{}: {stderr}", f.path.display());
+        assert!(
+            stderr.contains(expected),
+            "expected {expected:?} in:\n{stderr}"
+        );
+    }
+    // The plugin's refusal itself, as `weir run` words it.
+    let stderr = String::from_utf8_lossy(
+        &std::process::Command::new(weir_tests::weir_bin())
+            .arg("run")
+            .arg(&cases[5].0.path)
+            .output()
+            .expect("run weir")
+            .stderr,
+    )
+    .into_owned();
+    assert!(
+        stderr.contains("init refused its config: refusing config: field, min, ratio, strict"),
+        "{stderr}"
     );
 }

@@ -3,11 +3,18 @@
 //! ...`, warnings as `weir.toml:3:1: warning: ...`) so editors can jump to
 //! them. Exit status 1 if there is any error; otherwise a one-line summary
 //! and status 0. Also the loader `weir run` uses.
+//!
+//! Once the file itself is free of errors, every plugin a pipeline uses is
+//! loaded the way `weir run` loads it: compiled, checked against the
+//! contract and instantiated in its sandbox with its limits and grants,
+//! and its `init` run with its config (no source, no sink). A refusal is
+//! reported at the plugin's `config`, any other failure at its `path`.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use crate::config::{Config, ConfigErrors, LoadedConfig};
+use crate::config::{Config, ConfigErrors, Diagnostic, LoadedConfig, Severity};
+use crate::engine::PluginErrorKind;
 
 /// Arguments of `weir validate`.
 #[derive(Debug, clap::Args)]
@@ -31,7 +38,18 @@ pub fn validate(args: ValidateArgs) -> anyhow::Result<ExitCode> {
 /// What `weir validate` prints for `path` (every line ends in a newline),
 /// and whether the config is free of errors.
 pub fn report(path: &Path) -> (String, bool) {
-    match Config::load(path) {
+    let loaded = Config::load(path).and_then(|loaded| {
+        let errors = plugin_problems(&loaded);
+        if errors.is_empty() {
+            Ok(loaded)
+        } else {
+            Err(ConfigErrors {
+                errors,
+                warnings: loaded.warnings,
+            })
+        }
+    });
+    match loaded {
         Ok(loaded) => {
             let mut out = String::new();
             for w in &loaded.warnings {
@@ -51,6 +69,49 @@ pub fn report(path: &Path) -> (String, bool) {
             (out, false)
         }
     }
+}
+
+/// Load every plugin a pipeline of `loaded` uses as `weir run` would
+/// (compile, link, instantiate, `init` with its config), and say why each
+/// one that fails does: an `init` refusal at the plugin's `config` (its
+/// table when it has none), anything else at its `path`.
+pub fn plugin_problems(loaded: &LoadedConfig) -> Vec<Diagnostic> {
+    let config = &loaded.config;
+    let used: std::collections::BTreeSet<&String> =
+        config.pipelines.values().flat_map(|p| &p.plugins).collect();
+    if used.is_empty() {
+        return Vec::new();
+    }
+    let diagnostic = |key: String, message: String| Diagnostic {
+        severity: Severity::Error,
+        file: loaded.path.clone(),
+        location: loaded.locations.nearest(&key),
+        key,
+        message,
+    };
+    let engine = match crate::runtime::engine(config, &loaded.dir) {
+        Ok(engine) => engine,
+        Err(e) => return vec![diagnostic("host".to_owned(), e.to_string())],
+    };
+    let mut problems = Vec::new();
+    for name in used {
+        let Some(plugin) = config.plugins.get(name) else {
+            continue;
+        };
+        let spec = crate::runtime::plugin_spec(name, plugin, &loaded.dir);
+        if let Err(e) = engine.load(&spec) {
+            let base = crate::config::join_key("plugins", name);
+            let at = match e.kind {
+                PluginErrorKind::InitRefused(_) => "config",
+                _ => "path",
+            };
+            problems.push(diagnostic(
+                crate::config::join_key(&base, at),
+                format!("plugin `{name}`: {}", e.kind),
+            ));
+        }
+    }
+    problems
 }
 
 /// `weir.toml: 3 errors, 1 warning`.

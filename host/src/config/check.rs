@@ -1,4 +1,7 @@
-//! Checks that need the whole config: names that pipelines use must exist,
+//! Checks that need the whole config: every connector setting knowable
+//! without the network (each connector's `offline_problems`), the admin
+//! API's token rule, no explicit consumer group shared by pipelines,
+//! names that pipelines use must exist,
 //! plugin files must be readable, plugin config values must be passable as strings,
 //! sizes and deadlines must not be zero; unused sources, plugins and sinks
 //! are warnings (a sink only when no pipeline runs a plugin: plugins can
@@ -76,22 +79,28 @@ pub(crate) fn check(config: &Config, ctx: &mut Ctx<'_, '_>) {
     }
     // Connector settings checked the way the connector will take them,
     // without connecting (librdkafka's own option checks, for one).
+    // A connector whose table already has an error was read without the
+    // key at fault; checking the rest would report its absence again.
     for (name, source) in &config.sources {
-        for (segments, message) in source.offline_problems(ctx.dir) {
-            let key = segments
-                .iter()
-                .fold(join_key("sources", name), |k, s| join_key(&k, s));
-            ctx.error(key, message);
+        let base = join_key("sources", name);
+        if ctx.loader.has_error_under(&base) {
+            continue;
+        }
+        for (segments, message) in source.offline_problems(name, ctx.dir) {
+            ctx.error(key_under(&base, &segments), message);
         }
     }
     for (name, sink) in &config.sinks {
-        for (segments, message) in sink.offline_problems(ctx.dir) {
-            let key = segments
-                .iter()
-                .fold(join_key("sinks", name), |k, s| join_key(&k, s));
-            ctx.error(key, message);
+        let base = join_key("sinks", name);
+        if ctx.loader.has_error_under(&base) {
+            continue;
+        }
+        for (segments, message) in sink.offline_problems(name, ctx.dir) {
+            ctx.error(key_under(&base, &segments), message);
         }
     }
+    admin(config, ctx);
+    shared_groups(config, ctx);
     for (name, plugin) in &config.plugins {
         let base = join_key("plugins", name);
         let path = crate::builtin::resolve(ctx.dir, &plugin.path);
@@ -227,6 +236,63 @@ pub(crate) fn check(config: &Config, ctx: &mut Ctx<'_, '_>) {
             0..0,
             String::new(),
             "no pipelines are defined: `weir run` has nothing to do".to_owned(),
+        );
+    }
+}
+
+/// `base` and then `segments` (an `[i]` segment indexes an array).
+fn key_under(base: &str, segments: &[String]) -> String {
+    segments.iter().fold(base.to_owned(), |k, s| {
+        if s.starts_with('[') {
+            format!("{k}{s}")
+        } else {
+            join_key(&k, s)
+        }
+    })
+}
+
+/// The admin API refuses to start on a non-loopback address without a
+/// token (anyone who can reach it could swap plugins); say so before then.
+fn admin(config: &Config, ctx: &mut Ctx<'_, '_>) {
+    let admin = &config.host.admin;
+    if admin.enabled && !admin.listen.ip().is_loopback() && admin.token().is_none() {
+        ctx.error(
+            "host.admin.listen".to_owned(),
+            crate::admin::AdminError::TokenRequired { addr: admin.listen }.to_string(),
+        );
+    }
+}
+
+/// Pipelines that read one source each join its consumer group (Kafka) or
+/// lease group (DynamoDB Streams). With the default each pipeline has its
+/// own group (named after it) and sees every event; an explicit group
+/// shared by several pipelines splits the partitions or shards between
+/// them, so each would silently see only part of the stream.
+fn shared_groups(config: &Config, ctx: &mut Ctx<'_, '_>) {
+    for (name, source) in &config.sources {
+        let Some((setting, group, parts)) = source.explicit_group() else {
+            continue;
+        };
+        let readers: Vec<&str> = config
+            .pipelines
+            .iter()
+            .filter(|(_, p)| p.source == *name)
+            .map(|(n, _)| n.as_str())
+            .collect();
+        if readers.len() < 2 {
+            continue;
+        }
+        ctx.error(
+            join_key(&join_key("sources", name), setting),
+            format!(
+                "pipelines {} all read source `{name}` with {setting} `{group}`: they would share one group and each see only part of the {parts}; \
+                 remove `{setting}` (each pipeline then gets its own group) or give each pipeline its own source",
+                readers
+                    .iter()
+                    .map(|n| format!("`{n}`"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
         );
     }
 }

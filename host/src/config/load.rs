@@ -369,6 +369,15 @@ impl Loader<'_> {
         self.errors.iter().any(|d| d.key == key)
     }
 
+    /// Whether `key` or anything under it (`key.x`, `key[0]`) has an error.
+    pub(crate) fn has_error_under(&self, key: &str) -> bool {
+        self.errors.iter().any(|d| {
+            d.key
+                .strip_prefix(key)
+                .is_some_and(|rest| rest.is_empty() || rest.starts_with(['.', '[']))
+        })
+    }
+
     pub(crate) fn warning(&mut self, span: Span, key: String, message: String) {
         self.push(Severity::Warning, span, key, message);
     }

@@ -44,6 +44,7 @@ mod docs_check;
 mod interpolate;
 mod load;
 
+pub(crate) use diagnostic::join_key;
 pub use diagnostic::{ConfigErrors, Diagnostic, Location, Locations, Severity};
 pub use load::{LoadedConfig, config_dir};
 

@@ -134,18 +134,42 @@ crate::registry::connector_registry! {
 }
 
 impl SinkConfig {
-    /// Problems with the settings that are knowable without the network,
-    /// for `weir validate`: `(key segments under [sinks.NAME], message)`.
-    pub fn offline_problems(&self, config_dir: &std::path::Path) -> Vec<(Vec<String>, String)> {
+    /// Problems with the settings of sink `name` that are knowable without
+    /// the network, for `weir validate` (and `weir run`, which loads the
+    /// config the same way): `(key segments under [sinks.NAME], message)`,
+    /// an `[i]` segment indexing an array.
+    pub fn offline_problems(
+        &self,
+        name: &str,
+        config_dir: &std::path::Path,
+    ) -> Vec<(Vec<String>, String)> {
+        let ctx = SinkContext {
+            name: name.to_owned(),
+            config_dir: config_dir.to_path_buf(),
+        };
         match self {
+            #[cfg(feature = "dynamodb")]
+            SinkConfig::Dynamodb(c) => c
+                .connection()
+                .validate()
+                .err()
+                .map(|message| (Vec::new(), message))
+                .into_iter()
+                .collect(),
             #[cfg(feature = "kafka")]
             SinkConfig::Kafka(c) => c.offline_problems(config_dir),
+            #[cfg(feature = "mongodb")]
+            SinkConfig::Mongodb(c) => c.offline_problems(name),
+            #[cfg(feature = "redis")]
+            SinkConfig::Redis(c) => c.offline_problems(&ctx),
+            #[cfg(feature = "scylla")]
+            SinkConfig::Scylla(c) => scylla::sink::offline_problems(c, &ctx),
             #[allow(
                 unreachable_patterns,
                 reason = "reachable only when other connectors are compiled in"
             )]
             _ => {
-                let _ = config_dir;
+                let _ = ctx;
                 Vec::new()
             }
         }

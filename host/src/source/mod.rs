@@ -229,10 +229,24 @@ crate::registry::connector_registry! {
 }
 
 impl SourceConfig {
-    /// Problems with the settings that are knowable without the network,
-    /// for `weir validate`: `(key segments under [sources.NAME], message)`.
-    pub fn offline_problems(&self, config_dir: &std::path::Path) -> Vec<(Vec<String>, String)> {
+    /// Problems with the settings of source `name` that are knowable
+    /// without the network, for `weir validate` (and `weir run`, which
+    /// loads the config the same way): `(key segments under
+    /// [sources.NAME], message)`, an `[i]` segment indexing an array.
+    pub fn offline_problems(
+        &self,
+        name: &str,
+        config_dir: &std::path::Path,
+    ) -> Vec<(Vec<String>, String)> {
+        let _ = name;
         match self {
+            #[cfg(feature = "dynamodb")]
+            SourceConfig::DynamodbStreams(c) => c
+                .validate()
+                .err()
+                .map(|message| (Vec::new(), message))
+                .into_iter()
+                .collect(),
             #[cfg(feature = "kafka")]
             SourceConfig::Kafka(c) => c
                 .offline_check(config_dir)
@@ -248,6 +262,27 @@ impl SourceConfig {
                 let _ = config_dir;
                 Vec::new()
             }
+        }
+    }
+
+    /// The group this source's readers join when the config names one
+    /// (Kafka `group_id`, DynamoDB Streams `lease_group`): `(setting, group,
+    /// what the group splits between its members)`. Unset, each pipeline
+    /// gets a group of its own.
+    pub fn explicit_group(&self) -> Option<(&'static str, &str, &'static str)> {
+        match self {
+            #[cfg(feature = "dynamodb")]
+            SourceConfig::DynamodbStreams(c) => c
+                .lease_group
+                .as_deref()
+                .map(|g| ("lease_group", g, "shards")),
+            #[cfg(feature = "kafka")]
+            SourceConfig::Kafka(c) => c.group_id.as_deref().map(|g| ("group_id", g, "partitions")),
+            #[allow(
+                unreachable_patterns,
+                reason = "reachable only when other connectors are compiled in"
+            )]
+            _ => None,
         }
     }
 }

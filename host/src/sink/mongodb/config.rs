@@ -212,6 +212,21 @@ fn split_path(p: &str) -> Option<Vec<String>> {
 }
 
 impl MongoSinkConfig {
+    /// What `weir validate` (and `weir run` before it connects) finds wrong
+    /// without the network: the combination of options ([`Self::validate`],
+    /// reported at the sink's table) and the syntax of `uri` (parsed without
+    /// the DNS lookup a `mongodb+srv://` URI makes when connecting).
+    pub fn offline_problems(&self, sink: &str) -> Vec<(Vec<String>, String)> {
+        let mut problems = Vec::new();
+        if let Err(e) = mongodb::options::ConnectionString::parse(&self.uri) {
+            problems.push((vec!["uri".to_owned()], format!("invalid uri: {}", e.kind)));
+        }
+        if let Err(e) = self.validate(sink) {
+            problems.push((Vec::new(), e.message));
+        }
+        problems
+    }
+
     /// Check the combination of options.
     pub fn validate(&self, sink: &str) -> Result<Resolved, MongoConfigError> {
         let err = |message: String| MongoConfigError {

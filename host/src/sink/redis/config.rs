@@ -28,6 +28,7 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 
 use super::template::Template;
+use crate::sink::SinkContext;
 
 /// A Redis or Valkey sink: one or more command templates run for every
 /// output, pipelined per batch.
@@ -84,12 +85,12 @@ pub struct CommandConfig {
     pub cmd: String,
     /// Template of the key, e.g. `session:{value.session_id}` (built-in
     /// commands; a generic command has its key among its `args`).
-    pub key: Option<String>,
+    pub key: Option<Template>,
     /// Generic command: templates of every argument after the command
     /// name, in order, e.g. `["pageviews:{value.url}", "{value.ts}", "1"]`.
     /// Setting it sends `cmd` as it is written, whatever it is, and none of
     /// the built-in options apply.
-    pub args: Option<Vec<String>>,
+    pub args: Option<Vec<Template>>,
     /// Generic command: whether running it twice with the same arguments
     /// leaves the same state (`JSON.SET`, `BF.ADD`: yes; `TS.ADD` with the
     /// default duplicate policy, `INCR`: no). Default false: the sink warns
@@ -97,18 +98,18 @@ pub struct CommandConfig {
     pub idempotent: Option<bool>,
     /// `SET`: template of the value written. Default `{value}` (the whole
     /// JSON value).
-    pub value: Option<String>,
+    pub value: Option<Template>,
     /// `SET`: expiry in seconds (`SET ... EX`); an output's own
     /// `ttl_seconds` takes precedence. `EXPIRE`: the expiry set (an output's
     /// own `ttl_seconds` takes precedence; one of the two is required).
     pub ttl_seconds: Option<u64>,
     /// `HSET`, `XADD`: field name → value template. Default: every
     /// top-level field of the JSON value (strings bare, the rest as JSON).
-    pub fields: Option<BTreeMap<String, String>>,
+    pub fields: Option<BTreeMap<String, Template>>,
     /// `SADD`, `PFADD`: templates of the members added.
-    pub members: Option<Vec<String>>,
+    pub members: Option<Vec<Template>>,
     /// `ZINCRBY`: template of the member whose score is incremented.
-    pub member: Option<String>,
+    pub member: Option<Template>,
     /// `ZINCRBY`, `INCRBY`, `INCRBYFLOAT`: the increment, a number or a
     /// template (`"{value.amount}"`). Default 1.
     pub increment: Option<Increment>,
@@ -119,7 +120,7 @@ pub struct CommandConfig {
     #[serde(default)]
     pub exact_maxlen: bool,
     /// `XADD`: template of the entry id. Default `*` (server-assigned).
-    pub id: Option<String>,
+    pub id: Option<Template>,
     /// What this command does for an output whose op is `delete`: `del`
     /// (delete the key), `skip`, or `apply` (run the command as for any
     /// other output). Default `del` for `SET` and `HSET`, `skip` otherwise.
@@ -320,7 +321,82 @@ pub enum RedisConfigError {
     },
 }
 
+impl RedisConfigError {
+    /// The setting at fault, as key segments under `[sinks.NAME]` (`[i]`
+    /// indexes `commands`), and the message without the sink's name (the
+    /// key names it).
+    pub fn keyed(&self) -> (Vec<String>, String) {
+        let command = |index: &usize| vec!["commands".to_owned(), format!("[{index}]")];
+        match self {
+            RedisConfigError::NoCommands { .. } => (
+                vec!["commands".to_owned()],
+                "`commands` is empty; configure at least one command".to_owned(),
+            ),
+            RedisConfigError::UnknownCommand {
+                index,
+                cmd,
+                expected,
+                ..
+            } => {
+                let mut key = command(index);
+                key.push("cmd".to_owned());
+                (
+                    key,
+                    format!("unknown command `{cmd}` (expected one of {expected})"),
+                )
+            }
+            RedisConfigError::Template {
+                index,
+                cmd,
+                option,
+                message,
+                ..
+            } => {
+                let mut key = command(index);
+                key.extend(option_segments(option));
+                (key, format!("{cmd}: {message}"))
+            }
+            RedisConfigError::Option {
+                index,
+                cmd,
+                message,
+                ..
+            } => (command(index), format!("{cmd}: {message}")),
+        }
+    }
+}
+
+/// `fields.NAME` -> `[fields, NAME]`, `members[1]` -> `[members, [1]]`.
+fn option_segments(option: &str) -> Vec<String> {
+    if let Some(field) = option.strip_prefix("fields.") {
+        return vec!["fields".to_owned(), field.to_owned()];
+    }
+    match option.find('[') {
+        Some(i) => vec![option[..i].to_owned(), option[i..].to_owned()],
+        None => vec![option.to_owned()],
+    }
+}
+
 impl RedisSinkConfig {
+    /// What `weir validate` (and `weir run` before it connects) finds wrong
+    /// without the network: every command ([`Self::compile`]) and the URL
+    /// and TLS files (the client is made, not connected).
+    pub fn offline_problems(&self, ctx: &SinkContext) -> Vec<(Vec<String>, String)> {
+        let mut problems = Vec::new();
+        if let Err(e) = self.compile(&ctx.name) {
+            problems.push(e.keyed());
+        }
+        if let Err((setting, message)) = super::sink::open_client(ctx, self) {
+            let message = if setting == "url" {
+                format!("invalid url: {message}")
+            } else {
+                message
+            };
+            problems.push((vec![setting.to_owned()], message));
+        }
+        problems
+    }
+
     /// Validate every command and compile its templates.
     pub fn compile(&self, sink: &str) -> Result<Vec<CompiledCommand>, RedisConfigError> {
         if self.commands.is_empty() {
@@ -369,7 +445,7 @@ impl CommandConfig {
         &self,
         sink: &str,
         index: usize,
-        args: &[String],
+        args: &[Template],
     ) -> Result<CompiledCommand, RedisConfigError> {
         let name = self.cmd.trim().to_owned();
         let option_err = |message: String| RedisConfigError::Option {
@@ -389,19 +465,7 @@ impl CommandConfig {
                 "`{option}` does not apply to a generic command (`args`): put the key and every other argument in `args`"
             )));
         }
-        let args = args
-            .iter()
-            .enumerate()
-            .map(|(i, t)| {
-                Template::parse(t).map_err(|e| RedisConfigError::Template {
-                    sink: sink.to_owned(),
-                    index,
-                    cmd: name.clone(),
-                    option: format!("args[{i}]"),
-                    message: e.to_string(),
-                })
-            })
-            .collect::<Result<Vec<_>, _>>()?;
+        let args = args.to_vec();
         let on_delete = match self.on_delete.unwrap_or(OnDelete::Skip) {
             OnDelete::Del => {
                 return Err(option_err(
@@ -505,17 +569,15 @@ impl CommandConfig {
             }
         }
 
-        let key = template(
-            "key",
-            self.key
-                .as_deref()
-                .ok_or_else(|| option_err("`key` is required".to_owned()))?,
-        )?;
+        let key = self
+            .key
+            .clone()
+            .ok_or_else(|| option_err("`key` is required".to_owned()))?;
         let value = match kind {
-            K::Set => Some(template(
-                "value",
-                self.value.as_deref().unwrap_or("{value}"),
-            )?),
+            K::Set => Some(match &self.value {
+                Some(t) => t.clone(),
+                None => template("value", "{value}")?,
+            }),
             _ => None,
         };
         let fields = match &self.fields {
@@ -525,11 +587,7 @@ impl CommandConfig {
                     "`fields` is empty; leave it out to write every top-level field".to_owned(),
                 ));
             }
-            Some(map) => Some(
-                map.iter()
-                    .map(|(f, t)| Ok((f.clone(), template(&format!("fields.{f}"), t)?)))
-                    .collect::<Result<Vec<_>, RedisConfigError>>()?,
-            ),
+            Some(map) => Some(map.iter().map(|(f, t)| (f.clone(), t.clone())).collect()),
         };
         let members = match kind {
             K::SAdd | K::PfAdd => {
@@ -540,17 +598,14 @@ impl CommandConfig {
                     .ok_or_else(|| {
                         option_err("`members` is required (a list of templates)".to_owned())
                     })?;
-                list.iter()
-                    .enumerate()
-                    .map(|(i, t)| template(&format!("members[{i}]"), t))
-                    .collect::<Result<Vec<_>, _>>()?
+                list.clone()
             }
             K::ZIncrBy => {
                 let t = self
                     .member
-                    .as_deref()
+                    .clone()
                     .ok_or_else(|| option_err("`member` is required".to_owned()))?;
-                vec![template("member", t)?]
+                vec![t]
             }
             _ => Vec::new(),
         };
@@ -579,7 +634,10 @@ impl CommandConfig {
             ));
         }
         let id = match kind {
-            K::XAdd => Some(template("id", self.id.as_deref().unwrap_or("*"))?),
+            K::XAdd => Some(match &self.id {
+                Some(t) => t.clone(),
+                None => template("id", "*")?,
+            }),
             _ => None,
         };
         let on_delete = self.on_delete.unwrap_or(match kind {
@@ -651,9 +709,12 @@ mod tests {
             .unwrap_err(),
             "redis sink `cache`: commands[1]: unknown command `LPUSH` (expected one of SET, HSET, XADD, SADD, ZINCRBY, PFADD, INCRBY, INCRBYFLOAT, EXPIRE, DEL, or any command with `args`)"
         );
-        assert_eq!(
-            compile(&format!("{base}[[commands]]\ncmd = \"SADD\"\nkey = \"user:{{value.user_id\"\nmembers = [\"x\"]\n")).unwrap_err(),
-            "redis sink `cache`: commands[1] (SADD) `key`: template `user:{value.user_id`: unclosed `{` at byte 5"
+        // Templates are parsed as the config is read: the error is the
+        // deserializer's, at the string.
+        let err = compile(&format!("{base}[[commands]]\ncmd = \"SADD\"\nkey = \"user:{{value.user_id\"\nmembers = [\"x\"]\n")).unwrap_err();
+        assert!(
+            err.contains("template `user:{value.user_id`: unclosed `{` at byte 5"),
+            "{err}"
         );
         assert_eq!(
             compile(&format!(
@@ -719,9 +780,9 @@ mod tests {
             err("cmd = \"TS.ADD\"\nkey = \"k\"\nargs = [\"k\"]\n"),
             "redis sink `cache`: commands[0] (TS.ADD): `key` does not apply to a generic command (`args`): put the key and every other argument in `args`"
         );
-        assert_eq!(
-            err("cmd = \"TS.ADD\"\nargs = [\"{value.x\"]\n"),
-            "redis sink `cache`: commands[0] (TS.ADD) `args[0]`: template `{value.x`: unclosed `{` at byte 0"
+        assert!(
+            err("cmd = \"TS.ADD\"\nargs = [\"{value.x\"]\n")
+                .contains("template `{value.x`: unclosed `{` at byte 0")
         );
         assert_eq!(
             err("cmd = \"TS ADD\"\nargs = []\n"),

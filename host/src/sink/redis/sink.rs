@@ -14,35 +14,40 @@ use crate::event::{Op, Output};
 use crate::sink::{BuildSink, Rejection, Sink, SinkContext, SinkError};
 
 /// The client for the configured URL, with the `tls` certificates when
-/// set (a `rediss://` URL without them trusts the system's CAs).
-fn open_client(ctx: &SinkContext, config: &RedisSinkConfig) -> redis::RedisResult<redis::Client> {
+/// set (a `rediss://` URL without them trusts the system's CAs). Nothing
+/// here touches the network, so `weir validate` runs it too; an error
+/// names the setting at fault (`url` or `tls`).
+pub(super) fn open_client(
+    ctx: &SinkContext,
+    config: &RedisSinkConfig,
+) -> Result<redis::Client, (&'static str, String)> {
     crate::tls::install_crypto_provider();
     let Some(tls) = &config.tls else {
-        return redis::Client::open(config.url.as_str());
+        return redis::Client::open(config.url.as_str()).map_err(|e| ("url", e.to_string()));
     };
-    let fail =
-        |msg: String| redis::RedisError::from((redis::ErrorKind::InvalidClientConfig, "tls", msg));
     if !config.url.starts_with("rediss://") {
-        return Err(fail(
+        return Err((
+            "tls",
             "`tls` is set, so `url` must start with rediss://".to_owned(),
         ));
     }
-    let pem =
-        |setting: &str, path: &std::path::Path| crate::tls::read_pem(setting, &ctx.resolve(path));
+    let pem = |setting: &str, path: &std::path::Path| {
+        crate::tls::read_pem(setting, &ctx.resolve(path)).map_err(|e| ("tls", e))
+    };
     let root_cert = tls
         .ca_file
         .as_deref()
         .map(|p| pem("tls.ca_file", p))
-        .transpose()
-        .map_err(fail)?;
+        .transpose()?;
     let client_tls = match (&tls.cert_file, &tls.key_file) {
         (Some(cert), Some(key)) => Some(redis::ClientTlsConfig {
-            client_cert: pem("tls.cert_file", cert).map_err(fail)?,
-            client_key: pem("tls.key_file", key).map_err(fail)?,
+            client_cert: pem("tls.cert_file", cert)?,
+            client_key: pem("tls.key_file", key)?,
         }),
         (None, None) => None,
         _ => {
-            return Err(fail(
+            return Err((
+                "tls",
                 "`tls.cert_file` and `tls.key_file` go together".to_owned(),
             ));
         }
@@ -54,6 +59,7 @@ fn open_client(ctx: &SinkContext, config: &RedisSinkConfig) -> redis::RedisResul
             root_cert,
         },
     )
+    .map_err(|e| ("url", e.to_string()))
 }
 
 /// A connected Redis sink.
@@ -83,7 +89,7 @@ impl RedisSink {
             .compile(name)
             .map_err(|e| SinkError::Fatal(e.to_string()))?;
         super::config::warn_non_idempotent(name, &commands);
-        let client = open_client(ctx, config).map_err(|e| {
+        let client = open_client(ctx, config).map_err(|(_, e)| {
             // The URL carries the password: never quote it as it is.
             let message = format!("redis sink `{name}`: invalid url `{}`: {e}", config.url);
             SinkError::Fatal(crate::secrets::redact(&message).into_owned())

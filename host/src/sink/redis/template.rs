@@ -105,6 +105,15 @@ impl fmt::Display for MissingField {
     }
 }
 
+/// A template in the config is parsed as it is read, so a syntax error is
+/// reported at the string that holds it (by `weir validate` too).
+impl<'de> Deserialize<'de> for Template {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        Template::parse(&text).map_err(de::Error::custom)
+    }
+}
+
 impl Template {
     /// Parse a template text.
     pub fn parse(source: &str) -> Result<Template, TemplateSyntaxError> {

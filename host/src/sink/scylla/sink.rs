@@ -110,52 +110,106 @@ impl BuildSink for ScyllaSinkConfig {
     }
 }
 
+/// What [`ScyllaSink::connect`] needs that is knowable without the network.
+struct Preflight {
+    /// The schema given in the config (`columns`), if any.
+    declared: Option<super::mapping::TableSchema>,
+    /// `write_timestamp`, its field path parsed.
+    write_timestamp: Option<(FieldPath, super::config::TimeUnit)>,
+    /// The driver's session builder, TLS configured.
+    builder: SessionBuilder,
+}
+
+/// Check every setting that can be checked without connecting, and prepare
+/// the session builder: `Err((key segments under [sinks.NAME], message))`.
+/// With a declared schema the mapping is checked against it here too.
+fn preflight(
+    cfg: &ScyllaSinkConfig,
+    ctx: &SinkContext,
+) -> Result<Preflight, (Vec<String>, String)> {
+    let at = |key: &str, msg: String| (vec![key.to_owned()], msg);
+    let table = |msg: String| (Vec::new(), msg);
+    if cfg.contact_points.is_empty() {
+        return Err(at("contact_points", "`contact_points` is empty".into()));
+    }
+    if cfg.concurrency == 0 {
+        return Err(at("concurrency", "`concurrency` must be at least 1".into()));
+    }
+    if cfg.retry.attempts == 0 {
+        return Err((
+            vec!["retry".to_owned(), "attempts".to_owned()],
+            "`retry.attempts` must be at least 1".into(),
+        ));
+    }
+    let declared = schema::declared(cfg).map_err(table)?;
+    let write_timestamp = match &cfg.write_timestamp {
+        Some(ts) => Some((
+            FieldPath::parse(&ts.field)
+                .map_err(|e| at("write_timestamp", format!("write_timestamp: {e}")))?,
+            ts.unit,
+        )),
+        None => None,
+    };
+    if let Some(declared) = &declared {
+        Mapping::new(
+            &cfg.keyspace,
+            &cfg.table,
+            &cfg.mapping,
+            declared,
+            write_timestamp.clone(),
+            cfg.ttl_seconds,
+            cfg.null_values,
+        )
+        .map_err(table)?;
+    }
+
+    let profile = ExecutionProfile::builder()
+        .consistency(consistency(cfg.consistency))
+        .serial_consistency(cfg.serial_consistency.map(serial_consistency))
+        .request_timeout(Some(Duration::from_millis(cfg.request_timeout_ms)))
+        .build();
+    let mut builder = SessionBuilder::new()
+        .known_nodes(&cfg.contact_points)
+        .connection_timeout(Duration::from_millis(cfg.connect_timeout_ms))
+        .fetch_schema_metadata(cfg.driver.fetch_schema_metadata)
+        .fetch_full_schema_metadata(cfg.driver.fetch_schema_metadata)
+        .auto_await_schema_agreement(cfg.driver.auto_await_schema_agreement)
+        .default_execution_profile_handle(profile.into_handle());
+    if let Some(dc) = &cfg.local_datacenter {
+        builder = builder.prefer_datacenter(dc.clone());
+    }
+    match (&cfg.username, &cfg.password) {
+        (Some(user), Some(pass)) => builder = builder.user(user, pass),
+        (None, None) => {}
+        _ => {
+            return Err(table("`username` and `password` go together".into()));
+        }
+    }
+    if let Some(tls) = &cfg.tls {
+        builder = super::tls::apply(builder, tls, ctx).map_err(|m| at("tls", m))?;
+    }
+    Ok(Preflight {
+        declared,
+        write_timestamp,
+        builder,
+    })
+}
+
+/// What `weir validate` finds wrong with `cfg` without connecting.
+pub fn offline_problems(cfg: &ScyllaSinkConfig, ctx: &SinkContext) -> Vec<(Vec<String>, String)> {
+    preflight(cfg, ctx).err().into_iter().collect()
+}
+
 impl ScyllaSink {
     /// Connect, resolve the schema and prepare the statements.
     pub async fn connect(cfg: &ScyllaSinkConfig, ctx: &SinkContext) -> Result<Self, SinkError> {
         let name = ctx.name.clone();
         let fatal = |msg: String| SinkError::Fatal(format!("scylla sink `{name}`: {msg}"));
-        if cfg.contact_points.is_empty() {
-            return Err(fatal("`contact_points` is empty".into()));
-        }
-        if cfg.concurrency == 0 {
-            return Err(fatal("`concurrency` must be at least 1".into()));
-        }
-        if cfg.retry.attempts == 0 {
-            return Err(fatal("`retry.attempts` must be at least 1".into()));
-        }
-        let declared = schema::declared(cfg).map_err(&fatal)?;
-        let write_timestamp = match &cfg.write_timestamp {
-            Some(ts) => Some((
-                FieldPath::parse(&ts.field).map_err(|e| fatal(format!("write_timestamp: {e}")))?,
-                ts.unit,
-            )),
-            None => None,
-        };
-
-        let profile = ExecutionProfile::builder()
-            .consistency(consistency(cfg.consistency))
-            .serial_consistency(cfg.serial_consistency.map(serial_consistency))
-            .request_timeout(Some(Duration::from_millis(cfg.request_timeout_ms)))
-            .build();
-        let mut builder = SessionBuilder::new()
-            .known_nodes(&cfg.contact_points)
-            .connection_timeout(Duration::from_millis(cfg.connect_timeout_ms))
-            .fetch_schema_metadata(cfg.driver.fetch_schema_metadata)
-            .fetch_full_schema_metadata(cfg.driver.fetch_schema_metadata)
-            .auto_await_schema_agreement(cfg.driver.auto_await_schema_agreement)
-            .default_execution_profile_handle(profile.into_handle());
-        if let Some(dc) = &cfg.local_datacenter {
-            builder = builder.prefer_datacenter(dc.clone());
-        }
-        match (&cfg.username, &cfg.password) {
-            (Some(user), Some(pass)) => builder = builder.user(user, pass),
-            (None, None) => {}
-            _ => return Err(fatal("`username` and `password` go together".into())),
-        }
-        if let Some(tls) = &cfg.tls {
-            builder = super::tls::apply(builder, tls, ctx).map_err(&fatal)?;
-        }
+        let Preflight {
+            declared,
+            write_timestamp,
+            builder,
+        } = preflight(cfg, ctx).map_err(|(_, msg)| fatal(msg))?;
         let session = builder.build().await.map_err(|e| {
             fatal(format!(
                 "cannot connect to {}: {e}",
@@ -372,5 +426,55 @@ impl Sink for ScyllaSink {
                 self.name
             )))
         }
+    }
+}
+
+#[cfg(test)]
+mod offline_tests {
+    use super::*;
+
+    fn with_tls() -> ScyllaSinkConfig {
+        toml::from_str(
+            "contact_points = [\"127.0.0.1:9042\"]\nkeyspace = \"k\"\ntable = \"t\"\n\
+             tls = { ca_file = \"missing-ca.pem\" }\n[mapping]\nid = \"value.id\"\n",
+        )
+        .expect("scylla sink config")
+    }
+
+    fn ctx() -> SinkContext {
+        SinkContext {
+            name: "readings".to_owned(),
+            config_dir: std::path::PathBuf::from("/nonexistent"),
+        }
+    }
+
+    /// A build without TLS says so at `tls`, before anything connects.
+    #[cfg(not(feature = "scylla-tls"))]
+    #[test]
+    fn tls_in_a_build_without_the_feature_is_refused_offline_at_tls() {
+        assert_eq!(
+            offline_problems(&with_tls(), &ctx()),
+            [(
+                vec!["tls".to_owned()],
+                "`tls` is set but this weir was built without the `scylla-tls` cargo feature \
+                 (cargo build --features scylla-tls)"
+                    .to_owned()
+            )]
+        );
+    }
+
+    /// A build with TLS reads the CA file offline.
+    #[cfg(feature = "scylla-tls")]
+    #[test]
+    fn tls_files_are_read_offline() {
+        let problems = offline_problems(&with_tls(), &ctx());
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert_eq!(problems[0].0, ["tls"]);
+        assert!(
+            problems[0]
+                .1
+                .starts_with("tls.ca_file /nonexistent/missing-ca.pem: "),
+            "{problems:?}"
+        );
     }
 }
