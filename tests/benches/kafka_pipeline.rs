@@ -22,8 +22,7 @@
 //! `WEIR_BENCH_ROUNDS` (default 2) alternates raw and Weir
 //! runs; every run is printed and the best of each is compared.
 
-#[path = "../tests/common/kafka.rs"]
-mod kafka;
+use weir_tests::kafka;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
