@@ -11,7 +11,6 @@
 //! Every user-level request is decoded with `scylla-cql` and logged, so a
 //! test asserts the exact CQL, consistency and bound value bytes.
 
-
 use std::collections::{HashMap, VecDeque};
 use std::net::{SocketAddr, TcpListener};
 use std::sync::{Arc, Mutex};

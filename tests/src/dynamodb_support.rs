@@ -3,7 +3,6 @@
 //! a source, comparing tables, and a scripted stream (shard splits, expired
 //! iterators, trimmed data) that moto cannot produce.
 
-
 use std::collections::{BTreeMap, HashMap};
 use std::net::{TcpStream, ToSocketAddrs};
 use std::sync::atomic::{AtomicU32, Ordering};

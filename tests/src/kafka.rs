@@ -3,7 +3,6 @@
 //! reading a topic back and reading a group's committed offsets, all through
 //! the project's own rdkafka client.
 
-
 use std::collections::BTreeMap;
 use std::net::{TcpStream, ToSocketAddrs};
 use std::sync::atomic::{AtomicU32, Ordering};

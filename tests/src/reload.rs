@@ -3,7 +3,6 @@
 //! what it is given, a native transform that tags each batch's outputs with
 //! the batch's number, and a minimal HTTP/1.1 client.
 
-
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::Mutex;
@@ -98,8 +97,14 @@ impl MemSink {
         self.written.lock().unwrap().clone()
     }
 
+    /// How many outputs were written.
     pub fn len(&self) -> usize {
         self.written.lock().unwrap().len()
+    }
+
+    /// Whether nothing was written yet.
+    pub fn is_empty(&self) -> bool {
+        self.written.lock().unwrap().is_empty()
     }
 }
 

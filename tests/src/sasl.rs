@@ -8,7 +8,6 @@
 //! a user can only be created by an authenticated client — there is no
 //! first user. The client side (librdkafka in Weir) runs unmodified.
 
-
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;

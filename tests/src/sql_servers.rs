@@ -3,7 +3,6 @@
 //! them), and private server instances a test starts on a port of its own,
 //! so that it can stop them for an outage without touching the shared ones.
 
-
 use std::net::TcpListener;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -76,7 +75,8 @@ pub fn free_port() -> u16 {
         .expect("free port")
 }
 
-fn port_open(port: u16) -> bool {
+/// Whether something accepts TCP connections on 127.0.0.1:`port`.
+pub fn port_open(port: u16) -> bool {
     std::net::TcpStream::connect_timeout(
         &std::net::SocketAddr::from(([127, 0, 0, 1], port)),
         Duration::from_millis(200),
@@ -84,7 +84,8 @@ fn port_open(port: u16) -> bool {
     .is_ok()
 }
 
-fn wait_until(what: &str, timeout: Duration, mut done: impl FnMut() -> bool) {
+/// Poll `done` every 100 ms until it holds, failing after `timeout`.
+pub fn wait_until(what: &str, timeout: Duration, mut done: impl FnMut() -> bool) {
     let start = Instant::now();
     while !done() {
         assert!(start.elapsed() < timeout, "{what} within {timeout:?}");

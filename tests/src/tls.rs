@@ -5,7 +5,6 @@
 //! connection and keeps every byte it saw, to prove that what crossed the
 //! wire was encrypted.
 
-
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};

@@ -309,67 +309,6 @@ fn trap_on_one_event_in_1000_fails_exactly_that_event() {
 }
 
 #[test]
-fn infinite_loop_fails_with_the_deadline() {
-    let engine = engine();
-    let mut s = spec("loop", plugins::INFINITE_LOOP, &[]);
-    s.limits.deadline_ms = 100;
-    let version = load(&engine, &s);
-    let mut instance = version.instantiate().unwrap();
-    let events: Vec<Event> = (0..8)
-        .map(|i| numbered(i, json!({"n": i, "loop": i == 5})))
-        .collect();
-    let outcomes = instance.process_batch(&events).unwrap();
-    for (i, (ev, outcome)) in events.iter().zip(&outcomes).enumerate() {
-        if i == 5 {
-            assert_eq!(
-                outcome,
-                &Outcome::Fail("deadline exceeded after 100 ms".to_owned())
-            );
-        } else {
-            assert_eq!(outcome, &passed(ev), "event {i}");
-        }
-    }
-}
-
-#[test]
-fn memory_bomb_fails_with_the_memory_cap() {
-    let engine = engine();
-    let mut s = spec("bomb", plugins::MEMORY_BOMB, &[]);
-    s.limits.memory_mib = 32;
-    let version = load(&engine, &s);
-    let mut instance = version.instantiate().unwrap();
-    let events: Vec<Event> = (0..4)
-        .map(|i| numbered(i, json!({"n": i, "bomb": i == 2})))
-        .collect();
-    let outcomes = instance.process_batch(&events).unwrap();
-    assert_eq!(
-        outcomes,
-        vec![
-            passed(&events[0]),
-            passed(&events[1]),
-            Outcome::Fail("memory limit 32 MiB exceeded".to_owned()),
-            passed(&events[3]),
-        ]
-    );
-}
-
-#[test]
-fn deep_recursion_fails_with_a_stack_overflow() {
-    let engine = engine();
-    let version = load(&engine, &spec("deep", plugins::DEEP_RECURSION, &[]));
-    let mut instance = version.instantiate().unwrap();
-    let events: Vec<Event> = (0..3)
-        .map(|i| numbered(i, json!({"n": i, "recurse": i == 0})))
-        .collect();
-    let outcomes = instance.process_batch(&events).unwrap();
-    let Outcome::Fail(reason) = &outcomes[0] else {
-        panic!("expected a stack overflow, got {:?}", outcomes[0]);
-    };
-    assert!(reason.starts_with("stack overflow"), "{reason}");
-    assert_eq!(outcomes[1..], [passed(&events[1]), passed(&events[2])]);
-}
-
-#[test]
 fn amplify_outputs_a_hundred_times_the_input() {
     let engine = engine();
     let version = load(&engine, &spec("amplify", plugins::AMPLIFY, &[]));
@@ -584,76 +523,170 @@ fn fail_reason(outcome: &Outcome) -> &str {
     }
 }
 
-/// Blocking in a host call (sleeping, waiting on an instant that never
-/// comes, polling a far timer) is cut off by the call's deadline exactly
-/// like a loop: the event fails with the deadline, the others go through.
+/// One hostile fixture in a batch where one event attacks: that event
+/// must fail with the fixture's reason and every other event must pass
+/// unchanged, in a call that returns (a blocked host call would hang it).
+struct Attack {
+    /// The case, named in every failure message.
+    name: &'static str,
+    spec: fn() -> PluginSpec,
+    /// How many events the batch has.
+    events: usize,
+    /// The event that carries `field: true`.
+    attacker: usize,
+    /// The field the fixture reads to decide to attack.
+    field: &'static str,
+    /// The attacker's failure reason (its start when `prefix`).
+    reason: &'static str,
+    prefix: bool,
+}
+
+fn with_deadline(mut s: PluginSpec, ms: u64) -> PluginSpec {
+    s.limits.deadline_ms = ms;
+    s
+}
+
+/// Every way to run long or take memory is contained to the one event:
+/// a loop and time blocked in host calls (sleeping, waiting on an instant
+/// that never comes, polling a far timer) are cut off by the call's
+/// deadline, even with a real clock granted; a memory bomb hits the cap;
+/// deep recursion overflows the stack; stdin is empty and closed, and
+/// stdout is discarded, so writing to it forever is a loop.
 #[test]
-fn time_blocked_in_host_calls_counts_against_the_deadline() {
-    for mode in ["sleep", "sleep_until", "poll", "spin"] {
-        let outcomes = returns(mode, move || {
+fn each_hostile_fixture_fails_only_the_event_that_attacks() {
+    let deadline_200 = "deadline exceeded after 200 ms";
+    let cases = [
+        Attack {
+            name: "infinite-loop",
+            spec: || with_deadline(spec("loop", plugins::INFINITE_LOOP, &[]), 100),
+            events: 8,
+            attacker: 5,
+            field: "loop",
+            reason: "deadline exceeded after 100 ms",
+            prefix: false,
+        },
+        Attack {
+            name: "memory-bomb",
+            spec: || {
+                let mut s = spec("bomb", plugins::MEMORY_BOMB, &[]);
+                s.limits.memory_mib = 32;
+                s
+            },
+            events: 4,
+            attacker: 2,
+            field: "bomb",
+            reason: "memory limit 32 MiB exceeded",
+            prefix: false,
+        },
+        Attack {
+            name: "deep-recursion",
+            spec: || spec("deep", plugins::DEEP_RECURSION, &[]),
+            events: 3,
+            attacker: 0,
+            field: "recurse",
+            reason: "stack overflow",
+            prefix: true,
+        },
+        Attack {
+            name: "hostile sleep",
+            spec: || hostile("sleep", &[]),
+            events: 4,
+            attacker: 2,
+            field: "attack",
+            reason: deadline_200,
+            prefix: false,
+        },
+        Attack {
+            name: "hostile sleep_until",
+            spec: || hostile("sleep_until", &[]),
+            events: 4,
+            attacker: 2,
+            field: "attack",
+            reason: deadline_200,
+            prefix: false,
+        },
+        Attack {
+            name: "hostile poll",
+            spec: || hostile("poll", &[]),
+            events: 4,
+            attacker: 2,
+            field: "attack",
+            reason: deadline_200,
+            prefix: false,
+        },
+        Attack {
+            name: "hostile spin",
+            spec: || hostile("spin", &[]),
+            events: 4,
+            attacker: 2,
+            field: "attack",
+            reason: deadline_200,
+            prefix: false,
+        },
+        Attack {
+            name: "hostile sleep_until with a granted clock",
+            spec: || {
+                let mut s = hostile("sleep_until", &[]);
+                s.grants.clock = true;
+                s
+            },
+            events: 2,
+            attacker: 0,
+            field: "attack",
+            reason: deadline_200,
+            prefix: false,
+        },
+        Attack {
+            name: "hostile stdin",
+            spec: || hostile("stdin", &[]),
+            events: 1,
+            attacker: 0,
+            field: "attack",
+            reason: "stdin held 0 bytes",
+            prefix: false,
+        },
+        Attack {
+            name: "hostile stdout",
+            spec: || hostile("stdout", &[]),
+            events: 1,
+            attacker: 0,
+            field: "attack",
+            reason: deadline_200,
+            prefix: false,
+        },
+    ];
+    for case in cases {
+        let name = case.name;
+        let (spec, n, attacker, field) = (case.spec, case.events, case.attacker, case.field);
+        let (events, outcomes) = returns(name, move || {
             let engine = engine();
-            let version = load(&engine, &hostile(mode, &[]));
+            let version = load(&engine, &spec());
             let mut instance = version.instantiate().unwrap();
-            let events = attack_batch(4, |i| i == 2);
+            let events: Vec<Event> = (0..n)
+                .map(|i| numbered(i, json!({"n": i, field: i == attacker})))
+                .collect();
             let outcomes = instance.process_batch(&events).unwrap();
             (events, outcomes)
         });
-        let (events, outcomes) = outcomes;
+        assert_eq!(outcomes.len(), n, "{name}: one outcome per event");
         for (i, (ev, outcome)) in events.iter().zip(&outcomes).enumerate() {
-            if i == 2 {
-                assert_eq!(
-                    outcome,
-                    &Outcome::Fail("deadline exceeded after 200 ms".to_owned()),
-                    "mode {mode}"
-                );
-            } else {
-                assert_eq!(outcome, &passed(ev), "mode {mode}, event {i}");
+            if i != attacker {
+                assert_eq!(outcome, &passed(ev), "{name}: event {i} passes unchanged");
+                continue;
             }
+            let ok = match outcome {
+                Outcome::Fail(r) if case.prefix => r.starts_with(case.reason),
+                Outcome::Fail(r) => r == case.reason,
+                _ => false,
+            };
+            assert!(
+                ok,
+                "{name}: event {i} must fail with `{}`{}, got {outcome:?}",
+                case.reason,
+                if case.prefix { "…" } else { "" }
+            );
         }
     }
-}
-
-/// The same with a real clock granted: a plugin that may read the time
-/// still cannot sleep past its deadline.
-#[test]
-fn a_granted_clock_does_not_lift_the_deadline() {
-    let (events, outcomes) = returns("sleep_until with a clock", || {
-        let engine = engine();
-        let mut s = hostile("sleep_until", &[]);
-        s.grants.clock = true;
-        let version = load(&engine, &s);
-        let mut instance = version.instantiate().unwrap();
-        let events = attack_batch(2, |i| i == 0);
-        let outcomes = instance.process_batch(&events).unwrap();
-        (events, outcomes)
-    });
-    assert_eq!(
-        outcomes,
-        vec![
-            Outcome::Fail("deadline exceeded after 200 ms".to_owned()),
-            passed(&events[1])
-        ]
-    );
-}
-
-/// Streams never block: stdin is empty and closed, stdout is discarded,
-/// so writing to it forever is a loop the deadline stops.
-#[test]
-fn streams_cannot_block_a_call() {
-    let (stdin, stdout) = returns("stdio", || {
-        let engine = engine();
-        let run = |mode: &str| {
-            let version = load(&engine, &hostile(mode, &[]));
-            let mut instance = version.instantiate().unwrap();
-            instance.process_batch(&attack_batch(1, |_| true)).unwrap()
-        };
-        (run("stdin"), run("stdout"))
-    });
-    assert_eq!(stdin, vec![Outcome::Fail("stdin held 0 bytes".to_owned())]);
-    assert_eq!(
-        stdout,
-        vec![Outcome::Fail("deadline exceeded after 200 ms".to_owned())]
-    );
 }
 
 /// `init` has a deadline of its own, at load and on reload, for a loop and

@@ -438,30 +438,6 @@ async fn mistakes_against_the_table_are_fatal_at_start() {
     );
 }
 
-/// Write every batch the way the pipeline does: retry a batch on a
-/// transient error until it is written; return how many transient errors
-/// were seen.
-async fn write_through(sink: Arc<dyn Sink>, batches: Vec<Vec<Output>>) -> usize {
-    let mut transient = 0;
-    for batch in &batches {
-        loop {
-            match sink.write(batch).await {
-                Ok(rejected) => {
-                    assert!(rejected.is_empty(), "{rejected:?}");
-                    break;
-                }
-                Err(SinkError::Transient(_)) => {
-                    transient += 1;
-                    tokio::time::sleep(Duration::from_millis(300)).await;
-                }
-                Err(e) => panic!("fatal during outage: {e}"),
-            }
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    transient
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_10s_outage_mid_stream_loses_nothing() {
     let pg = PrivatePostgres::start();
@@ -478,7 +454,7 @@ async fn a_10s_outage_mid_stream_loses_nothing() {
     .await;
     let all = readings(10_000);
     let batches: Vec<Vec<Output>> = all.chunks(250).map(<[Output]>::to_vec).collect();
-    let writer = tokio::spawn(write_through(s, batches));
+    let writer = tokio::spawn(stores::write_through(s, batches, Duration::from_millis(20)));
     // Stop the server once part of the stream is in.
     let url = pg.url();
     loop {

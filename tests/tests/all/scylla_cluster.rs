@@ -7,7 +7,7 @@
 //! ```text
 //! SCYLLA_NODES=127.0.0.1:9042 make test-scylla
 //! # or
-//! SCYLLA_NODES=127.0.0.1:9042 cargo test -p weir-tests --test scylla_cluster -- --ignored
+//! SCYLLA_NODES=127.0.0.1:9042 cargo test -p weir-tests --test all scylla_cluster:: -- --ignored
 //! ```
 //!
 //! Run without SCYLLA_NODES they fail, naming the variable. Each test

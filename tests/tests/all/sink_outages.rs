@@ -1,15 +1,16 @@
-//! Outages of the real Redis and MongoDB servers in the middle of a stream
-//! of writes: while a server is down (stopped with `scripts/services stop`
-//! for 10 s) every write of the sink fails as *transient*, so the pipeline
-//! retries it; once the server is back (`scripts/services start`) the same
-//! sink object writes again by itself, and every output is in the database.
+//! Outages of Redis and MongoDB servers in the middle of a stream of
+//! writes: while a server is down (stopped for 10 s) every write of the
+//! sink fails as *transient*, so the pipeline retries it; once the server
+//! is back the same sink object writes again by itself, and every output is
+//! in the database.
 //!
 //! The last test does the same under the whole pipeline (real Kafka →
 //! plugin → Redis): the consumer group's committed offsets never pass an
 //! event whose commands are not in Redis.
 //!
-//! These tests stop shared servers, so they live in their own test binary
-//! (cargo runs test binaries one after another) and run one at a time.
+//! Each test stops only a server it started itself on a port of its own
+//! ([`PrivateServer`]), never the shared ones other tests use; stopping
+//! checks that the server is the test's and that it really went down.
 
 use weir_tests::kafka;
 use weir_tests::stores;
@@ -19,16 +20,14 @@ use std::time::Duration;
 
 use mongodb::bson::{Document, doc};
 use serde_json::json;
-use stores::{build_sink, mongo, mongo_uri, out, redis, redis_url, services, unique};
+use stores::{PrivateServer, build_sink, mongo_at, out, redis_at, unique, write_through};
 use tokio::sync::Mutex;
 use weir::event::Output;
-use weir::sink::{Sink, SinkError};
-
-/// One test at a time: both stop a server.
-static SERIAL: Mutex<()> = Mutex::const_new(());
 
 const BATCHES: usize = 40;
 const PER_BATCH: usize = 250;
+/// Between two batches, so that the writes span the outage.
+const PAUSE: Duration = Duration::from_millis(300);
 
 fn batches() -> Vec<Vec<Output>> {
     (0..BATCHES)
@@ -40,63 +39,40 @@ fn batches() -> Vec<Vec<Output>> {
         .collect()
 }
 
-/// Write every batch the way the pipeline does: retry a batch on a
-/// transient error until it is written; return how many transient errors
-/// were seen.
-async fn write_through(sink: Arc<dyn Sink>, batches: Vec<Vec<Output>>) -> usize {
-    let mut transient = 0;
-    for batch in &batches {
-        loop {
-            match sink.write(batch).await {
-                Ok(rejected) => {
-                    assert!(rejected.is_empty(), "{rejected:?}");
-                    break;
-                }
-                Err(SinkError::Transient(_)) => {
-                    transient += 1;
-                    tokio::time::sleep(Duration::from_millis(300)).await;
-                }
-                Err(e) => panic!("a server outage must be a transient error, got: {e}"),
-            }
-        }
-        tokio::time::sleep(Duration::from_millis(300)).await;
-    }
-    transient
-}
-
-/// Stop `service` after 2 s, keep it down 10 s, start it again.
-async fn outage(service: &'static str) {
+/// Stop `server` after 2 s, keep it down 10 s, start it again.
+async fn outage(server: Arc<Mutex<PrivateServer>>) {
     tokio::time::sleep(Duration::from_secs(2)).await;
-    tokio::task::spawn_blocking(move || services("stop", service))
+    let s = server.clone();
+    tokio::task::spawn_blocking(move || s.blocking_lock().stop())
         .await
         .unwrap();
     tokio::time::sleep(Duration::from_secs(10)).await;
-    tokio::task::spawn_blocking(move || services("start", service))
+    tokio::task::spawn_blocking(move || server.blocking_lock().start_again())
         .await
         .unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_outage_is_transient_and_loses_nothing() {
-    let _serial = SERIAL.lock().await;
-    redis().await;
+    let server = Arc::new(Mutex::new(PrivateServer::redis()));
+    let url = server.lock().await.redis_url();
+    redis_at(&url).await;
     let p = unique("outage");
     let sink = build_sink(
         "cache",
         &format!(
-            "type = \"redis\"\nurl = \"{}\"\n[[commands]]\ncmd = \"SET\"\nkey = \"{p}:{{value.i}}\"\n",
-            redis_url()
+            "type = \"redis\"\nurl = \"{url}\"\n[[commands]]\ncmd = \"SET\"\nkey = \"{p}:{{value.i}}\"\n"
         ),
     )
     .await;
-    let writer = tokio::spawn(write_through(sink, batches()));
-    outage("redis").await;
+    let writer = tokio::spawn(write_through(sink, batches(), PAUSE));
+    outage(server).await;
     let transient = writer.await.unwrap();
     assert!(
         transient > 0,
         "the writes during the outage failed as transient"
     );
-    let mut r = redis().await;
+    let mut r = redis_at(&url).await;
     let keys: Vec<String> = redis::cmd("KEYS")
         .arg(format!("{p}:*"))
         .query_async(&mut r)
@@ -107,25 +83,25 @@ async fn redis_outage_is_transient_and_loses_nothing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mongodb_outage_is_transient_and_loses_nothing() {
-    let _serial = SERIAL.lock().await;
-    mongo().await;
+    let server = Arc::new(Mutex::new(PrivateServer::mongodb()));
+    let uri = server.lock().await.mongo_uri();
+    mongo_at(&uri).await;
     let db = unique("outage");
     let sink = build_sink(
         "events",
         &format!(
-            "type = \"mongodb\"\nuri = \"{}\"\ndatabase = \"{db}\"\ncollection = \"events\"\nid_fields = [\"i\"]\n",
-            mongo_uri()
+            "type = \"mongodb\"\nuri = \"{uri}\"\ndatabase = \"{db}\"\ncollection = \"events\"\nid_fields = [\"i\"]\n"
         ),
     )
     .await;
-    let writer = tokio::spawn(write_through(sink, batches()));
-    outage("mongodb").await;
+    let writer = tokio::spawn(write_through(sink, batches(), PAUSE));
+    outage(server).await;
     let transient = writer.await.unwrap();
     assert!(
         transient > 0,
         "the writes during the outage failed as transient"
     );
-    let client = mongo().await;
+    let client = mongo_at(&uri).await;
     let n = client
         .database(&db)
         .collection::<Document>("events")
@@ -147,7 +123,8 @@ async fn pipeline_rides_out_a_redis_outage_and_never_commits_past_unwritten_even
     use weir::config::Config;
     use weir::runtime::Runtime;
 
-    let _serial = SERIAL.lock().await;
+    let mut server = PrivateServer::redis();
+    let url = server.redis_url();
     let brokers = kafka::brokers();
     let topic = kafka::unique("outage-sessions");
     let group = kafka::unique("weir-outage");
@@ -178,7 +155,7 @@ async fn pipeline_rides_out_a_redis_outage_and_never_commits_past_unwritten_even
                 kafka::group_options_toml()
             ),
         )
-        .replace("redis://127.0.0.1:16379/0", &redis_url());
+        .replace("redis://127.0.0.1:16379/0", &url);
     let text = text.replace(
         "batch = { max_events = 1000, max_wait_ms = 100 }",
         "batch = { max_events = 100, max_wait_ms = 50 }\nretry = { initial_ms = 100, max_ms = 1000 }",
@@ -220,9 +197,12 @@ async fn pipeline_rides_out_a_redis_outage_and_never_commits_past_unwritten_even
     };
 
     tokio::time::sleep(Duration::from_secs(2)).await;
-    tokio::task::spawn_blocking(|| services("stop", "redis"))
-        .await
-        .unwrap();
+    let server = tokio::task::spawn_blocking(move || {
+        server.stop();
+        server
+    })
+    .await
+    .unwrap();
     tokio::time::sleep(Duration::from_secs(5)).await;
     // Mid-outage: what the group has committed so far.
     let during: BTreeMap<i32, i64> = {
@@ -237,13 +217,17 @@ async fn pipeline_rides_out_a_redis_outage_and_never_commits_past_unwritten_even
         "with Redis down the group cannot have committed everything: {during:?}"
     );
     tokio::time::sleep(Duration::from_secs(5)).await;
-    tokio::task::spawn_blocking(|| services("start", "redis"))
-        .await
-        .unwrap();
+    let _server = tokio::task::spawn_blocking(move || {
+        let mut server = server;
+        server.start_again();
+        server
+    })
+    .await
+    .unwrap();
     producer.await.unwrap();
 
     // The pipeline catches up by itself.
-    let mut r = redis().await;
+    let mut r = redis_at(&url).await;
     let mut present = 0;
     for _ in 0..600 {
         let keys: Vec<String> = r.keys(format!("session:{p}-s*")).await.unwrap();
