@@ -39,7 +39,8 @@ fn batches() -> Vec<Vec<Output>> {
         .collect()
 }
 
-/// Stop `server` after 2 s, keep it down 10 s, start it again.
+/// Stop `server` after 2 s, keep it down 10 s, start it again. The caller
+/// keeps its own handle: dropping the last one kills the server.
 async fn outage(server: Arc<Mutex<PrivateServer>>) {
     tokio::time::sleep(Duration::from_secs(2)).await;
     let s = server.clone();
@@ -66,7 +67,7 @@ async fn redis_outage_is_transient_and_loses_nothing() {
     )
     .await;
     let writer = tokio::spawn(write_through(sink, batches(), PAUSE));
-    outage(server).await;
+    outage(server.clone()).await;
     let transient = writer.await.unwrap();
     assert!(
         transient > 0,
@@ -95,7 +96,7 @@ async fn mongodb_outage_is_transient_and_loses_nothing() {
     )
     .await;
     let writer = tokio::spawn(write_through(sink, batches(), PAUSE));
-    outage(server).await;
+    outage(server.clone()).await;
     let transient = writer.await.unwrap();
     assert!(
         transient > 0,
@@ -260,5 +261,30 @@ async fn pipeline_rides_out_a_redis_outage_and_never_commits_past_unwritten_even
     assert_eq!(
         committed as usize, total,
         "everything is committed in the end"
+    );
+}
+
+/// The ownership checks themselves: a port another process holds is never
+/// taken for the test's server, and stopping a server that is not running
+/// fails saying so instead of reporting an outage that did not happen.
+#[test]
+fn a_server_the_test_does_not_control_is_refused_with_that_reason() {
+    let mut server = PrivateServer::redis();
+    server.stop();
+    let squatter = std::net::TcpListener::bind(("127.0.0.1", server.port)).expect("bind the port");
+    let err = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| server.start_again()))
+        .expect_err("start_again on a taken port must fail");
+    let msg = err.downcast_ref::<String>().cloned().unwrap_or_default();
+    assert!(
+        msg.contains("is served by another process: the test does not control that server"),
+        "{msg}"
+    );
+    drop(squatter);
+    let err = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| server.stop()))
+        .expect_err("stopping a server that is not running must fail");
+    let msg = err.downcast_ref::<String>().cloned().unwrap_or_default();
+    assert!(
+        msg.contains("is not running: nothing of the test's to stop"),
+        "{msg}"
     );
 }
