@@ -54,7 +54,7 @@ test: setup services-start lint
 # server can be installed on the project's machines; docs/sinks/scylla.md).
 test-scylla: setup
 	@if [ -z "$${SCYLLA_NODES:-}" ]; then echo "test-scylla: set SCYLLA_NODES=host:port of a ScyllaDB/Cassandra node (see docs/sinks/scylla.md)" >&2; exit 2; fi
-	$(CARGO) test -p weir-tests --test scylla_cluster -- --ignored --test-threads 1
+	$(CARGO) test -p weir-tests --test all scylla_cluster:: -- --ignored --test-threads 1
 
 bench: setup services-start
 	$(CARGO) bench -p weir-tests

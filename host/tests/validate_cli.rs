@@ -1,6 +1,6 @@
 //! The real `weir validate` binary: what it prints for a broken and a valid
 //! config, and its exit status. (The broken configs one by one are in
-//! `tests/tests/validate.rs`.)
+//! `tests/tests/all/validate.rs`.)
 
 use std::path::Path;
 use std::process::{Command, Output};

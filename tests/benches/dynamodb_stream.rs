@@ -40,8 +40,7 @@ use weir::runtime::Runtime;
 use weir::source::Source as _;
 use weir::source::dynamodb_streams::streams::{IteratorStart, StreamsApi as _};
 
-#[path = "../tests/dynamodb_support/mod.rs"]
-mod dynamodb_support;
+use weir_tests::dynamodb_support;
 
 fn endpoint() -> String {
     std::env::var("WEIR_TEST_DYNAMODB").unwrap_or_else(|_| "http://127.0.0.1:15000".into())

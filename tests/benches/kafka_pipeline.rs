@@ -26,8 +26,7 @@
 //! batch traced) against an OTLP/HTTP receiver in this process that accepts
 //! and discards the spans, and prints the traced rate over the untraced one.
 
-#[path = "../tests/common/kafka.rs"]
-mod kafka;
+use weir_tests::kafka;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};

@@ -13,8 +13,7 @@
 //! `cargo bench -p weir-tests --bench reload_pause` (`RELOADS`, `BATCH`
 //! environment variables override 100 and 1000).
 
-#[path = "../tests/common/reload.rs"]
-mod reload;
+use weir_tests::reload;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

@@ -1,4 +1,16 @@
-//! Shared helpers of the Weir integration tests.
+//! Shared helpers of the Weir integration tests (the one test binary in
+//! `tests/all/`) and benchmarks: one module per service or concern, so a
+//! test module imports what it uses (`use weir_tests::kafka;`).
+
+pub mod cql_responder;
+pub mod dynamodb_support;
+pub mod kafka;
+pub mod prometheus;
+pub mod reload;
+pub mod sasl;
+pub mod sql_servers;
+pub mod stores;
+pub mod tls;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
