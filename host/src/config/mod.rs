@@ -294,9 +294,8 @@ mod tracing_config_tests {
     #[test]
     fn weir_validate_names_a_bad_tracing_setting_with_its_line() {
         let text = "[host.tracing]\notlp_endpoint = \"http://c:4318\"\nsampling_ratio = 2.0\n";
-        let errors =
-            Config::load_str(text, std::path::Path::new("w.toml"), &|_| None)
-                .expect_err("an out-of-range ratio is refused");
+        let errors = Config::load_str(text, std::path::Path::new("w.toml"), &|_| None)
+            .expect_err("an out-of-range ratio is refused");
         let shown = errors.to_string();
         assert!(
             shown.contains(

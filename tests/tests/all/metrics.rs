@@ -7,7 +7,6 @@
 //! on its own port and pauses with `CLIENT PAUSE`), and that every metric
 //! the Grafana dashboard and the Prometheus alert rules use exists.
 
-
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};

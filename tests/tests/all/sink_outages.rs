@@ -13,6 +13,7 @@
 //! checks that the server is the test's and that it really went down.
 
 use weir_tests::kafka;
+use weir_tests::private_server::PrivateServer;
 use weir_tests::stores;
 
 use std::sync::Arc;
@@ -20,7 +21,7 @@ use std::time::Duration;
 
 use mongodb::bson::{Document, doc};
 use serde_json::json;
-use stores::{PrivateServer, build_sink, mongo_at, out, redis_at, unique, write_through};
+use stores::{build_sink, mongo_at, out, redis_at, unique, write_through};
 use tokio::sync::Mutex;
 use weir::event::Output;
 

@@ -9,7 +9,6 @@
 //!   that dead-letters hundreds of events logs a few lines with counts, not
 //!   one line per event.
 
-
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
@@ -19,7 +18,6 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::header;
 use axum::response::IntoResponse;
-use weir_tests::kafka::{Msg, brokers, create_topic, produce, unique};
 use opentelemetry_proto::tonic::collector::trace::v1::{
     ExportTraceServiceRequest, ExportTraceServiceResponse,
 };
@@ -27,6 +25,7 @@ use opentelemetry_proto::tonic::common::v1::any_value::Value as AnyValue;
 use opentelemetry_proto::tonic::trace::v1::Span;
 use prost::Message as _;
 use serde_json::Value;
+use weir_tests::kafka::{Msg, brokers, create_topic, produce, unique};
 use weir_tests::{plugins, weir_bin};
 
 /// Spans received, with the `service.name` of their resource.
