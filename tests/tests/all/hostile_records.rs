@@ -330,8 +330,15 @@ default_route = "{route}"
     assert_no_secret("weir run stderr", &stderr);
     assert_no_secret("weir run stdout", &stdout);
 
+    // `weir validate` runs each plugin's `init` too: the same refusal, the
+    // value hidden the same way.
     let validate = weir(&["validate", path]);
-    assert!(validate.status.success(), "{validate:?}");
+    assert!(!validate.status.success(), "init must refuse: {validate:?}");
+    let shown = String::from_utf8_lossy(&validate.stdout);
+    assert!(
+        shown.contains("unknown mode") && shown.contains("<redacted>"),
+        "{shown}"
+    );
     assert_no_secret(
         "weir validate stdout",
         &String::from_utf8_lossy(&validate.stdout),

@@ -466,7 +466,7 @@ path = "x"
     let expected = [
         "2:23: host.shutdown_timeout_ms: invalid type: string \"soon\", expected u64".to_owned(),
         // The list of `[host]` keys grows; its start is enough here.
-        "3:1: host: unknown field `log_fromat`, expected one of `cache_dir`, `shutdown_timeout_ms`, `log_format`, ...".to_owned(),
+        "3:1: host: unknown field `log_fromat`, expected one of `cache_dir`, `shutdown_timeout_ms`, `stall_after_ms`, `log_format`, ...".to_owned(),
         "7:12: sources.clicks.brokers: environment variable `BROKERS` is not set".to_owned(),
         "9:1: sources.clicks: unknown field `grup`, expected one of `brokers`, `topics`, `group_id`, `start`, `options`, `embedded`, `stop_at_end`".to_owned(),
         format!(
