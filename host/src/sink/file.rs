@@ -119,7 +119,7 @@ impl FileSink {
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
             tokio::fs::create_dir_all(parent).await.map_err(|e| {
                 SinkError::Fatal(format!(
-                    "sink {name}: cannot create directory {}: {e}",
+                    "cannot create directory {}: {e}",
                     parent.display()
                 ))
             })?;
@@ -130,7 +130,7 @@ impl FileSink {
             .open(&path)
             .await
             .map_err(|e| {
-                SinkError::Fatal(format!("sink {name}: cannot open {}: {e}", path.display()))
+                SinkError::Fatal(format!("cannot open {}: {e}", path.display()))
             })?;
         let regular = file
             .metadata()
@@ -150,11 +150,7 @@ impl FileSink {
     }
 
     fn io_error(&self, what: &str, e: std::io::Error) -> SinkError {
-        SinkError::Transient(format!(
-            "sink {}: {what} {}: {e}",
-            self.name,
-            self.path.display()
-        ))
+        SinkError::Transient(format!("{what} {}: {e}", self.path.display()))
     }
 }
 
@@ -424,7 +420,7 @@ mod tests {
         .unwrap_err();
         let text = err.to_string();
         assert!(
-            text.starts_with("sink out: cannot create directory"),
+            text.starts_with("cannot create directory"),
             "{text}"
         );
     }

@@ -149,7 +149,7 @@ impl KafkaSink {
     /// Create the producer (it connects lazily).
     pub fn connect(config: &KafkaSinkConfig, ctx: &SinkContext) -> Result<KafkaSink, SinkError> {
         let name = ctx.name.clone();
-        let fatal = |msg: String| SinkError::Fatal(format!("sink {name}: {msg}"));
+        let fatal = SinkError::Fatal;
         config.check_acks().map_err(fatal)?;
         let client_config = config
             .client_config(&name, &ctx.config_dir)
@@ -168,7 +168,7 @@ impl KafkaSink {
     }
 
     fn transient(&self, msg: String) -> SinkError {
-        SinkError::Transient(format!("sink {}: {msg}", self.name))
+        SinkError::Transient(msg)
     }
 }
 
@@ -243,10 +243,7 @@ impl Sink for KafkaSink {
             let Some(topic) = self.topic.as_deref().or(output.route.as_deref()) else {
                 rejections.push(Rejection {
                     index,
-                    reason: format!(
-                        "sink {}: the output has no route and the sink no `topic`",
-                        self.name
-                    ),
+                    reason: "the output has no route and the sink no `topic`".to_owned(),
                 });
                 continue;
             };

@@ -122,7 +122,7 @@ async fn values_clickhouse_would_wrap_are_rejected_naming_the_column() {
     assert_eq!(reasons.len(), 6, "{reasons:?}");
     assert_eq!(
         reasons[0],
-        (0, "clickhouse sink `ch`: column `i8` (Int8): expected Int8, got 200: out of range (-128..=127)".to_owned())
+        (0, "column `i8` (Int8): expected Int8, got 200: out of range (-128..=127)".to_owned())
     );
     assert!(
         reasons[1]
@@ -279,7 +279,7 @@ async fn a_row_the_server_refuses_dead_letters_only_that_output_with_the_server_
     assert_eq!(got[0].0, 4);
     assert!(
         got[0].1.starts_with(&format!(
-            "clickhouse sink `ch`: `default`.`{t}` rejected the row: HTTP 500: Code: 131"
+            "`default`.`{t}` rejected the row: HTTP 500: Code: 131"
         )),
         "{}",
         got[0].1

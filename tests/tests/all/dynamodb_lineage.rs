@@ -115,7 +115,7 @@ async fn records_trimmed_before_they_were_read_stop_the_source_loudly() {
         panic!("not fatal: {err:?}")
     };
     assert!(
-        msg.starts_with("source stream: records of shard s1 of table fake after sequence number 10 were trimmed (24 h retention) before they were read"),
+        msg.starts_with("records of shard s1 of table fake after sequence number 10 were trimmed (24 h retention) before they were read"),
         "{msg}"
     );
     assert!(

@@ -264,7 +264,7 @@ async fn a_missing_table_or_a_wrong_key_fails_the_build_naming_it() {
         panic!("not fatal: {err:?}")
     };
     assert!(
-        msg.starts_with("sink copy: cannot describe table no-such-table-here"),
+        msg.starts_with("cannot describe table no-such-table-here"),
         "{msg}"
     );
     let (_client, name) = table("sink-key").await;
@@ -274,7 +274,7 @@ async fn a_missing_table_or_a_wrong_key_fails_the_build_naming_it() {
         .unwrap();
     assert_eq!(
         err.to_string(),
-        format!("sink copy: key [\"user\"] does not match table {name}'s key schema [\"id\"]")
+        format!("key [\"user\"] does not match table {name}'s key schema [\"id\"]")
     );
 }
 

@@ -325,7 +325,7 @@ async fn a_table_without_a_stream_is_a_fatal_error_naming_it() {
     };
     assert_eq!(
         msg,
-        format!("source stream: table {table} has no stream (enable DynamoDB Streams on it)")
+        format!("table {table} has no stream (enable DynamoDB Streams on it)")
     );
 }
 

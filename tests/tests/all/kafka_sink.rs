@@ -118,7 +118,7 @@ async fn topic_comes_from_the_route_when_unset() {
     assert_eq!(rejections[0].index, 2);
     assert_eq!(
         rejections[0].reason,
-        "sink out: the output has no route and the sink no `topic`"
+        "the output has no route and the sink no `topic`"
     );
     let in_a: Vec<String> = read_topic(&brokers, &a, 2, Duration::from_secs(15))
         .iter()
@@ -176,7 +176,7 @@ async fn an_unreachable_cluster_is_a_transient_error() {
     );
     assert!(
         err.to_string()
-            .starts_with("sink out: write failed, will be retried"),
+            .starts_with("write failed, will be retried"),
         "{err}"
     );
 }
@@ -189,6 +189,6 @@ fn config_rejects_unknown_keys_and_bad_acks() {
     let err = KafkaSink::connect(&config, &ctx()).unwrap_err();
     assert_eq!(
         err.to_string(),
-        "sink out: acks must be \"all\", \"1\" or \"0\", not \"most\""
+        "acks must be \"all\", \"1\" or \"0\", not \"most\""
     );
 }

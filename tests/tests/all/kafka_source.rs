@@ -335,7 +335,7 @@ async fn config_mistakes_are_reported_with_the_source_name() {
         .unwrap_err();
     assert_eq!(
         err.to_string(),
-        "source in: `brokers` is required (or `embedded`)"
+        "`brokers` is required (or `embedded`)"
     );
     let err = KafkaSource::connect(
         &source_config(
@@ -347,7 +347,7 @@ async fn config_mistakes_are_reported_with_the_source_name() {
     .unwrap_err();
     assert!(
         err.to_string()
-            .starts_with("source in: option `enable.auto.commit` is managed by weir"),
+            .starts_with("option `enable.auto.commit` is managed by weir"),
         "{err}"
     );
     let err = toml::from_str::<KafkaSourceConfig>(

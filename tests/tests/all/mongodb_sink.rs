@@ -321,7 +321,7 @@ async fn collection_comes_from_the_route_or_a_header_with_a_fallback() {
     assert_eq!(rejected[0].index, 1);
     assert_eq!(
         rejected[0].reason,
-        "mongodb sink `h`: the output has no header `coll` naming the collection, and no `collection` is configured"
+        "the output has no header `coll` naming the collection, and no `collection` is configured"
     );
 }
 
@@ -353,7 +353,7 @@ async fn a_document_the_server_rejects_is_the_only_output_rejected_with_the_serv
     let reason = &rejected[0].reason;
     assert!(
         reason.starts_with(&format!(
-            "mongodb sink `people`: {db}.people _id 2: server rejected the write: "
+            "{db}.people _id 2: server rejected the write: "
         )) && reason.contains("Document failed validation")
             && reason.contains("(code 121"),
         "{reason}"
@@ -395,15 +395,15 @@ async fn outputs_that_cannot_be_documents_are_rejected_one_by_one() {
         vec![
             (
                 0,
-                "mongodb sink `docs`: id field `id` is missing from the value"
+                "id field `id` is missing from the value"
             ),
             (
                 1,
-                "mongodb sink `docs`: id field `id` is missing from the value"
+                "id field `id` is missing from the value"
             ),
             (
                 2,
-                "mongodb sink `docs`: the value is not JSON: expected ident at line 1 column 2"
+                "the value is not JSON: expected ident at line 1 column 2"
             ),
         ]
     );
@@ -415,7 +415,7 @@ async fn outputs_that_cannot_be_documents_are_rejected_one_by_one() {
     let rejected = by_key.write(&[keyed("a", json!([1, 2]))]).await.unwrap();
     assert_eq!(
         rejected[0].reason,
-        "mongodb sink `keyed`: the value is an array, not a JSON object, so it cannot be a document"
+        "the value is an array, not a JSON object, so it cannot be a document"
     );
 }
 

@@ -145,7 +145,7 @@ async fn values_out_of_their_column_range_are_rejected_naming_the_column() {
         reasons[0],
         (
             0,
-            "postgres sink `pg`: column `small` (smallint): expected smallint, got 40000: out of range (-32768..=32767)".to_owned()
+            "column `small` (smallint): expected smallint, got 40000: out of range (-32768..=32767)".to_owned()
         )
     );
     assert!(
@@ -180,7 +180,7 @@ async fn values_out_of_their_column_range_are_rejected_naming_the_column() {
         reasons[5],
         (
             5,
-            "postgres sink `pg`: key column `id` (integer): no value at `value.id`".to_owned()
+            "key column `id` (integer): no value at `value.id`".to_owned()
         )
     );
     assert_eq!(
@@ -366,7 +366,7 @@ async fn a_row_the_server_refuses_dead_letters_only_that_output_with_the_server_
     assert_eq!(got.len(), 2, "{got:?}");
     assert_eq!(got[0].0, 7);
     assert!(
-        got[0].1.starts_with(&format!("postgres sink `pg`: \"public\".\"{t}\" rejected the row: ERROR 22001: value too long for type character varying(5)")),
+        got[0].1.starts_with(&format!("\"public\".\"{t}\" rejected the row: ERROR 22001: value too long for type character varying(5)")),
         "{}",
         got[0].1
     );

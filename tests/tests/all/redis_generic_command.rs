@@ -125,7 +125,7 @@ async fn refusals_and_missing_fields_dead_letter_only_their_output() {
     assert_eq!(rejected[0].index, 0);
     assert!(
         rejected[0].reason.starts_with(
-            "redis sink `gen`: commands[1] (TS.ADD): server said: ERR unknown command"
+            "commands[1] (TS.ADD): server said: ERR unknown command"
         ),
         "{}",
         rejected[0].reason
@@ -133,7 +133,7 @@ async fn refusals_and_missing_fields_dead_letter_only_their_output() {
     assert_eq!(rejected[1].index, 1);
     assert_eq!(
         rejected[1].reason,
-        "redis sink `gen`: commands[0] (RPUSH): args[1] template `{value.url}`: field `value.url` is missing"
+        "commands[0] (RPUSH): args[1] template `{value.url}`: field `value.url` is missing"
     );
     // The first output's RPUSH came before the refused command: applied.
     let ok: Vec<String> = r.lrange(format!("{p}:ok"), 0, -1).await.unwrap();

@@ -252,7 +252,7 @@ async fn a_missing_field_rejects_only_that_output_naming_template_and_field() {
     assert_eq!(
         rejected[0].reason,
         format!(
-            "redis sink `sessions`: commands[1] (SADD): key template `{p}:user:{{value.user_id}}:sessions`: field `value.user_id` is missing"
+            "commands[1] (SADD): key template `{p}:user:{{value.user_id}}:sessions`: field `value.user_id` is missing"
         )
     );
     let s1: bool = r.exists(format!("{p}:session:s1")).await.unwrap();
@@ -292,7 +292,7 @@ async fn a_server_error_rejects_only_that_output_with_the_server_message() {
     assert_eq!(rejected[0].index, 1);
     assert_eq!(
         rejected[0].reason,
-        "redis sink `hashes`: commands[0] (HSET): server said: WRONGTYPE Operation against a key holding the wrong kind of value"
+        "commands[0] (HSET): server said: WRONGTYPE Operation against a key holding the wrong kind of value"
     );
     let n1: bool = r.exists(format!("{p}:h:1")).await.unwrap();
     let n3: bool = r.exists(format!("{p}:h:3")).await.unwrap();
@@ -403,4 +403,64 @@ async fn replaying_10k_events_leaves_the_same_state() {
         "the replay changed {changed:?}"
     );
     assert_eq!(uniques_first, uniques_second);
+}
+
+/// `weir run` with a Redis sink whose server is not there: the error names
+/// the sink once ("sink `cache`: connect: ..."), with the driver's message,
+/// and not again as "redis sink `cache`" inside it.
+#[test]
+fn an_unreachable_server_fails_the_run_naming_the_sink_once() {
+    // A port nothing listens on: bound, then released.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("events.jsonl"), "{\"id\":1}\n").unwrap();
+    let config = dir.path().join("weir.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"
+[host.admin]
+enabled = false
+
+[sources.events]
+type = "kafka"
+topics = ["events"]
+embedded = {{ partitions = 1, seed_file = "events.jsonl" }}
+stop_at_end = true
+
+[plugins.keep]
+path = "builtin:filter"
+config = {{ field = "id", equals = "none" }}
+
+[sinks.cache]
+type = "redis"
+url = "redis://127.0.0.1:{port}"
+[[sinks.cache.commands]]
+cmd = "SET"
+key = "k:{{key}}"
+
+[pipelines.p]
+source = "events"
+plugins = ["keep"]
+default_route = "cache"
+"#
+        ),
+    )
+    .unwrap();
+    let run = std::process::Command::new(weir_tests::weir_bin())
+        .arg("run")
+        .arg(&config)
+        .env("XDG_CACHE_HOME", dir.path().join("cache"))
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("weir run");
+    let log = String::from_utf8_lossy(&run.stderr);
+    assert!(!run.status.success(), "weir run succeeded: {log}");
+    assert_eq!(log.matches("sink `cache`").count(), 1, "{log}");
+    assert!(log.contains("sink `cache`: connect: "), "{log}");
+    assert!(!log.contains("redis sink"), "{log}");
 }

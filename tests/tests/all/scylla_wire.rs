@@ -590,7 +590,7 @@ async fn a_bad_mapping_fails_at_start_naming_the_column() {
     let msg = err.to_string();
     assert!(matches!(err, SinkError::Fatal(_)));
     assert!(
-        msg.starts_with("scylla sink `readings`: column `tagz` is mapped but iot_telemetry.iot_readings has no such column"),
+        msg.starts_with("column `tagz` is mapped but iot_telemetry.iot_readings has no such column"),
         "{msg}"
     );
     let err = build(
@@ -602,7 +602,7 @@ async fn a_bad_mapping_fails_at_start_naming_the_column() {
     .expect("an unmapped key column fails the build");
     assert_eq!(
         err.to_string(),
-        "scylla sink `readings`: primary key column `device_id` of iot_telemetry.iot_readings is not mapped"
+        "primary key column `device_id` of iot_telemetry.iot_readings is not mapped"
     );
     responder.stop().await;
 }

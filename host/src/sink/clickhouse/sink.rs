@@ -66,7 +66,7 @@ impl ClickhouseSink {
     pub async fn connect(cfg: &ClickhouseSinkConfig, ctx: &SinkContext) -> Result<Self, SinkError> {
         let cfg = &cfg.raw;
         let name = ctx.name.clone();
-        let fatal = |msg: String| SinkError::Fatal(format!("clickhouse sink `{name}`: {msg}"));
+        let fatal = SinkError::Fatal;
         let client = HttpClient::new(cfg, ctx).map_err(|e| fatal(e.to_string()))?;
         let query = format!(
             "SELECT name, type, is_in_sorting_key FROM system.columns WHERE database = {} AND table = {} FORMAT JSONEachRow",
@@ -76,7 +76,7 @@ impl ClickhouseSink {
         let body = client
             .query(&query, String::new())
             .await
-            .map_err(|e| classified(&name, "read the table's columns", &e))?;
+            .map_err(|e| classified("read the table's columns", &e))?;
         let mut columns = BTreeMap::new();
         for line in body.lines().filter(|l| !l.trim().is_empty()) {
             let c: SystemColumn = serde_json::from_str(line)
@@ -122,11 +122,10 @@ impl ClickhouseSink {
             };
             match err.class() {
                 ErrorClass::Reject => return Ok(Err(err)),
-                ErrorClass::Fatal => return Err(classified(&self.name, "insert", &err)),
+                ErrorClass::Fatal => return Err(classified("insert", &err)),
                 ErrorClass::Retry if attempt >= self.retry.attempts => {
                     return Err(SinkError::Transient(format!(
-                        "clickhouse sink `{}`: insert: {err} (after {attempt} attempts)",
-                        self.name
+                        "insert: {err} (after {attempt} attempts)"
                     )));
                 }
                 ErrorClass::Retry => {
@@ -168,17 +167,17 @@ impl ClickhouseSink {
         Rejection {
             index,
             reason: format!(
-                "clickhouse sink `{}`: {} rejected the row: {e}",
-                self.name, self.mapping.qualified_table
+                "{} rejected the row: {e}",
+                self.mapping.qualified_table
             ),
         }
     }
 }
 
 /// A request error as a sink error (a row error here is not about one
-/// output, so it is fatal).
-fn classified(name: &str, what: &str, e: &RequestError) -> SinkError {
-    let msg = format!("clickhouse sink `{name}`: {what}: {e}");
+/// output, so it is fatal). The sink's name is left to the caller.
+fn classified(what: &str, e: &RequestError) -> SinkError {
+    let msg = format!("{what}: {e}");
     match e.class() {
         ErrorClass::Retry => SinkError::Transient(msg),
         ErrorClass::Reject | ErrorClass::Fatal => SinkError::Fatal(msg),
@@ -197,7 +196,7 @@ impl Sink for ClickhouseSink {
                 Ok(()) => rows.push((index, start..buf.len())),
                 Err(reason) => rejections.push(Rejection {
                     index,
-                    reason: format!("clickhouse sink `{}`: {reason}", self.name),
+                    reason,
                 }),
             }
         }
@@ -213,6 +212,6 @@ impl Sink for ClickhouseSink {
             .query("SELECT 1", String::new())
             .await
             .map(drop)
-            .map_err(|e| classified(&self.name, "check", &e))
+            .map_err(|e| classified("check", &e))
     }
 }

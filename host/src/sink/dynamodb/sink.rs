@@ -370,11 +370,11 @@ impl DynamoDbSink {
     pub async fn connect(name: &str, cfg: &DynamoDbSinkConfig) -> Result<Self, SinkError> {
         let conn = cfg.connection();
         conn.validate()
-            .map_err(|e| SinkError::Fatal(format!("sink {name}: {e}")))?;
+            .map_err(|e| SinkError::Fatal(e.to_string()))?;
         let sdk = conn
             .load_checked()
             .await
-            .map_err(|e| SinkError::Fatal(format!("sink {name}: {e}")))?;
+            .map_err(|e| SinkError::Fatal(e.to_string()))?;
         let client = Client::new(&sdk);
         let described = client
             .describe_table()
@@ -383,7 +383,7 @@ impl DynamoDbSink {
             .await
             .map_err(|e| {
                 let msg = format!(
-                    "sink {name}: cannot describe table {}: {}",
+                    "cannot describe table {}: {}",
                     cfg.table,
                     error_text(&e)
                 );
@@ -409,7 +409,7 @@ impl DynamoDbSink {
                 b.sort();
                 if a != b {
                     return Err(SinkError::Fatal(format!(
-                        "sink {name}: key {key:?} does not match table {}'s key schema {schema:?}",
+                        "key {key:?} does not match table {}'s key schema {schema:?}",
                         cfg.table
                     )));
                 }
@@ -418,9 +418,9 @@ impl DynamoDbSink {
             None => schema,
         };
         if cfg.concurrency == 0 {
-            return Err(SinkError::Fatal(format!(
-                "sink {name}: concurrency must be at least 1"
-            )));
+            return Err(SinkError::Fatal(
+                "concurrency must be at least 1".to_owned(),
+            ));
         }
         Ok(DynamoDbSink {
             name: name.to_string(),
@@ -454,7 +454,7 @@ impl DynamoDbSink {
                 .build()
                 .map(|r| WriteRequest::builder().delete_request(r).build()),
         };
-        built.map_err(|e| SinkError::Fatal(format!("sink {}: {e}", self.name)))
+        built.map_err(|e| SinkError::Fatal(e.to_string()))
     }
 
     async fn write_batch(&self, batch: &[Planned]) -> Result<Vec<Rejection>, SinkError> {
@@ -484,8 +484,7 @@ impl DynamoDbSink {
                         .increment(unprocessed.len() as u64);
                     if attempt >= self.unprocessed_attempts {
                         return Err(SinkError::Transient(format!(
-                            "sink {}: {} items still unprocessed (throttled) after {attempt} attempts",
-                            self.name,
+                            "{} items still unprocessed (throttled) after {attempt} attempts",
                             unprocessed.len()
                         )));
                     }
@@ -497,14 +496,13 @@ impl DynamoDbSink {
                         // Find out which items the service refuses.
                         Failure::Invalid(_) => self.write_singly(batch, false).await,
                         Failure::Transient(m) => {
-                            Err(SinkError::Transient(format!("sink {}: {m}", self.name)))
+                            Err(SinkError::Transient(m))
                         }
-                        Failure::ConditionFailed => Err(SinkError::Transient(format!(
-                            "sink {}: unexpected condition failure in BatchWriteItem",
-                            self.name
-                        ))),
+                        Failure::ConditionFailed => Err(SinkError::Transient(
+                            "unexpected condition failure in BatchWriteItem".to_owned(),
+                        )),
                         Failure::Fatal(m) => {
-                            Err(SinkError::Fatal(format!("sink {}: {m}", self.name)))
+                            Err(SinkError::Fatal(m))
                         }
                     };
                 }
@@ -586,9 +584,9 @@ impl DynamoDbSink {
                 reason,
             })),
             Err(Failure::Transient(m)) => {
-                Err(SinkError::Transient(format!("sink {}: {m}", self.name)))
+                Err(SinkError::Transient(m))
             }
-            Err(Failure::Fatal(m)) => Err(SinkError::Fatal(format!("sink {}: {m}", self.name))),
+            Err(Failure::Fatal(m)) => Err(SinkError::Fatal(m)),
         }
     }
 }
@@ -626,7 +624,7 @@ impl Sink for DynamoDbSink {
             .send()
             .await
             .map(|_| ())
-            .map_err(|e| SinkError::Transient(format!("sink {}: {}", self.name, error_text(&e))))
+            .map_err(|e| SinkError::Transient(error_text(&e)))
     }
 }
 

@@ -187,9 +187,10 @@ pub enum WriteConcernW {
     Tag(String),
 }
 
-/// A config mistake, naming the sink.
+/// A config mistake. The message leaves out the sink's name: whoever reports
+/// it (`weir run`'s "sink `NAME`:", `weir validate`'s key path) adds it once.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("mongodb sink `{sink}`: {message}")]
+#[error("{message}")]
 pub struct MongoConfigError {
     /// The sink's name.
     pub sink: String,
@@ -364,11 +365,11 @@ mod tests {
     fn wrong_combinations_are_named() {
         assert_eq!(
             validate(&format!("{BASE}id = \"generated\"\n")).unwrap_err(),
-            "mongodb sink `m`: `id = \"generated\"` only works with `write_model = \"insert\"` (replace and update need a stable id)"
+            "`id = \"generated\"` only works with `write_model = \"insert\"` (replace and update need a stable id)"
         );
         assert_eq!(
             validate(&format!("{BASE}inc = {{ n = 1 }}\n")).unwrap_err(),
-            "mongodb sink `m`: `inc` only applies to `write_model = \"update\"`"
+            "`inc` only applies to `write_model = \"update\"`"
         );
         assert!(
             validate(&format!("{BASE}id = \"fields\"\n"))

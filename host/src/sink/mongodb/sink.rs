@@ -46,7 +46,6 @@ const DUPLICATE_KEY: i32 = 11000;
 
 /// A connected MongoDB sink.
 pub struct MongoSink {
-    name: String,
     client: Client,
     config: MongoSinkConfig,
     resolved: Resolved,
@@ -100,7 +99,7 @@ impl MongoSink {
             .map_err(|e| SinkError::Fatal(e.to_string()))?;
         let mut options = ClientOptions::parse(&config.uri)
             .await
-            .map_err(|e| SinkError::Fatal(format!("mongodb sink `{name}`: invalid uri: {e}")))?;
+            .map_err(|e| SinkError::Fatal(format!("invalid uri: {e}")))?;
         let wc = &config.write_concern;
         if wc.w.is_some() || wc.journal.is_some() || wc.wtimeout_ms.is_some() {
             let mut concern = options.write_concern.clone().unwrap_or_default();
@@ -123,7 +122,7 @@ impl MongoSink {
             options.app_name = Some(format!("weir/{name}"));
         }
         let client = Client::with_options(options)
-            .map_err(|e| SinkError::Fatal(format!("mongodb sink `{name}`: {e}")))?;
+            .map_err(|e| SinkError::Fatal(e.to_string()))?;
         let inc = config
             .inc
             .iter()
@@ -137,7 +136,6 @@ impl MongoSink {
             })
             .collect();
         let sink = MongoSink {
-            name: name.to_owned(),
             client,
             config: config.clone(),
             resolved,
@@ -149,7 +147,7 @@ impl MongoSink {
     }
 
     fn classify(&self, what: &str, e: &MongoError) -> SinkError {
-        let msg = format!("mongodb sink `{}`: {what}: {e}", self.name);
+        let msg = format!("{what}: {e}");
         if is_transient(e) {
             SinkError::Transient(msg)
         } else {
@@ -445,8 +443,8 @@ impl MongoSink {
             };
             if let Some(wce) = bulk.write_concern_errors.first() {
                 return Err(SinkError::Transient(format!(
-                    "mongodb sink `{}`: write concern not satisfied: {} (code {})",
-                    self.name, wce.message, wce.code
+                    "write concern not satisfied: {} (code {})",
+                    wce.message, wce.code
                 )));
             }
             if let Some(cause) =
@@ -463,8 +461,8 @@ impl MongoSink {
                 last = last.max(i);
                 if RETRYABLE_CODES.contains(&we.code) {
                     return Err(SinkError::Transient(format!(
-                        "mongodb sink `{}`: {} _id {}: {} (code {})",
-                        self.name, p.ns, p.id, we.message, we.code
+                        "{} _id {}: {} (code {})",
+                        p.ns, p.id, we.message, we.code
                     )));
                 }
                 match (we.code, p.kind) {
@@ -473,8 +471,7 @@ impl MongoSink {
                     _ => rejections.push(Rejection {
                         index: p.index,
                         reason: format!(
-                            "mongodb sink `{}`: {} _id {}: server rejected the write: {} (code {}{})",
-                            self.name,
+                            "{} _id {}: server rejected the write: {} (code {}{})",
                             p.ns,
                             p.id,
                             we.message,
@@ -504,7 +501,7 @@ impl Sink for MongoSink {
                 Ok(p) => planned.push(p),
                 Err(why) => rejections.push(Rejection {
                     index: i,
-                    reason: format!("mongodb sink `{}`: {why}", self.name),
+                    reason: why,
                 }),
             }
         }
@@ -524,7 +521,7 @@ impl Sink for MongoSink {
                     Ok(p) => again.push(p),
                     Err(why) => rejections.push(Rejection {
                         index: idx,
-                        reason: format!("mongodb sink `{}`: {why}", self.name),
+                        reason: why,
                     }),
                 }
             }

@@ -116,14 +116,15 @@ impl Connector {
                     client
                 }),
         };
-        connected.map_err(|e| error(&self.name, "connect", &e))
+        connected.map_err(|e| error("connect", &e))
     }
 }
 
 /// An error of `what`, classified (a rejection here is fatal: it is not
-/// about one output).
-fn error(name: &str, what: &str, e: &tokio_postgres::Error) -> SinkError {
-    let msg = format!("postgres sink `{name}`: {what}: {}", server_message(e));
+/// about one output). The sink's name is left to the caller, which adds it
+/// once.
+fn error(what: &str, e: &tokio_postgres::Error) -> SinkError {
+    let msg = format!("{what}: {}", server_message(e));
     match classify(e) {
         ErrorClass::Retry => SinkError::Transient(msg),
         ErrorClass::Reject | ErrorClass::Fatal => SinkError::Fatal(msg),
@@ -168,7 +169,7 @@ impl PostgresSink {
     pub async fn connect(cfg: &PostgresSinkConfig, ctx: &SinkContext) -> Result<Self, SinkError> {
         let cfg = &cfg.raw;
         let name = ctx.name.clone();
-        let fatal = |msg: String| SinkError::Fatal(format!("postgres sink `{name}`: {msg}"));
+        let fatal = SinkError::Fatal;
         let mut config: tokio_postgres::Config = cfg
             .url
             .parse()
@@ -201,7 +202,7 @@ impl PostgresSink {
         let rows = client
             .query(COLUMNS_SQL, &[&qualified])
             .await
-            .map_err(|e| error(&name, "read the table's columns", &e))?;
+            .map_err(|e| error("read the table's columns", &e))?;
         if rows.is_empty() {
             return Err(fatal(format!("table {qualified} does not exist")));
         }
@@ -236,14 +237,14 @@ impl PostgresSink {
         // unique index, or that the user may not insert or delete.
         sink.write_rows(&conn, &[])
             .await
-            .map_err(|e| error(&name, "check the statements on the table", &e))?;
+            .map_err(|e| error("check the statements on the table", &e))?;
         *sink.conn.lock().await = Some(Arc::new(conn));
         tracing::info!(sink = %name, table = %sink.mapping.qualified_table, "postgres sink ready");
         Ok(sink)
     }
 
     fn error(&self, what: &str, e: &tokio_postgres::Error) -> SinkError {
-        error(&self.name, what, e)
+        error(what, e)
     }
 
     async fn prepare(&self, client: Client) -> Result<Conn, SinkError> {
@@ -349,8 +350,7 @@ impl PostgresSink {
                     ErrorClass::Reject => rejections.push(Rejection {
                         index: *index,
                         reason: format!(
-                            "postgres sink `{}`: {} rejected the row: {}",
-                            self.name,
+                            "{} rejected the row: {}",
                             self.mapping.qualified_table,
                             server_message(&e)
                         ),
@@ -392,7 +392,7 @@ impl Sink for PostgresSink {
                 Ok(row) => bound.push((index, row)),
                 Err(reason) => rejections.push(Rejection {
                     index,
-                    reason: format!("postgres sink `{}`: {reason}", self.name),
+                    reason,
                 }),
             }
         }

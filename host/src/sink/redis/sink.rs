@@ -64,7 +64,6 @@ pub(super) fn open_client(
 
 /// A connected Redis sink.
 pub struct RedisSink {
-    name: String,
     commands: Vec<CompiledCommand>,
     conn: ConnectionManager,
 }
@@ -91,7 +90,7 @@ impl RedisSink {
         super::config::warn_non_idempotent(name, &commands);
         let client = open_client(ctx, config).map_err(|(_, e)| {
             // The URL carries the password: never quote it as it is.
-            let message = format!("redis sink `{name}`: invalid url `{}`: {e}", config.url);
+            let message = format!("invalid url `{}`: {e}", config.url);
             SinkError::Fatal(crate::secrets::redact(&message).into_owned())
         })?;
         // Few reconnect attempts per request: while the server is away a
@@ -104,9 +103,8 @@ impl RedisSink {
             .set_connection_timeout(Some(Duration::from_millis(config.connection_timeout_ms)));
         let conn = ConnectionManager::new_with_config(client, manager_config)
             .await
-            .map_err(|e| classify(name, "connect", &e))?;
+            .map_err(|e| classify("connect", &e))?;
         Ok(RedisSink {
-            name: name.to_owned(),
             commands,
             conn,
         })
@@ -122,11 +120,7 @@ impl RedisSink {
                 Ok(None) => {}
                 Err(reason) => {
                     cmds.truncate(start);
-                    return Err(format!(
-                        "redis sink `{}`: {}: {reason}",
-                        self.name,
-                        c.label()
-                    ));
+                    return Err(format!("{}: {reason}", c.label()));
                 }
             }
         }
@@ -282,9 +276,10 @@ fn server_message(e: &redis::RedisError) -> String {
     }
 }
 
-/// Whether an error is worth retrying, and the message naming the sink.
-fn classify(name: &str, what: &str, e: &redis::RedisError) -> SinkError {
-    let msg = format!("redis sink `{name}`: {what}: {e}");
+/// Whether an error is worth retrying, and the message (without the sink's
+/// name: the caller adds it once).
+fn classify(what: &str, e: &redis::RedisError) -> SinkError {
+    let msg = format!("{what}: {e}");
     if is_transient(e) {
         SinkError::Transient(msg)
     } else {
@@ -337,12 +332,12 @@ impl Sink for RedisSink {
             .ignore_errors()
             .query_async(&mut conn)
             .await
-            .map_err(|e| classify(&self.name, "pipeline", &e))?;
+            .map_err(|e| classify("pipeline", &e))?;
         let mut last_rejected = None;
         for (reply, &(i, ci)) in replies.iter().zip(&owners) {
             let Err(e) = reply else { continue };
             if is_transient(e) {
-                return Err(classify(&self.name, "pipeline", e));
+                return Err(classify("pipeline", e));
             }
             if last_rejected == Some(i) || rejections.iter().any(|r| r.index == i) {
                 continue;
@@ -355,11 +350,7 @@ impl Sink for RedisSink {
                 .map_or_else(|| format!("commands[{ci}]"), CompiledCommand::label);
             rejections.push(Rejection {
                 index: i,
-                reason: format!(
-                    "redis sink `{}`: {label}: server said: {}",
-                    self.name,
-                    server_message(e)
-                ),
+                reason: format!("{label}: server said: {}", server_message(e)),
             });
         }
         rejections.sort_by_key(|r| r.index);
@@ -371,6 +362,6 @@ impl Sink for RedisSink {
         redis::cmd("PING")
             .query_async::<()>(&mut conn)
             .await
-            .map_err(|e| classify(&self.name, "PING", &e))
+            .map_err(|e| classify("PING", &e))
     }
 }

@@ -204,7 +204,7 @@ impl ScyllaSink {
     /// Connect, resolve the schema and prepare the statements.
     pub async fn connect(cfg: &ScyllaSinkConfig, ctx: &SinkContext) -> Result<Self, SinkError> {
         let name = ctx.name.clone();
-        let fatal = |msg: String| SinkError::Fatal(format!("scylla sink `{name}`: {msg}"));
+        let fatal = SinkError::Fatal;
         let Preflight {
             declared,
             write_timestamp,
@@ -266,10 +266,7 @@ impl ScyllaSink {
     /// The prepared statement of a kind (all kinds a mapping binds to are prepared).
     fn statement(&self, kind: StatementKind) -> Result<&PreparedStatement, SinkError> {
         self.statements.get(&kind).ok_or_else(|| {
-            SinkError::Fatal(format!(
-                "scylla sink `{}`: statement {kind:?} was not prepared",
-                self.name
-            ))
+            SinkError::Fatal(format!("statement {kind:?} was not prepared"))
         })
     }
 
@@ -312,7 +309,7 @@ impl ScyllaSink {
         loop {
             let result = {
                 let _permit = self.permits.acquire().await.map_err(|_| {
-                    SinkError::Fatal(format!("scylla sink `{}` is shut down", self.name))
+                    SinkError::Fatal("shut down".to_owned())
                 })?;
                 self.send(chunk).await
             };
@@ -323,15 +320,11 @@ impl ScyllaSink {
             match classify(&err) {
                 ErrorClass::Reject => return Ok(Err(err)),
                 ErrorClass::Fatal => {
-                    return Err(SinkError::Fatal(format!(
-                        "scylla sink `{}`: {err}",
-                        self.name
-                    )));
+                    return Err(SinkError::Fatal(err.to_string()));
                 }
                 ErrorClass::Retry if attempt >= self.retry.attempts => {
                     return Err(SinkError::Transient(format!(
-                        "scylla sink `{}`: {err} (after {attempt} attempts)",
-                        self.name
+                        "{err} (after {attempt} attempts)"
                     )));
                 }
                 ErrorClass::Retry => {
@@ -421,10 +414,7 @@ impl Sink for ScyllaSink {
         if state.get_nodes_info().iter().any(|n| n.is_connected()) {
             Ok(())
         } else {
-            Err(SinkError::Transient(format!(
-                "scylla sink `{}`: no node is connected",
-                self.name
-            )))
+            Err(SinkError::Transient("no node is connected".to_owned()))
         }
     }
 }

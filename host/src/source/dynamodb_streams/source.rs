@@ -150,17 +150,17 @@ pub struct DynamoDbStreamsSource {
     coordinator: Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
 
-fn streams_error(name: &str, e: StreamsError) -> SourceError {
+fn streams_error(e: StreamsError) -> SourceError {
     match e {
-        StreamsError::Transient(m) => SourceError::Transient(format!("source {name}: {m}")),
-        other => SourceError::Fatal(format!("source {name}: {other}")),
+        StreamsError::Transient(m) => SourceError::Transient(m),
+        other => SourceError::Fatal(other.to_string()),
     }
 }
 
-fn lease_error(name: &str, e: LeaseError) -> SourceError {
+fn lease_error(e: LeaseError) -> SourceError {
     match e {
-        LeaseError::Transient(m) => SourceError::Transient(format!("source {name}: {m}")),
-        LeaseError::Fatal(m) => SourceError::Fatal(format!("source {name}: {m}")),
+        LeaseError::Transient(m) => SourceError::Transient(m),
+        LeaseError::Fatal(m) => SourceError::Fatal(m),
     }
 }
 
@@ -171,14 +171,14 @@ impl DynamoDbStreamsSource {
         ctx: &SourceContext,
     ) -> Result<Self, SourceError> {
         cfg.validate()
-            .map_err(|e| SourceError::Fatal(format!("source {}: {e}", ctx.name)))?;
+            .map_err(|e| SourceError::Fatal(e.to_string()))?;
         let api = SdkStreams::connect(
             &cfg.connection(),
             cfg.table.as_deref(),
             cfg.stream_arn.as_deref(),
         )
         .await
-        .map_err(|e| streams_error(&ctx.name, e))?;
+        .map_err(streams_error)?;
         Self::with_api(cfg, ctx, Arc::new(api)).await
     }
 
@@ -193,7 +193,7 @@ impl DynamoDbStreamsSource {
             .connection()
             .load_checked()
             .await
-            .map_err(|e| SourceError::Fatal(format!("source {}: {e}", ctx.name)))?;
+            .map_err(|e| SourceError::Fatal(e.to_string()))?;
         Self::with_clients(cfg, ctx, api, aws_sdk_dynamodb::Client::new(&sdk)).await
     }
 
@@ -208,8 +208,8 @@ impl DynamoDbStreamsSource {
     ) -> Result<Self, SourceError> {
         let name = ctx.name.clone();
         cfg.validate()
-            .map_err(|e| SourceError::Fatal(format!("source {name}: {e}")))?;
-        let shape = api.describe().await.map_err(|e| streams_error(&name, e))?;
+            .map_err(|e| SourceError::Fatal(e.to_string()))?;
+        let shape = api.describe().await.map_err(streams_error)?;
         let client = lease_client;
         let group = format!(
             "{}@{}",
@@ -222,7 +222,7 @@ impl DynamoDbStreamsSource {
         leases
             .ensure_table()
             .await
-            .map_err(|e| lease_error(&name, e))?;
+            .map_err(lease_error)?;
         let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "host".into());
         let host_id = format!(
             "{host}:{}:{:08x}",
@@ -368,7 +368,7 @@ impl Inner {
                     metrics::counter!(LEASES_LOST, "source" => name.clone()).increment(1);
                     self.drop_held(h);
                 }
-                Err(e) => return Err(lease_error(name, e)),
+                Err(e) => return Err(lease_error(e)),
             }
         }
         // Store what a failed commit or shard end left unstored.
@@ -395,7 +395,7 @@ impl Inner {
                 .leases
                 .list()
                 .await
-                .map_err(|e| lease_error(name, e))?
+                .map_err(lease_error)?
                 .into_iter()
                 .map(|l| (l.shard_id.clone(), l))
                 .collect();
@@ -410,14 +410,14 @@ impl Inner {
                 Err(StreamsError::Transient(m)) => {
                     tracing::warn!(source = %name, "describe stream: {m}")
                 }
-                Err(e) => return Err(streams_error(name, e)),
+                Err(e) => return Err(streams_error(e)),
             }
         }
 
         // 3. Take leases: first those this host took but does not read (a
         // take that was applied although the call reported a failure, for
         // example after an SDK retry), then what balancing asks for.
-        let list = self.leases.list().await.map_err(|e| lease_error(name, e))?;
+        let list = self.leases.list().await.map_err(lease_error)?;
         let now = Instant::now();
         obs.observe(&list, now);
         let by_id: HashMap<String, Lease> = list
@@ -476,7 +476,7 @@ impl Inner {
             .leases
             .take(&lease.shard_id, lease.counter, &lease.position, &token)
             .await
-            .map_err(|e| lease_error(name, e))?;
+            .map_err(lease_error)?;
         if let Some(position) = taken {
             tracing::info!(source = %name, shard = %lease.shard_id, checkpoint = %lease.position.as_str(), "took lease");
             self.start_reader(lease.shard_id.clone(), token, position);
@@ -499,7 +499,7 @@ impl Inner {
             self.leases
                 .create(&nl.shard_id, nl.parent.as_deref(), &nl.position)
                 .await
-                .map_err(|e| lease_error(name, e))?;
+                .map_err(lease_error)?;
         }
         let now = Instant::now();
         for shard in vanished_unfinished(shape, existing) {
@@ -519,7 +519,7 @@ impl Inner {
             match self.settings.on_data_loss {
                 OnDataLoss::Fail => {
                     return Err(SourceError::Fatal(format!(
-                        "source {name}: {msg}; set on_data_loss = \"skip\" to go on"
+                        "{msg}; set on_data_loss = \"skip\" to go on"
                     )));
                 }
                 OnDataLoss::Skip => {
@@ -527,7 +527,7 @@ impl Inner {
                     self.leases
                         .finish_unheld(&shard, lease.counter)
                         .await
-                        .map_err(|e| lease_error(name, e))?;
+                        .map_err(lease_error)?;
                 }
             }
         }
@@ -558,7 +558,7 @@ impl Inner {
             .leases
             .checkpoint(&held.shard_id, &held.token, &Position::ShardEnd)
             .await
-            .map_err(|e| lease_error(&self.name, e))?
+            .map_err(lease_error)?
         {
             true => {
                 p.finished = true;
@@ -611,7 +611,7 @@ impl Inner {
                     }
                 }
                 Err(LeaseError::Fatal(m)) => {
-                    self.report(SourceError::Fatal(format!("source {}: {m}", self.name)))
+                    self.report(SourceError::Fatal(m))
                         .await;
                     return false;
                 }
@@ -644,8 +644,7 @@ impl Inner {
         match self.settings.on_data_loss {
             OnDataLoss::Fail => {
                 self.report(SourceError::Fatal(format!(
-                    "source {}: {msg}; set on_data_loss = \"skip\" to go on",
-                    self.name
+                    "{msg}; set on_data_loss = \"skip\" to go on"
                 )))
                 .await;
                 false
@@ -777,8 +776,8 @@ impl Inner {
                         }
                         Err(StreamsError::Fatal(m)) => {
                             self.report(SourceError::Fatal(format!(
-                                "source {}: shard {}: {m}",
-                                self.name, held.shard_id
+                                "shard {}: {m}",
+                                held.shard_id
                             )))
                             .await;
                             return;
@@ -891,8 +890,8 @@ impl Inner {
                 }
                 Err(StreamsError::Fatal(m)) => {
                     self.report(SourceError::Fatal(format!(
-                        "source {}: shard {}: {m}",
-                        self.name, held.shard_id
+                        "shard {}: {m}",
+                        held.shard_id
                     )))
                     .await;
                     return;
@@ -940,7 +939,7 @@ impl Inner {
                 &Position::Sequence(seq.clone()),
             )
             .await
-            .map_err(|e| lease_error(&self.name, e))?;
+            .map_err(lease_error)?;
         if stored {
             p.stored = Some(seq);
         } else {
@@ -1053,6 +1052,6 @@ impl Source for DynamoDbStreamsSource {
             .describe()
             .await
             .map(|_| ())
-            .map_err(|e| SourceError::Transient(format!("source {}: {e}", self.inner.name)))
+            .map_err(|e| SourceError::Transient(e.to_string()))
     }
 }

@@ -351,7 +351,7 @@ impl KafkaSource {
         ctx: &SourceContext,
     ) -> Result<KafkaSource, SourceError> {
         let name = ctx.name.clone();
-        let fatal = |msg: String| SourceError::Fatal(format!("source {name}: {msg}"));
+        let fatal = SourceError::Fatal;
         if config.topics.is_empty() {
             return Err(fatal("`topics` is empty".into()));
         }
@@ -433,11 +433,11 @@ impl KafkaSource {
     }
 
     fn fatal(&self, msg: String) -> SourceError {
-        SourceError::Fatal(format!("source {}: {msg}", self.name))
+        SourceError::Fatal(msg)
     }
 
     fn transient(&self, msg: String) -> SourceError {
-        SourceError::Transient(format!("source {}: {msg}", self.name))
+        SourceError::Transient(msg)
     }
 
     /// Whether every assigned partition has been read to its end (librdkafka
