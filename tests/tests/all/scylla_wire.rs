@@ -769,7 +769,9 @@ async fn unauthorized_is_fatal() {
         .expect_err("unauthorized");
     assert!(matches!(err, SinkError::Fatal(_)), "{err:?}");
     assert!(
-        err.to_string().starts_with("scylla sink `readings`: "),
+        err.to_string().starts_with(
+            "Database returned an error: The logged user doesn't have the right to perform the query"
+        ),
         "{err}"
     );
     responder.stop().await;
