@@ -38,6 +38,7 @@ pub mod engine;
 pub mod event;
 pub mod logging;
 pub mod metrics;
+pub mod paths;
 pub mod pipeline;
 pub mod plugin;
 pub mod registry;

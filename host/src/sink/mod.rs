@@ -98,11 +98,7 @@ pub struct SinkContext {
 impl SinkContext {
     /// Resolve a path from the config against the config's directory.
     pub fn resolve(&self, path: &std::path::Path) -> PathBuf {
-        if path.is_absolute() {
-            path.to_path_buf()
-        } else {
-            self.config_dir.join(path)
-        }
+        crate::paths::resolve(&self.config_dir, path)
     }
 }
 
