@@ -30,6 +30,7 @@
 
 pub mod admin;
 pub mod builtin;
+pub mod calendar;
 pub mod cli;
 pub mod config;
 #[cfg(feature = "dynamodb")]

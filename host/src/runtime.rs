@@ -346,4 +346,3 @@ pub fn plugin_spec(name: &str, plugin: &PluginConfig, config_dir: &Path) -> Plug
         grants: plugin.grants.clone(),
     }
 }
-

@@ -391,26 +391,6 @@ fn parse_decimal(text: &str) -> Option<(Vec<u8>, i32)> {
     Some((twos_complement(neg, &digits), scale))
 }
 
-/// Days since 1970-01-01 of a proleptic Gregorian date.
-fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let m = i64::from(m);
-    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + i64::from(d) - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
-
-fn days_in_month(y: i64, m: u32) -> u32 {
-    match m {
-        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
-        4 | 6 | 9 | 11 => 30,
-        _ if (y % 4 == 0 && y % 100 != 0) || y % 400 == 0 => 29,
-        _ => 28,
-    }
-}
-
 fn num<T: std::str::FromStr>(s: &str, len: usize) -> Option<T> {
     if s.len() == len && s.bytes().all(|b| b.is_ascii_digit()) {
         s.parse().ok()
@@ -421,16 +401,13 @@ fn num<T: std::str::FromStr>(s: &str, len: usize) -> Option<T> {
 
 /// `YYYY-MM-DD` → days since the epoch.
 fn parse_date(s: &str) -> Option<i64> {
-    let y: i64 = num(s.get(0..4)?, 4)?;
+    let y: i32 = num(s.get(0..4)?, 4)?;
     let m: u32 = num(s.get(5..7)?, 2)?;
     let d: u32 = num(s.get(8..10)?, 2)?;
     if s.len() != 10 || &s[4..5] != "-" || &s[7..8] != "-" {
         return None;
     }
-    if !(1..=12).contains(&m) || d == 0 || d > days_in_month(y, m) {
-        return None;
-    }
-    Some(days_from_civil(y, m, d))
+    crate::calendar::days_since_epoch(y, m, d)
 }
 
 /// `HH:MM[:SS[.fffffffff]]` → nanoseconds since midnight.
