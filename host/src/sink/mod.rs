@@ -28,8 +28,6 @@ pub mod postgres;
 pub mod redis;
 #[cfg(feature = "scylla")]
 pub mod scylla;
-#[cfg(feature = "tls")]
-pub mod tls;
 #[cfg(feature = "typed")]
 pub mod typed;
 
