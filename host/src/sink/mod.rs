@@ -22,6 +22,8 @@ pub mod file;
 pub mod kafka;
 #[cfg(feature = "mongodb")]
 pub mod mongodb;
+#[cfg(any(feature = "scylla", feature = "typed"))]
+pub mod number;
 #[cfg(feature = "postgres")]
 pub mod postgres;
 #[cfg(feature = "redis")]
