@@ -84,10 +84,10 @@ pub fn lookup(path: &Path) -> Option<Result<&'static Builtin, UnknownBuiltin>> {
 /// A plugin path from the config resolved against the config's directory:
 /// a `builtin:` path stays as it is.
 pub fn resolve(dir: &Path, path: &Path) -> PathBuf {
-    if path.is_absolute() || is_builtin(path) {
+    if is_builtin(path) {
         path.to_path_buf()
     } else {
-        dir.join(path)
+        crate::paths::resolve(dir, path)
     }
 }
 

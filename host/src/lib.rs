@@ -30,6 +30,7 @@
 
 pub mod admin;
 pub mod builtin;
+pub mod calendar;
 pub mod cli;
 pub mod config;
 #[cfg(feature = "dynamodb")]
@@ -38,6 +39,7 @@ pub mod engine;
 pub mod event;
 pub mod logging;
 pub mod metrics;
+pub mod paths;
 pub mod pipeline;
 pub mod plugin;
 pub mod registry;

@@ -12,7 +12,7 @@
 //! API serves.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -330,7 +330,7 @@ pub fn engine(config: &Config, config_dir: &Path) -> Result<Engine, EngineError>
         .host
         .cache_dir
         .as_ref()
-        .map(|d| resolve(config_dir, d))
+        .map(|d| crate::paths::resolve(config_dir, d))
         .or_else(default_cache_dir);
     Engine::new(EngineOptions { cache_dir })
 }
@@ -344,13 +344,5 @@ pub fn plugin_spec(name: &str, plugin: &PluginConfig, config_dir: &Path) -> Plug
         config: plugin.init_pairs(),
         limits: plugin.limits,
         grants: plugin.grants.clone(),
-    }
-}
-
-fn resolve(dir: &Path, path: &Path) -> PathBuf {
-    if path.is_absolute() {
-        path.to_path_buf()
-    } else {
-        dir.join(path)
     }
 }

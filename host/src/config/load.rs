@@ -44,7 +44,7 @@ pub struct LoadedConfig {
 impl LoadedConfig {
     /// Resolve a path from the config against the config's directory.
     pub fn resolve(&self, path: &Path) -> PathBuf {
-        resolve(&self.dir, path)
+        crate::paths::resolve(&self.dir, path)
     }
 
     /// `weir.toml: ok — 2 sources, 3 plugins, 4 sinks, 2 pipelines`.
@@ -70,15 +70,6 @@ fn count(n: usize, noun: &str) -> String {
         format!("1 {noun}")
     } else {
         format!("{n} {noun}s")
-    }
-}
-
-/// `path` if absolute, else `dir/path`.
-pub(crate) fn resolve(dir: &Path, path: &Path) -> PathBuf {
-    if path.is_absolute() {
-        path.to_path_buf()
-    } else {
-        dir.join(path)
     }
 }
 

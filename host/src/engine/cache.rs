@@ -18,7 +18,7 @@
 //! itself is used only if it is a regular file owned by this user that no
 //! one else can read or write; otherwise the cache is not used at all.
 
-use std::fs::{File, OpenOptions};
+use std::fs::OpenOptions;
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::io::{Read, Write};
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
@@ -294,42 +294,17 @@ impl CompileCache {
         let mut mac = self.mac(hash);
         mac.update(&bytes);
         let tag = mac.finalize().into_bytes();
-        let mut tmp = tempfile_in(&self.dir)?;
-        tmp.1.write_all(&tag)?;
-        tmp.1.write_all(&bytes)?;
-        tmp.1.sync_all()?;
-        drop(tmp.1);
-        let target = self.artifact_path(hash);
-        std::fs::rename(&tmp.0, &target).inspect_err(|_| {
-            let _ = std::fs::remove_file(&tmp.0);
-        })
-    }
-}
-
-/// A new, uniquely named file in `dir`.
-fn tempfile_in(dir: &Path) -> std::io::Result<(PathBuf, File)> {
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static SEQ: AtomicU64 = AtomicU64::new(0);
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.subsec_nanos());
-    loop {
-        let name = format!(
-            ".tmp-{}-{}-{nanos}",
-            std::process::id(),
-            SEQ.fetch_add(1, Ordering::Relaxed)
-        );
-        let path = dir.join(name);
-        match OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&path)
-        {
-            Ok(file) => return Ok((path, file)),
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
-            Err(e) => return Err(e),
-        }
+        // A uniquely named 0600 file in the cache directory, renamed over
+        // the artifact only once its bytes are on disk: a reader never sees
+        // a half-written artifact, and a failed write leaves no stray file
+        // (NamedTempFile removes itself when dropped).
+        let mut tmp = tempfile::NamedTempFile::new_in(&self.dir)?;
+        tmp.write_all(&tag)?;
+        tmp.write_all(&bytes)?;
+        tmp.as_file().sync_all()?;
+        tmp.persist(self.artifact_path(hash))
+            .map(drop)
+            .map_err(|e| e.error)
     }
 }
 
@@ -341,4 +316,35 @@ pub fn default_cache_dir() -> Option<PathBuf> {
         .map(PathBuf::from)
         .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))?;
     Some(base.join("weir").join("plugins"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The smallest valid component: the binary header alone.
+    const EMPTY_COMPONENT: &[u8] = b"\0asm\x0d\x00\x01\x00";
+
+    #[test]
+    fn stored_artifact_is_private_and_leaves_no_temp_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let engine = wasmtime::Engine::default();
+        let cache = CompileCache::new(dir.path().to_path_buf(), &engine).unwrap();
+        let component = Component::from_binary(&engine, EMPTY_COMPONENT).unwrap();
+        cache.try_store("abc", &component).unwrap();
+
+        let mut names: Vec<String> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        let artifact = cache.artifact_path("abc");
+        let artifact_name = artifact.file_name().unwrap().to_string_lossy().into_owned();
+        let mut expected = vec![KEY_FILE.to_owned(), artifact_name];
+        expected.sort();
+        assert_eq!(names, expected);
+        let mode = std::fs::metadata(&artifact).unwrap().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        assert!(cache.load(&engine, "abc").is_some());
+    }
 }

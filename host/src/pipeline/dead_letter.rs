@@ -13,18 +13,13 @@
 //! table/shard/sequence) kept and a sha256 digest and the size of what was
 //! left out, so the original can be found at the source.
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
 use crate::event::{Event, Header, Op, Output};
 
 /// Every header Weir adds to a dead-letter record starts with this.
 pub const DLQ_HEADER_PREFIX: &str = "weir.dlq.";
 
-fn now_ms() -> u128 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis())
-        .unwrap_or(0)
+fn now_ms() -> i64 {
+    crate::calendar::now_unix_ms()
 }
 
 /// Longest `weir.dlq.reason` header, in bytes; a longer reason is cut (at

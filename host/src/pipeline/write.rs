@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use backon::{ExponentialBuilder, Retryable};
 use futures::future::join_all;
@@ -211,9 +211,7 @@ impl Writer {
         // Acknowledged: time in Weir per batch, and per event from its own
         // timestamp (events without one are left out).
         m.processing.record(read.read_at.elapsed().as_secs_f64());
-        let now_ms = SystemTime::now()
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+        let now_ms = crate::calendar::now_unix_ms();
         for event in events.iter().filter(|e| e.timestamp_ms > 0) {
             let age_ms = now_ms.saturating_sub(event.timestamp_ms).max(0);
             m.end_to_end.record(age_ms as f64 / 1000.0);

@@ -22,14 +22,14 @@ pub mod file;
 pub mod kafka;
 #[cfg(feature = "mongodb")]
 pub mod mongodb;
+#[cfg(any(feature = "scylla", feature = "typed"))]
+pub mod number;
 #[cfg(feature = "postgres")]
 pub mod postgres;
 #[cfg(feature = "redis")]
 pub mod redis;
 #[cfg(feature = "scylla")]
 pub mod scylla;
-#[cfg(feature = "tls")]
-pub mod tls;
 #[cfg(feature = "typed")]
 pub mod typed;
 
@@ -98,11 +98,7 @@ pub struct SinkContext {
 impl SinkContext {
     /// Resolve a path from the config against the config's directory.
     pub fn resolve(&self, path: &std::path::Path) -> PathBuf {
-        if path.is_absolute() {
-            path.to_path_buf()
-        } else {
-            self.config_dir.join(path)
-        }
+        crate::paths::resolve(&self.config_dir, path)
     }
 }
 

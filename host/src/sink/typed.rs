@@ -219,46 +219,14 @@ pub fn convert(kind: &Kind, v: &Value) -> Result<Scalar, ConvertError> {
     })
 }
 
-/// An integer from a JSON integer, an integral float (`42.0`) or a string of digits.
+/// An integer as [`number::integer`](super::number::integer) reads it.
 fn integer(kind: &Kind, v: &Value) -> Result<i128, ConvertError> {
-    match v {
-        Value::Number(n) => {
-            if let Some(i) = n.as_i64() {
-                Ok(i128::from(i))
-            } else if let Some(u) = n.as_u64() {
-                Ok(i128::from(u))
-            } else {
-                let f = n.as_f64().unwrap_or(f64::NAN);
-                if f.fract() == 0.0 && f.abs() < 1.8e19 {
-                    Ok(f as i128)
-                } else {
-                    Err(fail(kind, v, "not an integer"))
-                }
-            }
-        }
-        Value::String(s) => s
-            .trim()
-            .parse::<i128>()
-            .map_err(|_| fail(kind, v, "not an integer")),
-        _ => Err(fail(kind, v, "not an integer")),
-    }
+    super::number::integer(v).ok_or_else(|| fail(kind, v, "not an integer"))
 }
 
+/// A float as [`number::float`](super::number::float) reads it.
 fn float(kind: &Kind, v: &Value) -> Result<f64, ConvertError> {
-    match v {
-        Value::Number(n) => n.as_f64().ok_or_else(|| fail(kind, v, "not a number")),
-        Value::String(s) => match s.trim() {
-            "NaN" => Ok(f64::NAN),
-            "Infinity" => Ok(f64::INFINITY),
-            "-Infinity" => Ok(f64::NEG_INFINITY),
-            t => t
-                .parse::<f64>()
-                .ok()
-                .filter(|f| f.is_finite())
-                .ok_or_else(|| fail(kind, v, "not a number")),
-        },
-        _ => Err(fail(kind, v, "not a number")),
-    }
+    super::number::float(v).ok_or_else(|| fail(kind, v, "not a number"))
 }
 
 /// `[-+]digits[.digits][e[-+]digits]`, at least one digit in the mantissa.

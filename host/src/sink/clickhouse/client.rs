@@ -12,7 +12,7 @@ use reqwest::{Client, StatusCode, Url};
 
 use super::config::RawClickhouseSinkConfig;
 use crate::sink::SinkContext;
-use crate::sink::tls::TlsError;
+use crate::tls::TlsError;
 
 /// What to do about a failed request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -119,7 +119,11 @@ impl HttpClient {
             .connect_timeout(Duration::from_millis(cfg.connect_timeout_ms))
             .user_agent(concat!("weir/", env!("CARGO_PKG_VERSION")));
         if url.scheme() == "https" {
-            let tls = cfg.tls.clone().unwrap_or_default().client_config(ctx)?;
+            let tls = cfg
+                .tls
+                .clone()
+                .unwrap_or_default()
+                .client_config(&ctx.config_dir)?;
             builder = builder.use_preconfigured_tls(tls);
         }
         let http = builder

@@ -24,7 +24,7 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 
 use crate::sink::field::FieldPath;
-use crate::sink::tls::TlsConfig;
+use crate::tls::TlsConfig;
 
 /// Settings of one ClickHouse sink.
 #[derive(Debug, Clone, Deserialize)]

@@ -186,7 +186,9 @@ impl PostgresSink {
         config.connect_timeout(Duration::from_millis(cfg.connect_timeout_ms));
         let tls = match &cfg.tls {
             Some(tls) => {
-                let client = tls.client_config(ctx).map_err(|e| fatal(e.to_string()))?;
+                let client = tls
+                    .client_config(&ctx.config_dir)
+                    .map_err(|e| fatal(e.to_string()))?;
                 config.ssl_mode(tokio_postgres::config::SslMode::Require);
                 Some(tokio_postgres_rustls::MakeRustlsConnect::new(client))
             }

@@ -306,8 +306,7 @@ pub fn utc_date(value: &Value) -> Option<String> {
     match value {
         Value::Number(n) => {
             let ms = n.as_i64().or_else(|| n.as_f64().map(|f| f as i64))?;
-            let (y, m, d) = civil_from_days(ms.div_euclid(86_400_000));
-            Some(format!("{y:04}-{m:02}-{d:02}"))
+            crate::calendar::utc_date_of_ms(ms)
         }
         Value::String(s) => {
             let date = s.get(..10)?;
@@ -318,21 +317,6 @@ pub fn utc_date(value: &Value) -> Option<String> {
         }
         _ => None,
     }
-}
-
-/// Days since 1970-01-01 to (year, month, day) in the proleptic Gregorian
-/// calendar (Howard Hinnant's `civil_from_days`).
-fn civil_from_days(days: i64) -> (i64, u32, u32) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    (y, m, d)
 }
 
 /// The fields of a JSON object, borrowed from the text they were read from.

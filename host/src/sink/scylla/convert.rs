@@ -232,46 +232,14 @@ fn out_of_range(ty: &CqlType, v: &Value, range: &str) -> ConvertError {
     fail(ty, v, format!("out of range ({range})"))
 }
 
-/// An integer from a JSON integer, an integral float (`42.0`) or a string of digits.
+/// An integer as [`number::integer`](crate::sink::number::integer) reads it.
 fn integer(ty: &CqlType, v: &Value) -> Result<i128, ConvertError> {
-    match v {
-        Value::Number(n) => {
-            if let Some(i) = n.as_i64() {
-                Ok(i128::from(i))
-            } else if let Some(u) = n.as_u64() {
-                Ok(i128::from(u))
-            } else {
-                let f = n.as_f64().unwrap_or(f64::NAN);
-                if f.fract() == 0.0 && f.abs() < 1.8e19 {
-                    Ok(f as i128)
-                } else {
-                    Err(fail(ty, v, "not an integer"))
-                }
-            }
-        }
-        Value::String(s) => s
-            .trim()
-            .parse::<i128>()
-            .map_err(|_| fail(ty, v, "not an integer")),
-        _ => Err(fail(ty, v, "not an integer")),
-    }
+    crate::sink::number::integer(v).ok_or_else(|| fail(ty, v, "not an integer"))
 }
 
+/// A float as [`number::float`](crate::sink::number::float) reads it.
 fn float(ty: &CqlType, v: &Value) -> Result<f64, ConvertError> {
-    match v {
-        Value::Number(n) => n.as_f64().ok_or_else(|| fail(ty, v, "not a number")),
-        Value::String(s) => match s.trim() {
-            "NaN" => Ok(f64::NAN),
-            "Infinity" => Ok(f64::INFINITY),
-            "-Infinity" => Ok(f64::NEG_INFINITY),
-            t => t
-                .parse::<f64>()
-                .ok()
-                .filter(|f| f.is_finite())
-                .ok_or_else(|| fail(ty, v, "not a number")),
-        },
-        _ => Err(fail(ty, v, "not a number")),
-    }
+    crate::sink::number::float(v).ok_or_else(|| fail(ty, v, "not a number"))
 }
 
 /// Milliseconds since the epoch from an integer (epoch ms) or an ISO-8601 string.
@@ -391,26 +359,6 @@ fn parse_decimal(text: &str) -> Option<(Vec<u8>, i32)> {
     Some((twos_complement(neg, &digits), scale))
 }
 
-/// Days since 1970-01-01 of a proleptic Gregorian date.
-fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let m = i64::from(m);
-    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + i64::from(d) - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
-
-fn days_in_month(y: i64, m: u32) -> u32 {
-    match m {
-        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
-        4 | 6 | 9 | 11 => 30,
-        _ if (y % 4 == 0 && y % 100 != 0) || y % 400 == 0 => 29,
-        _ => 28,
-    }
-}
-
 fn num<T: std::str::FromStr>(s: &str, len: usize) -> Option<T> {
     if s.len() == len && s.bytes().all(|b| b.is_ascii_digit()) {
         s.parse().ok()
@@ -421,16 +369,13 @@ fn num<T: std::str::FromStr>(s: &str, len: usize) -> Option<T> {
 
 /// `YYYY-MM-DD` → days since the epoch.
 fn parse_date(s: &str) -> Option<i64> {
-    let y: i64 = num(s.get(0..4)?, 4)?;
+    let y: i32 = num(s.get(0..4)?, 4)?;
     let m: u32 = num(s.get(5..7)?, 2)?;
     let d: u32 = num(s.get(8..10)?, 2)?;
     if s.len() != 10 || &s[4..5] != "-" || &s[7..8] != "-" {
         return None;
     }
-    if !(1..=12).contains(&m) || d == 0 || d > days_in_month(y, m) {
-        return None;
-    }
-    Some(days_from_civil(y, m, d))
+    crate::calendar::days_since_epoch(y, m, d)
 }
 
 /// `HH:MM[:SS[.fffffffff]]` → nanoseconds since midnight.

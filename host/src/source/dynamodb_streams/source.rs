@@ -820,9 +820,7 @@ impl Inner {
                     // Iterator age for the admin API's /metrics: how old the
                     // newest record read is; 0 once caught up.
                     let newest_ms = events.back().map_or(0, |(_, e)| e.timestamp_ms);
-                    let now_ms = std::time::SystemTime::now()
-                        .duration_since(std::time::UNIX_EPOCH)
-                        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+                    let now_ms = crate::calendar::now_unix_ms();
                     let age_ms = if newest_ms > 0 {
                         (now_ms - newest_ms).max(0)
                     } else {

@@ -147,11 +147,7 @@ pub(crate) fn prepare(
             .get_or_insert_with(HashSet::new)
             .insert(topic.clone())
         {
-            let path = if seed_file.is_absolute() {
-                seed_file.clone()
-            } else {
-                config_dir.join(seed_file)
-            };
+            let path = crate::paths::resolve(config_dir, seed_file);
             let count = seed(&handle.bootstrap, topic, &path, config.key_field.as_deref())?;
             tracing::info!(topic = %topic, count, file = %path.display(), "embedded topic seeded");
         }

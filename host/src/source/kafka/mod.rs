@@ -25,7 +25,7 @@
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use rdkafka::ClientConfig;
@@ -494,10 +494,7 @@ fn leave_group(consumer: &Arc<Consumer_>, name: &str) {
 
 /// Milliseconds since the Unix epoch, now.
 fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-        .unwrap_or(0)
+    crate::calendar::now_unix_ms()
 }
 
 #[async_trait]
