@@ -225,7 +225,7 @@ impl PostgresSink {
             &columns,
             cfg.null_values,
         )
-        .map_err(&fatal)?;
+        .map_err(fatal)?;
         let sink = PostgresSink {
             name: name.clone(),
             connector,
@@ -392,10 +392,7 @@ impl Sink for PostgresSink {
         for (index, out) in outputs.iter().enumerate() {
             match self.mapping.bind(out) {
                 Ok(row) => bound.push((index, row)),
-                Err(reason) => rejections.push(Rejection {
-                    index,
-                    reason,
-                }),
+                Err(reason) => rejections.push(Rejection { index, reason }),
             }
         }
         for chunk in bound.chunks(self.max_rows) {
