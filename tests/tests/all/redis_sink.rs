@@ -299,21 +299,23 @@ async fn a_server_error_rejects_only_that_output_with_the_server_message() {
     assert!(n1 && n3);
 }
 
-#[tokio::test]
-async fn bad_templates_and_commands_fail_the_build_naming_sink_and_index() {
+/// A bad command never reaches `build`: the offline check (the one `weir
+/// validate` runs) refuses it, naming the key at fault.
+#[test]
+fn bad_commands_fail_the_offline_check_naming_the_key() {
     let cases = [(
         "[[commands]]\ncmd = \"SET\"\nkey = \"a\"\n[[commands]]\ncmd = \"LPUSH\"\nkey = \"k\"\n",
-        "redis sink `bad`: commands[1]: unknown command `LPUSH` (expected one of SET, HSET, XADD, SADD, ZINCRBY, PFADD, INCRBY, INCRBYFLOAT, EXPIRE, DEL, or any command with `args`)",
+        vec!["commands", "[1]", "cmd"],
+        "unknown command `LPUSH` (expected one of SET, HSET, XADD, SADD, ZINCRBY, PFADD, INCRBY, INCRBYFLOAT, EXPIRE, DEL, or any command with `args`)",
     )];
-    for (commands, expected) in cases {
+    for (commands, key, expected) in cases {
         let config: weir::sink::SinkConfig = toml::from_str(&sink_table(commands)).unwrap();
-        let ctx = weir::sink::SinkContext {
-            name: "bad".to_owned(),
-            config_dir: stores::repo_root(),
-        };
-        let err = config.build(&ctx).await.err().expect("build must fail");
-        assert_eq!(err.to_string(), expected);
-        assert!(matches!(err, weir::sink::SinkError::Fatal(_)));
+        let problems = config
+            .validate("bad", &stores::repo_root())
+            .err()
+            .expect("validate must fail");
+        let key: Vec<String> = key.into_iter().map(str::to_owned).collect();
+        assert_eq!(problems, vec![(key, expected.to_owned())]);
     }
 }
 
