@@ -12,7 +12,8 @@
 
 /// Declares a connector registry: the config enum whose `type = "..."`
 /// picks a connector and whose other keys are that connector's settings,
-/// its [`Registry`] for validation, and the `build` that connects it.
+/// its [`Registry`] for validation, the offline `validate` step and the
+/// `build` that connects what passed it ([`Validated`]).
 ///
 /// ```text
 /// connector_registry! {
@@ -69,9 +70,30 @@ macro_rules! connector_registry {
                 None
             }
 
-            /// Connect it.
+            /// The offline check of this connector's settings (the one
+            /// `weir validate` reports and `weir run` passes before it
+            /// connects): the settings, now buildable, or every problem as
+            /// `(key segments under the connector's table, message)`.
+            pub fn validate(
+                &self,
+                name: &str,
+                config_dir: &std::path::Path,
+            ) -> Result<$crate::registry::Validated<Self>, Vec<(Vec<String>, String)>> {
+                let problems = self.offline_problems(name, config_dir);
+                if problems.is_empty() {
+                    Ok($crate::registry::Validated(self.clone()))
+                } else {
+                    Err(problems)
+                }
+            }
+        }
+
+        impl $crate::registry::Validated<$enum> {
+            /// Connect it. Only settings that passed [`$enum::validate`]
+            /// get here, so a connector's build never sees a config that
+            /// `weir validate` would refuse.
             pub async fn build(&self, ctx: &$ctx) -> Result<$built, $err> {
-                match self {
+                match self.get() {
                     $( $(#[$meta])* $enum::$variant(c) => c.build(ctx).await, )*
                 }
             }
@@ -79,6 +101,20 @@ macro_rules! connector_registry {
     };
 }
 pub(crate) use connector_registry;
+
+/// Connector settings that passed their offline checks. Only a registry's
+/// `validate` makes one (the field is private to the crate's registry
+/// macro), and only this type has `build`, so connecting without the
+/// checks `weir validate` runs does not compile.
+#[derive(Debug, Clone)]
+pub struct Validated<T>(pub(crate) T);
+
+impl<T> Validated<T> {
+    /// The settings.
+    pub fn get(&self) -> &T {
+        &self.0
+    }
+}
 
 /// One line of a connector registry.
 #[derive(Debug, Clone, Copy)]

@@ -60,6 +60,17 @@ pub enum RuntimeError {
         /// What failed.
         error: SourceError,
     },
+    /// A connector's settings fail its offline checks (normally caught by
+    /// validation first, which reports the same problems at their keys).
+    #[error("{kind} `{name}`: {}", problem_list(.problems))]
+    Invalid {
+        /// `source` or `sink`.
+        kind: &'static str,
+        /// The connector's name.
+        name: String,
+        /// `(key segments under its table, message)`, as `validate` gives them.
+        problems: Vec<(Vec<String>, String)>,
+    },
     /// The config names something it does not define (normally caught by
     /// validation first).
     #[error("{0}")]
@@ -70,6 +81,22 @@ pub enum RuntimeError {
     /// Plugin files could not be watched.
     #[error(transparent)]
     Watch(#[from] watch::WatchError),
+}
+
+/// `key: message; ...` (`commands[1].cmd: ...`), a problem of the whole
+/// table without a key.
+fn problem_list(problems: &[(Vec<String>, String)]) -> String {
+    problems
+        .iter()
+        .map(|(key, message)| {
+            if key.is_empty() {
+                message.clone()
+            } else {
+                format!("{}: {message}", key.join(".").replace(".[", "["))
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 impl From<ReloadError> for RuntimeError {
@@ -137,6 +164,13 @@ impl Runtime {
                 name: name.clone(),
                 config_dir: config_dir.to_path_buf(),
             };
+            let sink =
+                sink.validate(name, config_dir)
+                    .map_err(|problems| RuntimeError::Invalid {
+                        kind: "sink",
+                        name: name.clone(),
+                        problems,
+                    })?;
             let built = sink.build(&ctx).await.map_err(|error| RuntimeError::Sink {
                 name: name.clone(),
                 error,
@@ -268,6 +302,12 @@ async fn build_pipeline(
         config_dir: config_dir.to_path_buf(),
     };
     let source = source_config
+        .validate(&p.source, config_dir)
+        .map_err(|problems| RuntimeError::Invalid {
+            kind: "source",
+            name: p.source.clone(),
+            problems,
+        })?
         .build(&ctx)
         .await
         .map_err(|error| RuntimeError::Source {

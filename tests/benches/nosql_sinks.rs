@@ -75,6 +75,9 @@ async fn build(name: &str, table: &str) -> std::sync::Arc<dyn weir::sink::Sink> 
         name: name.to_owned(),
         config_dir: ".".into(),
     };
+    let config = config
+        .validate(name, &ctx.config_dir)
+        .unwrap_or_else(|p| panic!("bench sink config: {p:?}"));
     match config.build(&ctx).await {
         Ok(s) => s,
         Err(e) => panic!("{e}\nstart the servers with: scripts/services start redis mongodb"),

@@ -130,6 +130,9 @@ pub async fn build_sink(name: &str, table: &str) -> Arc<dyn Sink> {
         name: name.to_owned(),
         config_dir: repo_root(),
     };
+    let config = config
+        .validate(name, &ctx.config_dir)
+        .unwrap_or_else(|p| panic!("sink `{name}` is invalid: {p:?}\n{table}"));
     match config.build(&ctx).await {
         Ok(s) => s,
         Err(e) => panic!("sink `{name}` did not build: {e}"),

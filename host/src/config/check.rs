@@ -1,5 +1,5 @@
 //! Checks that need the whole config: every connector setting knowable
-//! without the network (each connector's `offline_problems`), the admin
+//! without the network (each connector's `validate`), the admin
 //! API's token rule, no explicit consumer group shared by pipelines,
 //! names that pipelines use must exist,
 //! plugin files must be readable, plugin config values must be passable as strings,
@@ -86,7 +86,7 @@ pub(crate) fn check(config: &Config, ctx: &mut Ctx<'_, '_>) {
         if ctx.loader.has_error_under(&base) {
             continue;
         }
-        for (segments, message) in source.offline_problems(name, ctx.dir) {
+        for (segments, message) in source.validate(name, ctx.dir).err().unwrap_or_default() {
             ctx.error(key_under(&base, &segments), message);
         }
     }
@@ -95,7 +95,7 @@ pub(crate) fn check(config: &Config, ctx: &mut Ctx<'_, '_>) {
         if ctx.loader.has_error_under(&base) {
             continue;
         }
-        for (segments, message) in sink.offline_problems(name, ctx.dir) {
+        for (segments, message) in sink.validate(name, ctx.dir).err().unwrap_or_default() {
             ctx.error(key_under(&base, &segments), message);
         }
     }

@@ -314,6 +314,7 @@ async fn mistakes_against_the_table_are_fatal_at_start() {
             name: "ch".to_owned(),
             config_dir: stores::repo_root(),
         };
+        let cfg = cfg.validate("ch", &ctx.config_dir).expect("offline checks");
         match cfg.build(&ctx).await {
             Ok(_) => panic!("built"),
             Err(e) => e,
@@ -479,6 +480,8 @@ async fn https_is_encrypted_and_a_wrong_ca_is_refused() {
     ))
     .unwrap();
     let err = match config
+        .validate("ch", std::path::Path::new("/"))
+        .expect("offline checks")
         .build(&SinkContext {
             name: "ch".into(),
             config_dir: std::path::PathBuf::from("/"),

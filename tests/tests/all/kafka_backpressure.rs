@@ -58,6 +58,8 @@ async fn a_slow_sink_pauses_the_kafka_source_instead_of_buffering() {
     ))
     .expect("source config");
     let source = source
+        .validate("in", std::path::Path::new("."))
+        .expect("offline checks")
         .build(&SourceContext {
             name: "in".into(),
             pipeline: "backpressure".into(),

@@ -406,6 +406,7 @@ async fn mistakes_against_the_table_are_fatal_at_start() {
             name: "pg".to_owned(),
             config_dir: stores::repo_root(),
         };
+        let cfg = cfg.validate("pg", &ctx.config_dir).expect("offline checks");
         match cfg.build(&ctx).await {
             Ok(_) => panic!("built"),
             Err(e) => e,
@@ -561,6 +562,8 @@ async fn tls_to_the_server_is_encrypted_and_a_wrong_ca_is_refused() {
     );
     let config: SinkConfig = toml::from_str(&toml_text).unwrap();
     let err = config
+        .validate("pg", std::path::Path::new("/"))
+        .expect("offline checks")
         .build(&SinkContext {
             name: "pg".into(),
             config_dir: std::path::PathBuf::from("/"),

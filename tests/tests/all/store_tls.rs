@@ -84,6 +84,11 @@ async fn build(table: &str) -> Result<std::sync::Arc<dyn weir::sink::Sink>, Stri
         name: "secure".to_owned(),
         config_dir: PathBuf::from("/"),
     };
+    // A config mistake (`tls` with `redis://`) is found by the offline
+    // check, before any connection.
+    let config = config
+        .validate(&ctx.name, &ctx.config_dir)
+        .map_err(|problems| format!("{problems:?}"))?;
     config.build(&ctx).await.map_err(|e| e.to_string())
 }
 

@@ -1,5 +1,7 @@
-//! The `[sinks.NAME]` settings of a Redis/Valkey sink and their validation
-//! into compiled commands.
+//! The `[sinks.NAME]` settings of a Redis/Valkey sink. Each command table
+//! is checked as it is read and becomes a [`RedisCommand`], one variant
+//! per command with exactly the options that command takes, so the sink
+//! never sees an option that does not apply.
 //!
 //! ```toml
 //! [sinks.cache]
@@ -25,21 +27,22 @@
 
 use std::collections::BTreeMap;
 
-use serde::Deserialize;
+use serde::de::value::MapAccessDeserializer;
+use serde::de::{self, Deserialize, Deserializer, MapAccess, Visitor};
 
 use super::template::Template;
 use crate::sink::SinkContext;
 
 /// A Redis or Valkey sink: one or more command templates run for every
 /// output, pipelined per batch.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RedisSinkConfig {
     /// Server URL: `redis://[user:password@]host:port/db`, `rediss://` for
     /// TLS. The database number and AUTH credentials come from the URL.
     pub url: String,
     /// The commands run for every output, in this order.
-    pub commands: Vec<CommandConfig>,
+    pub commands: Vec<RedisCommand>,
     /// How long to wait for a reply to a pipeline before the write is
     /// reported as a transient failure, in milliseconds.
     #[serde(default = "default_response_timeout_ms")]
@@ -53,7 +56,7 @@ pub struct RedisSinkConfig {
 }
 
 /// `tls = { ... }` of a Redis sink (PEM files, relative to the config).
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RedisTlsConfig {
     /// The CA certificate(s) the server's certificate must chain to,
@@ -74,73 +77,63 @@ fn default_connection_timeout_ms() -> u64 {
     2_000
 }
 
-/// One command template (`[[sinks.NAME.commands]]`). Which keys apply
+/// One `[[sinks.NAME.commands]]` table as written. Which keys apply
 /// depends on `cmd`; a key that does not apply to the command is an error.
-#[derive(Debug, Clone, Deserialize)]
+/// It exists only while the table is read: [`RedisCommand`] is what the
+/// sink keeps.
+#[derive(Debug, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct CommandConfig {
+struct RawCommand {
     /// The command: `SET`, `HSET`, `XADD`, `SADD`, `ZINCRBY`, `PFADD`,
     /// `INCRBY`, `INCRBYFLOAT`, `EXPIRE` or `DEL` (case-insensitive), or,
     /// with `args`, any command (`TS.ADD`, `JSON.SET`, `BF.ADD`, ...).
-    pub cmd: String,
+    cmd: String,
     /// Template of the key, e.g. `session:{value.session_id}` (built-in
     /// commands; a generic command has its key among its `args`).
-    pub key: Option<Template>,
+    key: Option<Template>,
     /// Generic command: templates of every argument after the command
     /// name, in order, e.g. `["pageviews:{value.url}", "{value.ts}", "1"]`.
     /// Setting it sends `cmd` as it is written, whatever it is, and none of
     /// the built-in options apply.
-    pub args: Option<Vec<Template>>,
+    args: Option<Vec<Template>>,
     /// Generic command: whether running it twice with the same arguments
     /// leaves the same state (`JSON.SET`, `BF.ADD`: yes; `TS.ADD` with the
     /// default duplicate policy, `INCR`: no). Default false: the sink warns
     /// at start that a replayed output applies it again.
-    pub idempotent: Option<bool>,
+    idempotent: Option<bool>,
     /// `SET`: template of the value written. Default `{value}` (the whole
     /// JSON value).
-    pub value: Option<Template>,
+    value: Option<Template>,
     /// `SET`: expiry in seconds (`SET ... EX`); an output's own
     /// `ttl_seconds` takes precedence. `EXPIRE`: the expiry set (an output's
     /// own `ttl_seconds` takes precedence; one of the two is required).
-    pub ttl_seconds: Option<u64>,
+    ttl_seconds: Option<u64>,
     /// `HSET`, `XADD`: field name → value template. Default: every
     /// top-level field of the JSON value (strings bare, the rest as JSON).
-    pub fields: Option<BTreeMap<String, Template>>,
+    fields: Option<BTreeMap<String, Template>>,
     /// `SADD`, `PFADD`: templates of the members added.
-    pub members: Option<Vec<Template>>,
+    members: Option<Vec<Template>>,
     /// `ZINCRBY`: template of the member whose score is incremented.
-    pub member: Option<Template>,
+    member: Option<Template>,
     /// `ZINCRBY`, `INCRBY`, `INCRBYFLOAT`: the increment, a number or a
     /// template (`"{value.amount}"`). Default 1.
-    pub increment: Option<Increment>,
+    increment: Option<Increment>,
     /// `XADD`: cap the stream at about this many entries (`MAXLEN ~ N`).
-    pub maxlen: Option<u64>,
+    maxlen: Option<u64>,
     /// `XADD`: with `maxlen`, trim exactly (`MAXLEN N`) instead of
     /// approximately (`MAXLEN ~ N`, the default, much cheaper).
     #[serde(default)]
-    pub exact_maxlen: bool,
+    exact_maxlen: bool,
     /// `XADD`: template of the entry id. Default `*` (server-assigned).
-    pub id: Option<Template>,
+    id: Option<Template>,
     /// What this command does for an output whose op is `delete`: `del`
     /// (delete the key), `skip`, or `apply` (run the command as for any
     /// other output). Default `del` for `SET` and `HSET`, `skip` otherwise.
-    pub on_delete: Option<OnDelete>,
-}
-
-/// An increment: a number or a template rendering one.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(untagged)]
-pub enum Increment {
-    /// An integer constant.
-    Int(i64),
-    /// A floating-point constant.
-    Float(f64),
-    /// A template, e.g. `{value.amount}`.
-    Template(String),
+    on_delete: Option<OnDelete>,
 }
 
 /// What a command does for an output whose op is `delete`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum OnDelete {
     /// `DEL` the command's key.
@@ -174,8 +167,6 @@ pub enum CommandKind {
     Expire,
     /// `DEL key`.
     Del,
-    /// Any command with templated arguments (`cmd` + `args`).
-    Generic,
 }
 
 impl CommandKind {
@@ -204,7 +195,7 @@ impl CommandKind {
         Self::ALL
             .iter()
             .find(|(_, k)| *k == self)
-            .map_or("generic", |&(n, _)| n)
+            .map_or("?", |&(n, _)| n)
     }
 
     /// Whether running it twice with the same arguments leaves the same state.
@@ -215,105 +206,251 @@ impl CommandKind {
                 | CommandKind::IncrBy
                 | CommandKind::IncrByFloat
                 | CommandKind::XAdd
-                | CommandKind::Generic
         )
     }
 }
 
-/// A validated increment.
+/// An increment: a number, or a template rendering one (parsed as it is
+/// read, so a syntax error is reported at the `increment` string).
 #[derive(Debug, Clone)]
-pub enum CompiledIncrement {
-    /// A constant, as sent.
+pub enum Increment {
+    /// A constant, as sent (`1`, `2.5`).
     Const(String),
-    /// Rendered per output.
+    /// A template, e.g. `{value.amount}`, rendered per output.
     Template(Template),
 }
 
-/// A validated command template, ready to render.
-#[derive(Debug, Clone)]
-pub struct CompiledCommand {
-    /// Position in `commands` (for error messages).
-    pub index: usize,
-    /// Which command.
-    pub kind: CommandKind,
-    /// The command's name as sent (the built-in name, or a generic `cmd`
-    /// as written).
-    pub name: String,
-    /// Key template (built-in commands).
-    pub key: Option<Template>,
-    /// Generic command: the argument templates.
-    pub args: Vec<Template>,
-    /// Whether a replayed output leaves the same state.
-    pub idempotent: bool,
-    /// `SET` value template.
-    pub value: Option<Template>,
-    /// Configured expiry.
-    pub ttl_seconds: Option<u64>,
-    /// `HSET`/`XADD` mapping; `None` = all top-level fields.
-    pub fields: Option<Vec<(String, Template)>>,
-    /// `SADD`/`PFADD` members, or the one `ZINCRBY` member.
-    pub members: Vec<Template>,
-    /// `ZINCRBY`/`INCRBY`/`INCRBYFLOAT` increment.
-    pub increment: Option<CompiledIncrement>,
-    /// `XADD` trimming: (exact, max length).
-    pub maxlen: Option<(bool, u64)>,
-    /// `XADD` entry id.
-    pub id: Option<Template>,
-    /// Behaviour for deletes.
-    pub on_delete: OnDelete,
-}
-
-impl CompiledCommand {
-    /// `commands[i] (CMD)`, the way errors name a command.
-    pub fn label(&self) -> String {
-        format!("commands[{}] ({})", self.index, self.name)
+impl<'de> Deserialize<'de> for Increment {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = Increment;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a number or a template string")
+            }
+            fn visit_i64<E: de::Error>(self, n: i64) -> Result<Increment, E> {
+                Ok(Increment::Const(n.to_string()))
+            }
+            fn visit_u64<E: de::Error>(self, n: u64) -> Result<Increment, E> {
+                Ok(Increment::Const(n.to_string()))
+            }
+            fn visit_f64<E: de::Error>(self, f: f64) -> Result<Increment, E> {
+                Ok(Increment::Const(f.to_string()))
+            }
+            fn visit_str<E: de::Error>(self, t: &str) -> Result<Increment, E> {
+                Template::parse(t)
+                    .map(Increment::Template)
+                    .map_err(E::custom)
+            }
+        }
+        d.deserialize_any(V)
     }
 }
 
-/// A config mistake, naming the sink and the command.
+/// One command, checked: each variant holds exactly what its command
+/// takes, with the defaults filled in.
+#[derive(Debug, Clone)]
+pub enum RedisCommand {
+    /// `SET key value [EX ttl]`.
+    Set {
+        /// Key template.
+        key: Template,
+        /// Value template (default `{value}`).
+        value: Template,
+        /// Configured expiry (an output's own `ttl_seconds` wins).
+        ttl_seconds: Option<u64>,
+        /// Behaviour for deletes.
+        on_delete: OnDelete,
+    },
+    /// `HSET key field value ...`.
+    HSet {
+        /// Key template.
+        key: Template,
+        /// Field mapping; `None` = every top-level field.
+        fields: Option<Vec<(String, Template)>>,
+        /// Behaviour for deletes.
+        on_delete: OnDelete,
+    },
+    /// `XADD key [MAXLEN [~] n] id field value ...`.
+    XAdd {
+        /// Key template.
+        key: Template,
+        /// Field mapping; `None` = every top-level field.
+        fields: Option<Vec<(String, Template)>>,
+        /// Trimming: (exact, max length).
+        maxlen: Option<(bool, u64)>,
+        /// Entry id template (default `*`).
+        id: Template,
+        /// Behaviour for deletes.
+        on_delete: OnDelete,
+    },
+    /// `SADD key member ...` or `PFADD key element ...` (`kind` says which).
+    AddMembers {
+        /// `SAdd` or `PfAdd`.
+        kind: CommandKind,
+        /// Key template.
+        key: Template,
+        /// Member templates (at least one).
+        members: Vec<Template>,
+        /// Behaviour for deletes.
+        on_delete: OnDelete,
+    },
+    /// `ZINCRBY key increment member`.
+    ZIncrBy {
+        /// Key template.
+        key: Template,
+        /// The increment (default 1).
+        increment: Increment,
+        /// Member template.
+        member: Template,
+        /// Behaviour for deletes.
+        on_delete: OnDelete,
+    },
+    /// `INCRBY key increment` or `INCRBYFLOAT key increment`.
+    Incr {
+        /// `IncrBy` or `IncrByFloat`.
+        kind: CommandKind,
+        /// Key template.
+        key: Template,
+        /// The increment (default 1).
+        increment: Increment,
+        /// Behaviour for deletes.
+        on_delete: OnDelete,
+    },
+    /// `EXPIRE key seconds`.
+    Expire {
+        /// Key template.
+        key: Template,
+        /// Configured expiry (an output's own `ttl_seconds` wins; one of
+        /// the two is needed).
+        ttl_seconds: Option<u64>,
+        /// Behaviour for deletes.
+        on_delete: OnDelete,
+    },
+    /// `DEL key`.
+    Del {
+        /// Key template.
+        key: Template,
+        /// Behaviour for deletes.
+        on_delete: OnDelete,
+    },
+    /// Any command, `cmd` as written with its `args` templates.
+    Generic {
+        /// The command name as sent.
+        name: String,
+        /// Argument templates, in order.
+        args: Vec<Template>,
+        /// Whether a replayed output leaves the same state.
+        idempotent: bool,
+        /// `skip` or `apply` (a generic command has no key to delete).
+        on_delete: OnDelete,
+    },
+}
+
+impl RedisCommand {
+    /// The command's name as sent to the server.
+    pub fn name(&self) -> &str {
+        match self {
+            RedisCommand::Generic { name, .. } => name,
+            other => other.kind().map_or("?", CommandKind::name),
+        }
+    }
+
+    /// The built-in command, `None` for a generic one.
+    pub fn kind(&self) -> Option<CommandKind> {
+        Some(match self {
+            RedisCommand::Set { .. } => CommandKind::Set,
+            RedisCommand::HSet { .. } => CommandKind::HSet,
+            RedisCommand::XAdd { .. } => CommandKind::XAdd,
+            RedisCommand::AddMembers { kind, .. } | RedisCommand::Incr { kind, .. } => *kind,
+            RedisCommand::ZIncrBy { .. } => CommandKind::ZIncrBy,
+            RedisCommand::Expire { .. } => CommandKind::Expire,
+            RedisCommand::Del { .. } => CommandKind::Del,
+            RedisCommand::Generic { .. } => return None,
+        })
+    }
+
+    /// What the command does for an output whose op is `delete`.
+    pub fn on_delete(&self) -> OnDelete {
+        match self {
+            RedisCommand::Set { on_delete, .. }
+            | RedisCommand::HSet { on_delete, .. }
+            | RedisCommand::XAdd { on_delete, .. }
+            | RedisCommand::AddMembers { on_delete, .. }
+            | RedisCommand::ZIncrBy { on_delete, .. }
+            | RedisCommand::Incr { on_delete, .. }
+            | RedisCommand::Expire { on_delete, .. }
+            | RedisCommand::Del { on_delete, .. }
+            | RedisCommand::Generic { on_delete, .. } => *on_delete,
+        }
+    }
+
+    /// Whether running it twice with the same arguments leaves the same state.
+    pub fn idempotent(&self) -> bool {
+        match self {
+            RedisCommand::Generic { idempotent, .. } => *idempotent,
+            other => other.kind().is_some_and(CommandKind::idempotent),
+        }
+    }
+
+    /// `commands[i] (CMD)`, the way errors name command `index`.
+    pub fn label(&self, index: usize) -> String {
+        format!("commands[{index}] ({})", self.name())
+    }
+}
+
+/// A command table is read as a [`RawCommand`] and checked into its
+/// variant inside the table's own visitor: an error raised there carries
+/// the table's position (serde's `try_from` would raise it outside, where
+/// `toml` no longer knows which array element it came from), and an error
+/// in one of its values keeps that value's position.
+impl<'de> Deserialize<'de> for RedisCommand {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = RedisCommand;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a command table")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<RedisCommand, A::Error> {
+                let raw = RawCommand::deserialize(MapAccessDeserializer::new(map))?;
+                raw.check().map_err(de::Error::custom)
+            }
+        }
+        d.deserialize_map(V)
+    }
+}
+
+/// A config mistake in the Redis sink's commands.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum RedisConfigError {
     /// `commands` is empty.
-    #[error("redis sink `{sink}`: `commands` is empty; configure at least one command")]
-    NoCommands {
-        /// Sink name.
-        sink: String,
-    },
-    /// A command name we do not know.
-    #[error(
-        "redis sink `{sink}`: commands[{index}]: unknown command `{cmd}` (expected one of {expected})"
-    )]
+    #[error("`commands` is empty; configure at least one command")]
+    NoCommands,
+    /// A command name we do not know, and no `args` to send it generically.
+    #[error("unknown command `{cmd}` (expected one of {expected})")]
     UnknownCommand {
-        /// Sink name.
-        sink: String,
-        /// Position in `commands`.
-        index: usize,
         /// What was written.
         cmd: String,
         /// The supported names.
         expected: String,
     },
-    /// A template that does not parse.
-    #[error("redis sink `{sink}`: commands[{index}] ({cmd}) `{option}`: {message}")]
-    Template {
-        /// Sink name.
-        sink: String,
-        /// Position in `commands`.
-        index: usize,
+    /// A required option is missing. Worded as serde's own missing-field
+    /// error, so that the config loader, which drops a key whose value is
+    /// wrong and reads the table again, does not report the key it dropped
+    /// as missing too.
+    #[error("missing field `{option}` ({cmd} needs {what})")]
+    Missing {
         /// Command name.
         cmd: String,
-        /// The option holding the template.
-        option: String,
-        /// The syntax error.
-        message: String,
+        /// The option.
+        option: &'static str,
+        /// What it holds.
+        what: &'static str,
     },
-    /// An option missing, or set where it does not apply.
-    #[error("redis sink `{sink}`: commands[{index}] ({cmd}): {message}")]
+    /// An option set where it does not apply, or with a wrong value.
+    #[error("{cmd}: {message}")]
     Option {
-        /// Sink name.
-        sink: String,
-        /// Position in `commands`.
-        index: usize,
         /// Command name.
         cmd: String,
         /// What is wrong.
@@ -321,70 +458,18 @@ pub enum RedisConfigError {
     },
 }
 
-impl RedisConfigError {
-    /// The setting at fault, as key segments under `[sinks.NAME]` (`[i]`
-    /// indexes `commands`), and the message without the sink's name (the
-    /// key names it).
-    pub fn keyed(&self) -> (Vec<String>, String) {
-        let command = |index: &usize| vec!["commands".to_owned(), format!("[{index}]")];
-        match self {
-            RedisConfigError::NoCommands { .. } => (
-                vec!["commands".to_owned()],
-                "`commands` is empty; configure at least one command".to_owned(),
-            ),
-            RedisConfigError::UnknownCommand {
-                index,
-                cmd,
-                expected,
-                ..
-            } => {
-                let mut key = command(index);
-                key.push("cmd".to_owned());
-                (
-                    key,
-                    format!("unknown command `{cmd}` (expected one of {expected})"),
-                )
-            }
-            RedisConfigError::Template {
-                index,
-                cmd,
-                option,
-                message,
-                ..
-            } => {
-                let mut key = command(index);
-                key.extend(option_segments(option));
-                (key, format!("{cmd}: {message}"))
-            }
-            RedisConfigError::Option {
-                index,
-                cmd,
-                message,
-                ..
-            } => (command(index), format!("{cmd}: {message}")),
-        }
-    }
-}
-
-/// `fields.NAME` -> `[fields, NAME]`, `members[1]` -> `[members, [1]]`.
-fn option_segments(option: &str) -> Vec<String> {
-    if let Some(field) = option.strip_prefix("fields.") {
-        return vec!["fields".to_owned(), field.to_owned()];
-    }
-    match option.find('[') {
-        Some(i) => vec![option[..i].to_owned(), option[i..].to_owned()],
-        None => vec![option.to_owned()],
-    }
-}
-
 impl RedisSinkConfig {
     /// What `weir validate` (and `weir run` before it connects) finds wrong
-    /// without the network: every command ([`Self::compile`]) and the URL
-    /// and TLS files (the client is made, not connected).
+    /// without the network beyond what reading the commands already
+    /// refused: no commands at all, the URL and TLS files (the client is
+    /// made, not connected).
     pub fn offline_problems(&self, ctx: &SinkContext) -> Vec<(Vec<String>, String)> {
         let mut problems = Vec::new();
-        if let Err(e) = self.compile(&ctx.name) {
-            problems.push(e.keyed());
+        if self.commands.is_empty() {
+            problems.push((
+                vec!["commands".to_owned()],
+                RedisConfigError::NoCommands.to_string(),
+            ));
         }
         if let Err((setting, message)) = super::sink::open_client(ctx, self) {
             let message = if setting == "url" {
@@ -396,34 +481,26 @@ impl RedisSinkConfig {
         }
         problems
     }
-
-    /// Validate every command and compile its templates.
-    pub fn compile(&self, sink: &str) -> Result<Vec<CompiledCommand>, RedisConfigError> {
-        if self.commands.is_empty() {
-            return Err(RedisConfigError::NoCommands {
-                sink: sink.to_owned(),
-            });
-        }
-        self.commands
-            .iter()
-            .enumerate()
-            .map(|(index, c)| c.compile(sink, index))
-            .collect()
-    }
 }
 
 /// Warn once per command that a replay applies again (at sink start).
-pub fn warn_non_idempotent(sink: &str, commands: &[CompiledCommand]) {
-    for c in commands.iter().filter(|c| !c.idempotent) {
+pub fn warn_non_idempotent(sink: &str, commands: &[RedisCommand]) {
+    for (i, c) in commands.iter().enumerate().filter(|(_, c)| !c.idempotent()) {
         tracing::warn!(
             sink,
-            command = %c.label(),
+            command = %c.label(i),
             "not idempotent: an output written again after a retry or restart (at-least-once delivery) applies it again"
         );
     }
 }
 
-impl CommandConfig {
+/// A built-in default template (`{value}`, `*`): text without placeholders
+/// or one known placeholder, so it always parses.
+fn default_template(text: &str) -> Template {
+    Template::parse(text).unwrap_or_else(|_| unreachable!("default template `{text}` parses"))
+}
+
+impl RawCommand {
     /// The options of built-in commands, and whether each is set.
     fn builtin_options(&self) -> [(&'static str, bool); 10] {
         [
@@ -441,16 +518,9 @@ impl CommandConfig {
     }
 
     /// A generic command: `cmd` as written, `args` templates.
-    fn compile_generic(
-        &self,
-        sink: &str,
-        index: usize,
-        args: &[Template],
-    ) -> Result<CompiledCommand, RedisConfigError> {
+    fn check_generic(self, args: Vec<Template>) -> Result<RedisCommand, RedisConfigError> {
         let name = self.cmd.trim().to_owned();
         let option_err = |message: String| RedisConfigError::Option {
-            sink: sink.to_owned(),
-            index,
             cmd: name.clone(),
             message,
         };
@@ -465,7 +535,6 @@ impl CommandConfig {
                 "`{option}` does not apply to a generic command (`args`): put the key and every other argument in `args`"
             )));
         }
-        let args = args.to_vec();
         let on_delete = match self.on_delete.unwrap_or(OnDelete::Skip) {
             OnDelete::Del => {
                 return Err(option_err(
@@ -474,32 +543,21 @@ impl CommandConfig {
             }
             other => other,
         };
-        Ok(CompiledCommand {
-            index,
-            kind: CommandKind::Generic,
-            name,
-            key: None,
-            args,
+        Ok(RedisCommand::Generic {
             idempotent: self.idempotent.unwrap_or(false),
-            value: None,
-            ttl_seconds: None,
-            fields: None,
-            members: Vec::new(),
-            increment: None,
-            maxlen: None,
-            id: None,
+            name,
+            args,
             on_delete,
         })
     }
 
-    fn compile(&self, sink: &str, index: usize) -> Result<CompiledCommand, RedisConfigError> {
-        if let Some(args) = &self.args {
-            return self.compile_generic(sink, index, args);
+    /// The command this table describes, or what is wrong with it.
+    fn check(mut self) -> Result<RedisCommand, RedisConfigError> {
+        if let Some(args) = self.args.take() {
+            return self.check_generic(args);
         }
         let kind =
             CommandKind::parse(&self.cmd).ok_or_else(|| RedisConfigError::UnknownCommand {
-                sink: sink.to_owned(),
-                index,
                 cmd: self.cmd.clone(),
                 expected: format!(
                     "{}, or any command with `args`",
@@ -508,8 +566,6 @@ impl CommandConfig {
             })?;
         let cmd = kind.name();
         let option_err = |message: String| RedisConfigError::Option {
-            sink: sink.to_owned(),
-            index,
             cmd: cmd.to_owned(),
             message,
         };
@@ -523,15 +579,6 @@ impl CommandConfig {
                 }
             )));
         }
-        let template = |option: &str, text: &str| {
-            Template::parse(text).map_err(|e| RedisConfigError::Template {
-                sink: sink.to_owned(),
-                index,
-                cmd: cmd.to_owned(),
-                option: option.to_owned(),
-                message: e.to_string(),
-            })
-        };
 
         // Which options each command takes.
         use CommandKind as K;
@@ -543,20 +590,9 @@ impl CommandConfig {
             K::ZIncrBy => &["member", "increment"],
             K::IncrBy | K::IncrByFloat => &["increment"],
             K::Expire => &["ttl_seconds"],
-            K::Del | K::Generic => &[],
+            K::Del => &[],
         };
-        let set = [
-            ("value", self.value.is_some()),
-            ("ttl_seconds", self.ttl_seconds.is_some()),
-            ("fields", self.fields.is_some()),
-            ("members", self.members.is_some()),
-            ("member", self.member.is_some()),
-            ("increment", self.increment.is_some()),
-            ("maxlen", self.maxlen.is_some()),
-            ("exact_maxlen", self.exact_maxlen),
-            ("id", self.id.is_some()),
-        ];
-        for (name, present) in set {
+        for (name, present) in self.builtin_options().into_iter().skip(1) {
             if present && !allowed.contains(&name) {
                 return Err(option_err(format!(
                     "`{name}` does not apply to {cmd} (it takes: {})",
@@ -569,96 +605,94 @@ impl CommandConfig {
             }
         }
 
-        let key = self
-            .key
-            .clone()
-            .ok_or_else(|| option_err("`key` is required".to_owned()))?;
-        let value = match kind {
-            K::Set => Some(match &self.value {
-                Some(t) => t.clone(),
-                None => template("value", "{value}")?,
-            }),
-            _ => None,
+        let missing = |option, what| RedisConfigError::Missing {
+            cmd: cmd.to_owned(),
+            option,
+            what,
         };
-        let fields = match &self.fields {
+        let key = self.key.ok_or_else(|| missing("key", "a key template"))?;
+        let fields = match self.fields {
             None => None,
             Some(map) if map.is_empty() => {
                 return Err(option_err(
                     "`fields` is empty; leave it out to write every top-level field".to_owned(),
                 ));
             }
-            Some(map) => Some(map.iter().map(|(f, t)| (f.clone(), t.clone())).collect()),
+            Some(map) => Some(map.into_iter().collect()),
         };
-        let members = match kind {
-            K::SAdd | K::PfAdd => {
-                let list = self
-                    .members
-                    .as_ref()
-                    .filter(|m| !m.is_empty())
-                    .ok_or_else(|| {
-                        option_err("`members` is required (a list of templates)".to_owned())
-                    })?;
-                list.clone()
+        let increment = match self.increment {
+            None => Increment::Const("1".to_owned()),
+            Some(Increment::Const(n)) if kind == K::IncrBy && n.parse::<i64>().is_err() => {
+                return Err(option_err(format!(
+                    "`increment` = {n} is not an integer (use INCRBYFLOAT)"
+                )));
             }
-            K::ZIncrBy => {
-                let t = self
-                    .member
-                    .clone()
-                    .ok_or_else(|| option_err("`member` is required".to_owned()))?;
-                vec![t]
-            }
-            _ => Vec::new(),
+            Some(other) => other,
         };
-        let increment = match kind {
-            K::ZIncrBy | K::IncrBy | K::IncrByFloat => Some(match &self.increment {
-                None => CompiledIncrement::Const("1".to_owned()),
-                Some(Increment::Int(n)) => CompiledIncrement::Const(n.to_string()),
-                Some(Increment::Float(f)) if kind == K::IncrBy => {
-                    return Err(option_err(format!(
-                        "`increment` = {f} is not an integer (use INCRBYFLOAT)"
-                    )));
-                }
-                Some(Increment::Float(f)) => CompiledIncrement::Const(f.to_string()),
-                Some(Increment::Template(t)) => {
-                    CompiledIncrement::Template(template("increment", t)?)
-                }
-            }),
-            _ => None,
-        };
-        if kind == K::Expire && self.ttl_seconds == Some(0) {
-            return Err(option_err("`ttl_seconds` must be at least 1".to_owned()));
+        if matches!(kind, K::Set | K::Expire) && self.ttl_seconds == Some(0) {
+            return Err(option_err(if kind == K::Set {
+                "`ttl_seconds` must be at least 1 (leave it out for no expiry)".to_owned()
+            } else {
+                "`ttl_seconds` must be at least 1".to_owned()
+            }));
         }
-        if kind == K::Set && self.ttl_seconds == Some(0) {
-            return Err(option_err(
-                "`ttl_seconds` must be at least 1 (leave it out for no expiry)".to_owned(),
-            ));
-        }
-        let id = match kind {
-            K::XAdd => Some(match &self.id {
-                Some(t) => t.clone(),
-                None => template("id", "*")?,
-            }),
-            _ => None,
-        };
         let on_delete = self.on_delete.unwrap_or(match kind {
             K::Set | K::HSet | K::Del => OnDelete::Del,
             _ => OnDelete::Skip,
         });
-        Ok(CompiledCommand {
-            index,
-            kind,
-            name: cmd.to_owned(),
-            key: Some(key),
-            args: Vec::new(),
-            idempotent: kind.idempotent(),
-            value,
-            ttl_seconds: self.ttl_seconds,
-            fields,
-            members,
-            increment,
-            maxlen: self.maxlen.map(|n| (self.exact_maxlen, n)),
-            id,
-            on_delete,
+        Ok(match kind {
+            K::Set => RedisCommand::Set {
+                key,
+                value: self.value.unwrap_or_else(|| default_template("{value}")),
+                ttl_seconds: self.ttl_seconds,
+                on_delete,
+            },
+            K::HSet => RedisCommand::HSet {
+                key,
+                fields,
+                on_delete,
+            },
+            K::XAdd => RedisCommand::XAdd {
+                key,
+                fields,
+                maxlen: self.maxlen.map(|n| (self.exact_maxlen, n)),
+                id: self.id.unwrap_or_else(|| default_template("*")),
+                on_delete,
+            },
+            K::SAdd | K::PfAdd => RedisCommand::AddMembers {
+                kind,
+                key,
+                members: match self.members {
+                    None => return Err(missing("members", "a list of templates")),
+                    Some(m) if m.is_empty() => {
+                        return Err(option_err(
+                            "`members` is empty; give at least one template".to_owned(),
+                        ));
+                    }
+                    Some(m) => m,
+                },
+                on_delete,
+            },
+            K::ZIncrBy => RedisCommand::ZIncrBy {
+                key,
+                increment,
+                member: self
+                    .member
+                    .ok_or_else(|| missing("member", "a member template"))?,
+                on_delete,
+            },
+            K::IncrBy | K::IncrByFloat => RedisCommand::Incr {
+                kind,
+                key,
+                increment,
+                on_delete,
+            },
+            K::Expire => RedisCommand::Expire {
+                key,
+                ttl_seconds: self.ttl_seconds,
+                on_delete,
+            },
+            K::Del => RedisCommand::Del { key, on_delete },
         })
     }
 }
@@ -667,9 +701,14 @@ impl CommandConfig {
 mod tests {
     use super::*;
 
-    fn compile(toml_text: &str) -> Result<Vec<CompiledCommand>, String> {
-        let cfg: RedisSinkConfig = toml::from_str(toml_text).map_err(|e| e.to_string())?;
-        cfg.compile("cache").map_err(|e| e.to_string())
+    /// The commands as read, or the message of the first mistake (its
+    /// position is the loader's business, tested by `weir validate`'s tests).
+    fn compile(toml_text: &str) -> Result<Vec<RedisCommand>, String> {
+        let cfg: RedisSinkConfig = toml::from_str(toml_text).map_err(|e| e.message().to_owned())?;
+        if cfg.commands.is_empty() {
+            return Err(RedisConfigError::NoCommands.to_string());
+        }
+        Ok(cfg.commands)
     }
 
     #[test]
@@ -693,10 +732,14 @@ mod tests {
         )
         .unwrap();
         assert_eq!(cmds.len(), 3);
-        assert_eq!(cmds[0].kind, CommandKind::Set);
-        assert_eq!(cmds[0].on_delete, OnDelete::Del);
-        assert_eq!(cmds[1].on_delete, OnDelete::Skip);
-        assert_eq!(cmds[2].maxlen, Some((false, 1000)));
+        assert_eq!(cmds[0].kind(), Some(CommandKind::Set));
+        assert_eq!(cmds[0].on_delete(), OnDelete::Del);
+        assert_eq!(cmds[1].on_delete(), OnDelete::Skip);
+        assert!(
+            matches!(&cmds[2], RedisCommand::XAdd { maxlen: Some((false, 1000)), id, .. } if id.source() == "*"),
+            "{:?}",
+            cmds[2]
+        );
     }
 
     #[test]
@@ -707,7 +750,7 @@ mod tests {
                 "{base}[[commands]]\ncmd = \"LPUSH\"\nkey = \"k\"\n"
             ))
             .unwrap_err(),
-            "redis sink `cache`: commands[1]: unknown command `LPUSH` (expected one of SET, HSET, XADD, SADD, ZINCRBY, PFADD, INCRBY, INCRBYFLOAT, EXPIRE, DEL, or any command with `args`)"
+            "unknown command `LPUSH` (expected one of SET, HSET, XADD, SADD, ZINCRBY, PFADD, INCRBY, INCRBYFLOAT, EXPIRE, DEL, or any command with `args`)"
         );
         // Templates are parsed as the config is read: the error is the
         // deserializer's, at the string.
@@ -721,18 +764,18 @@ mod tests {
                 "{base}[[commands]]\ncmd = \"SADD\"\nkey = \"k\"\n"
             ))
             .unwrap_err(),
-            "redis sink `cache`: commands[1] (SADD): `members` is required (a list of templates)"
+            "missing field `members` (SADD needs a list of templates)"
         );
         assert_eq!(
             compile(&format!("{base}[[commands]]\ncmd = \"SADD\"\nkey = \"k\"\nmembers = [\"a\"]\nttl_seconds = 5\n")).unwrap_err(),
-            "redis sink `cache`: commands[1] (SADD): `ttl_seconds` does not apply to SADD (it takes: members)"
+            "SADD: `ttl_seconds` does not apply to SADD (it takes: members)"
         );
         assert_eq!(
             compile(&format!(
                 "{base}[[commands]]\ncmd = \"INCRBY\"\nkey = \"k\"\nincrement = 1.5\n"
             ))
             .unwrap_err(),
-            "redis sink `cache`: commands[1] (INCRBY): `increment` = 1.5 is not an integer (use INCRBYFLOAT)"
+            "INCRBY: `increment` = 1.5 is not an integer (use INCRBYFLOAT)"
         );
         assert!(
             compile("url = \"x\"\ncommands = []\n")
@@ -762,13 +805,13 @@ mod tests {
             "#,
         )
         .unwrap();
-        assert_eq!(cmds[0].kind, CommandKind::Generic);
-        assert_eq!(cmds[0].label(), "commands[0] (TS.ADD)");
-        assert_eq!(cmds[0].args.len(), 3);
-        assert!(!cmds[0].idempotent);
-        assert_eq!(cmds[0].on_delete, OnDelete::Skip);
-        assert!(cmds[1].idempotent);
-        assert_eq!(cmds[1].on_delete, OnDelete::Apply);
+        assert_eq!(cmds[0].kind(), None);
+        assert_eq!(cmds[0].label(0), "commands[0] (TS.ADD)");
+        assert!(matches!(&cmds[0], RedisCommand::Generic { args, .. } if args.len() == 3));
+        assert!(!cmds[0].idempotent());
+        assert_eq!(cmds[0].on_delete(), OnDelete::Skip);
+        assert!(cmds[1].idempotent());
+        assert_eq!(cmds[1].on_delete(), OnDelete::Apply);
     }
 
     #[test]
@@ -778,7 +821,7 @@ mod tests {
         };
         assert_eq!(
             err("cmd = \"TS.ADD\"\nkey = \"k\"\nargs = [\"k\"]\n"),
-            "redis sink `cache`: commands[0] (TS.ADD): `key` does not apply to a generic command (`args`): put the key and every other argument in `args`"
+            "TS.ADD: `key` does not apply to a generic command (`args`): put the key and every other argument in `args`"
         );
         assert!(
             err("cmd = \"TS.ADD\"\nargs = [\"{value.x\"]\n")
@@ -786,16 +829,16 @@ mod tests {
         );
         assert_eq!(
             err("cmd = \"TS ADD\"\nargs = []\n"),
-            "redis sink `cache`: commands[0] (TS ADD): `cmd` = `TS ADD` is not a command name (one word; its arguments go in `args`)"
+            "TS ADD: `cmd` = `TS ADD` is not a command name (one word; its arguments go in `args`)"
         );
         assert!(err("cmd = \"X\"\nargs = []\non_delete = \"del\"\n").contains("needs a `key`"));
         assert_eq!(
             err("cmd = \"SET\"\nkey = \"k\"\nidempotent = false\n"),
-            "redis sink `cache`: commands[0] (SET): `idempotent` applies only to a generic command (`args`); SET is idempotent"
+            "SET: `idempotent` applies only to a generic command (`args`); SET is idempotent"
         );
         assert_eq!(
             err("cmd = \"SET\"\n"),
-            "redis sink `cache`: commands[0] (SET): `key` is required"
+            "missing field `key` (SET needs a key template)"
         );
     }
 }

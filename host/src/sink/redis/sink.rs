@@ -8,7 +8,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 
-use super::config::{CommandKind, CompiledCommand, CompiledIncrement, OnDelete, RedisSinkConfig};
+use super::config::{Increment, OnDelete, RedisCommand, RedisSinkConfig};
+use super::template::Template;
 use super::template::{OutputView, write_raw};
 use crate::event::{Op, Output};
 use crate::sink::{BuildSink, Rejection, Sink, SinkContext, SinkError};
@@ -64,7 +65,7 @@ pub(super) fn open_client(
 
 /// A connected Redis sink.
 pub struct RedisSink {
-    commands: Vec<CompiledCommand>,
+    commands: Vec<RedisCommand>,
     conn: ConnectionManager,
 }
 
@@ -84,9 +85,8 @@ impl RedisSink {
         config: &RedisSinkConfig,
     ) -> Result<RedisSink, SinkError> {
         let name = ctx.name.as_str();
-        let commands = config
-            .compile(name)
-            .map_err(|e| SinkError::Fatal(e.to_string()))?;
+        // The commands were checked as the config was read.
+        let commands = config.commands.clone();
         super::config::warn_non_idempotent(name, &commands);
         let client = open_client(ctx, config).map_err(|(_, e)| {
             // The URL carries the password: never quote it as it is.
@@ -111,13 +111,13 @@ impl RedisSink {
     fn render(&self, output: &Output, cmds: &mut Vec<(usize, redis::Cmd)>) -> Result<(), String> {
         let view = OutputView::new(output);
         let start = cmds.len();
-        for c in &self.commands {
+        for (index, c) in self.commands.iter().enumerate() {
             match self.render_one(c, &view) {
-                Ok(Some(cmd)) => cmds.push((c.index, cmd)),
+                Ok(Some(cmd)) => cmds.push((index, cmd)),
                 Ok(None) => {}
                 Err(reason) => {
                     cmds.truncate(start);
-                    return Err(format!("{}: {reason}", c.label()));
+                    return Err(format!("{}: {reason}", c.label(index)));
                 }
             }
         }
@@ -126,21 +126,26 @@ impl RedisSink {
 
     fn render_one(
         &self,
-        c: &CompiledCommand,
+        c: &RedisCommand,
         view: &OutputView<'_>,
     ) -> Result<Option<redis::Cmd>, String> {
         let output = view.output;
-        if c.kind == CommandKind::Generic {
-            return render_generic(c, view);
-        }
-        let key = c
-            .key
-            .as_ref()
-            .ok_or("no key template")?
-            .render(view)
-            .map_err(|e| format!("key {e}"))?;
+        let key = match c {
+            RedisCommand::Generic { name, args, .. } => {
+                return render_generic(name, args, c.on_delete(), view);
+            }
+            RedisCommand::Set { key, .. }
+            | RedisCommand::HSet { key, .. }
+            | RedisCommand::XAdd { key, .. }
+            | RedisCommand::AddMembers { key, .. }
+            | RedisCommand::ZIncrBy { key, .. }
+            | RedisCommand::Incr { key, .. }
+            | RedisCommand::Expire { key, .. }
+            | RedisCommand::Del { key, .. } => key,
+        };
+        let key = key.render(view).map_err(|e| format!("key {e}"))?;
         if output.op == Op::Delete {
-            match c.on_delete {
+            match c.on_delete() {
                 OnDelete::Skip => return Ok(None),
                 OnDelete::Del => {
                     let mut cmd = redis::cmd("DEL");
@@ -150,54 +155,56 @@ impl RedisSink {
                 OnDelete::Apply => {}
             }
         }
-        let mut cmd = redis::cmd(c.kind.name());
+        let mut cmd = redis::cmd(c.name());
         cmd.arg(&key);
-        match c.kind {
-            CommandKind::Set => {
-                if let Some(t) = &c.value {
-                    cmd.arg(t.render(view).map_err(|e| format!("value {e}"))?);
-                }
-                if let Some(ttl) = output.ttl_seconds.map(u64::from).or(c.ttl_seconds) {
+        match c {
+            RedisCommand::Set {
+                value, ttl_seconds, ..
+            } => {
+                cmd.arg(value.render(view).map_err(|e| format!("value {e}"))?);
+                if let Some(ttl) = output.ttl_seconds.map(u64::from).or(*ttl_seconds) {
                     cmd.arg("EX").arg(ttl.max(1));
                 }
             }
-            CommandKind::HSet => self.push_fields(c, view, &mut cmd)?,
-            CommandKind::XAdd => {
-                if let Some((exact, n)) = c.maxlen {
+            RedisCommand::HSet { fields, .. } => {
+                self.push_fields(fields.as_deref(), view, &mut cmd)?
+            }
+            RedisCommand::XAdd {
+                fields, maxlen, id, ..
+            } => {
+                if let Some((exact, n)) = *maxlen {
                     cmd.arg("MAXLEN");
                     if !exact {
                         cmd.arg("~");
                     }
                     cmd.arg(n);
                 }
-                if let Some(id) = &c.id {
-                    cmd.arg(id.render(view).map_err(|e| format!("id {e}"))?);
-                }
-                self.push_fields(c, view, &mut cmd)?;
+                cmd.arg(id.render(view).map_err(|e| format!("id {e}"))?);
+                self.push_fields(fields.as_deref(), view, &mut cmd)?;
             }
-            CommandKind::SAdd | CommandKind::PfAdd => {
-                for (i, m) in c.members.iter().enumerate() {
+            RedisCommand::AddMembers { members, .. } => {
+                for (i, m) in members.iter().enumerate() {
                     cmd.arg(m.render(view).map_err(|e| format!("members[{i}] {e}"))?);
                 }
             }
-            CommandKind::ZIncrBy => {
-                cmd.arg(render_increment(c, view)?);
-                for m in &c.members {
-                    cmd.arg(m.render(view).map_err(|e| format!("member {e}"))?);
-                }
+            RedisCommand::ZIncrBy {
+                increment, member, ..
+            } => {
+                cmd.arg(render_increment(increment, view)?);
+                cmd.arg(member.render(view).map_err(|e| format!("member {e}"))?);
             }
-            CommandKind::IncrBy | CommandKind::IncrByFloat => {
-                cmd.arg(render_increment(c, view)?);
+            RedisCommand::Incr { increment, .. } => {
+                cmd.arg(render_increment(increment, view)?);
             }
-            CommandKind::Expire => {
+            RedisCommand::Expire { ttl_seconds, .. } => {
                 let ttl = output
                     .ttl_seconds
                     .map(u64::from)
-                    .or(c.ttl_seconds)
+                    .or(*ttl_seconds)
                     .ok_or("no expiry: the output has no ttl_seconds and none is configured")?;
                 cmd.arg(ttl.max(1));
             }
-            CommandKind::Del | CommandKind::Generic => {}
+            RedisCommand::Del { .. } | RedisCommand::Generic { .. } => {}
         }
         Ok(Some(cmd))
     }
@@ -205,11 +212,11 @@ impl RedisSink {
     /// HSET/XADD field-value pairs: the mapping, or every top-level field.
     fn push_fields(
         &self,
-        c: &CompiledCommand,
+        fields: Option<&[(String, Template)]>,
         view: &OutputView<'_>,
         cmd: &mut redis::Cmd,
     ) -> Result<(), String> {
-        match &c.fields {
+        match fields {
             Some(map) => {
                 for (field, t) in map {
                     cmd.arg(field.as_str())
@@ -241,26 +248,25 @@ impl RedisSink {
 
 /// A generic command: its name and every argument rendered, in order.
 fn render_generic(
-    c: &CompiledCommand,
+    name: &str,
+    args: &[Template],
+    on_delete: OnDelete,
     view: &OutputView<'_>,
 ) -> Result<Option<redis::Cmd>, String> {
-    if view.output.op == Op::Delete && c.on_delete == OnDelete::Skip {
+    if view.output.op == Op::Delete && on_delete == OnDelete::Skip {
         return Ok(None);
     }
-    let mut cmd = redis::cmd(&c.name);
-    for (i, t) in c.args.iter().enumerate() {
+    let mut cmd = redis::cmd(name);
+    for (i, t) in args.iter().enumerate() {
         cmd.arg(t.render(view).map_err(|e| format!("args[{i}] {e}"))?);
     }
     Ok(Some(cmd))
 }
 
-fn render_increment(c: &CompiledCommand, view: &OutputView<'_>) -> Result<Vec<u8>, String> {
-    match &c.increment {
-        None => Ok(b"1".to_vec()),
-        Some(CompiledIncrement::Const(s)) => Ok(s.as_bytes().to_vec()),
-        Some(CompiledIncrement::Template(t)) => {
-            t.render(view).map_err(|e| format!("increment {e}"))
-        }
+fn render_increment(increment: &Increment, view: &OutputView<'_>) -> Result<Vec<u8>, String> {
+    match increment {
+        Increment::Const(s) => Ok(s.as_bytes().to_vec()),
+        Increment::Template(t) => t.render(view).map_err(|e| format!("increment {e}")),
     }
 }
 
@@ -342,9 +348,8 @@ impl Sink for RedisSink {
             last_rejected = Some(i);
             let label = self
                 .commands
-                .iter()
-                .find(|c| c.index == ci)
-                .map_or_else(|| format!("commands[{ci}]"), CompiledCommand::label);
+                .get(ci)
+                .map_or_else(|| format!("commands[{ci}]"), |c| c.label(ci));
             rejections.push(Rejection {
                 index: i,
                 reason: format!("{label}: server said: {}", server_message(e)),
