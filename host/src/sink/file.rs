@@ -118,10 +118,7 @@ impl FileSink {
         let path = ctx.resolve(&config.path);
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
             tokio::fs::create_dir_all(parent).await.map_err(|e| {
-                SinkError::Fatal(format!(
-                    "cannot create directory {}: {e}",
-                    parent.display()
-                ))
+                SinkError::Fatal(format!("cannot create directory {}: {e}", parent.display()))
             })?;
         }
         let file = tokio::fs::OpenOptions::new()
@@ -129,9 +126,7 @@ impl FileSink {
             .append(true)
             .open(&path)
             .await
-            .map_err(|e| {
-                SinkError::Fatal(format!("cannot open {}: {e}", path.display()))
-            })?;
+            .map_err(|e| SinkError::Fatal(format!("cannot open {}: {e}", path.display())))?;
         let regular = file
             .metadata()
             .await
@@ -419,10 +414,7 @@ mod tests {
         .await
         .unwrap_err();
         let text = err.to_string();
-        assert!(
-            text.starts_with("cannot create directory"),
-            "{text}"
-        );
+        assert!(text.starts_with("cannot create directory"), "{text}");
     }
 
     #[test]

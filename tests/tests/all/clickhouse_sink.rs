@@ -122,7 +122,10 @@ async fn values_clickhouse_would_wrap_are_rejected_naming_the_column() {
     assert_eq!(reasons.len(), 6, "{reasons:?}");
     assert_eq!(
         reasons[0],
-        (0, "column `i8` (Int8): expected Int8, got 200: out of range (-128..=127)".to_owned())
+        (
+            0,
+            "column `i8` (Int8): expected Int8, got 200: out of range (-128..=127)".to_owned()
+        )
     );
     assert!(
         reasons[1]

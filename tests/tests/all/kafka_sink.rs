@@ -175,8 +175,7 @@ async fn an_unreachable_cluster_is_a_transient_error() {
         "{err:?}"
     );
     assert!(
-        err.to_string()
-            .starts_with("write failed, will be retried"),
+        err.to_string().starts_with("write failed, will be retried"),
         "{err}"
     );
 }

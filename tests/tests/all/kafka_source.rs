@@ -333,10 +333,7 @@ async fn config_mistakes_are_reported_with_the_source_name() {
     let err = KafkaSource::connect(&source_config("topics = [\"t\"]"), &ctx("p"))
         .await
         .unwrap_err();
-    assert_eq!(
-        err.to_string(),
-        "`brokers` is required (or `embedded`)"
-    );
+    assert_eq!(err.to_string(), "`brokers` is required (or `embedded`)");
     let err = KafkaSource::connect(
         &source_config(
             "brokers = \"127.0.0.1:1\"\ntopics = [\"t\"]\noptions = { \"enable.auto.commit\" = true }",

@@ -352,9 +352,8 @@ async fn a_document_the_server_rejects_is_the_only_output_rejected_with_the_serv
     // between server versions).
     let reason = &rejected[0].reason;
     assert!(
-        reason.starts_with(&format!(
-            "{db}.people _id 2: server rejected the write: "
-        )) && reason.contains("Document failed validation")
+        reason.starts_with(&format!("{db}.people _id 2: server rejected the write: "))
+            && reason.contains("Document failed validation")
             && reason.contains("(code 121"),
         "{reason}"
     );
@@ -393,14 +392,8 @@ async fn outputs_that_cannot_be_documents_are_rejected_one_by_one() {
     assert_eq!(
         reasons,
         vec![
-            (
-                0,
-                "id field `id` is missing from the value"
-            ),
-            (
-                1,
-                "id field `id` is missing from the value"
-            ),
+            (0, "id field `id` is missing from the value"),
+            (1, "id field `id` is missing from the value"),
             (
                 2,
                 "the value is not JSON: expected ident at line 1 column 2"

@@ -124,9 +124,9 @@ async fn refusals_and_missing_fields_dead_letter_only_their_output() {
     assert_eq!(rejected.len(), 2, "{rejected:?}");
     assert_eq!(rejected[0].index, 0);
     assert!(
-        rejected[0].reason.starts_with(
-            "commands[1] (TS.ADD): server said: ERR unknown command"
-        ),
+        rejected[0]
+            .reason
+            .starts_with("commands[1] (TS.ADD): server said: ERR unknown command"),
         "{}",
         rejected[0].reason
     );

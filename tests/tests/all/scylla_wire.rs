@@ -590,7 +590,9 @@ async fn a_bad_mapping_fails_at_start_naming_the_column() {
     let msg = err.to_string();
     assert!(matches!(err, SinkError::Fatal(_)));
     assert!(
-        msg.starts_with("column `tagz` is mapped but iot_telemetry.iot_readings has no such column"),
+        msg.starts_with(
+            "column `tagz` is mapped but iot_telemetry.iot_readings has no such column"
+        ),
         "{msg}"
     );
     let err = build(

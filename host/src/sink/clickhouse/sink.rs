@@ -166,10 +166,7 @@ impl ClickhouseSink {
     fn rejection(&self, index: usize, e: &RequestError) -> Rejection {
         Rejection {
             index,
-            reason: format!(
-                "{} rejected the row: {e}",
-                self.mapping.qualified_table
-            ),
+            reason: format!("{} rejected the row: {e}", self.mapping.qualified_table),
         }
     }
 }
@@ -194,10 +191,7 @@ impl Sink for ClickhouseSink {
             let start = buf.len();
             match self.mapping.bind_into(out, &mut buf) {
                 Ok(()) => rows.push((index, start..buf.len())),
-                Err(reason) => rejections.push(Rejection {
-                    index,
-                    reason,
-                }),
+                Err(reason) => rejections.push(Rejection { index, reason }),
             }
         }
         for chunk in rows.chunks(self.max_rows) {

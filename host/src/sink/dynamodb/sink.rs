@@ -382,11 +382,7 @@ impl DynamoDbSink {
             .send()
             .await
             .map_err(|e| {
-                let msg = format!(
-                    "cannot describe table {}: {}",
-                    cfg.table,
-                    error_text(&e)
-                );
+                let msg = format!("cannot describe table {}: {}", cfg.table, error_text(&e));
                 match classify(&e) {
                     Failure::Transient(_) => SinkError::Transient(msg),
                     _ => SinkError::Fatal(msg),
@@ -495,15 +491,11 @@ impl DynamoDbSink {
                     return match classify(&e) {
                         // Find out which items the service refuses.
                         Failure::Invalid(_) => self.write_singly(batch, false).await,
-                        Failure::Transient(m) => {
-                            Err(SinkError::Transient(m))
-                        }
+                        Failure::Transient(m) => Err(SinkError::Transient(m)),
                         Failure::ConditionFailed => Err(SinkError::Transient(
                             "unexpected condition failure in BatchWriteItem".to_owned(),
                         )),
-                        Failure::Fatal(m) => {
-                            Err(SinkError::Fatal(m))
-                        }
+                        Failure::Fatal(m) => Err(SinkError::Fatal(m)),
                     };
                 }
             }
@@ -583,9 +575,7 @@ impl DynamoDbSink {
                 index: p.index,
                 reason,
             })),
-            Err(Failure::Transient(m)) => {
-                Err(SinkError::Transient(m))
-            }
+            Err(Failure::Transient(m)) => Err(SinkError::Transient(m)),
             Err(Failure::Fatal(m)) => Err(SinkError::Fatal(m)),
         }
     }

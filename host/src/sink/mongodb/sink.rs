@@ -121,8 +121,7 @@ impl MongoSink {
         if options.app_name.is_none() {
             options.app_name = Some(format!("weir/{name}"));
         }
-        let client = Client::with_options(options)
-            .map_err(|e| SinkError::Fatal(e.to_string()))?;
+        let client = Client::with_options(options).map_err(|e| SinkError::Fatal(e.to_string()))?;
         let inc = config
             .inc
             .iter()
@@ -476,7 +475,10 @@ impl MongoSink {
                             p.id,
                             we.message,
                             we.code,
-                            we.code_name.as_deref().map(|n| format!(" {n}")).unwrap_or_default()
+                            we.code_name
+                                .as_deref()
+                                .map(|n| format!(" {n}"))
+                                .unwrap_or_default()
                         ),
                     }),
                 }

@@ -390,10 +390,7 @@ impl Sink for PostgresSink {
         for (index, out) in outputs.iter().enumerate() {
             match self.mapping.bind(out) {
                 Ok(row) => bound.push((index, row)),
-                Err(reason) => rejections.push(Rejection {
-                    index,
-                    reason,
-                }),
+                Err(reason) => rejections.push(Rejection { index, reason }),
             }
         }
         for chunk in bound.chunks(self.max_rows) {

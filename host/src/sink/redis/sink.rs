@@ -104,10 +104,7 @@ impl RedisSink {
         let conn = ConnectionManager::new_with_config(client, manager_config)
             .await
             .map_err(|e| classify("connect", &e))?;
-        Ok(RedisSink {
-            commands,
-            conn,
-        })
+        Ok(RedisSink { commands, conn })
     }
 
     /// Render all commands for one output, or say why it cannot be written.

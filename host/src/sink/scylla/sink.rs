@@ -265,9 +265,9 @@ impl ScyllaSink {
 
     /// The prepared statement of a kind (all kinds a mapping binds to are prepared).
     fn statement(&self, kind: StatementKind) -> Result<&PreparedStatement, SinkError> {
-        self.statements.get(&kind).ok_or_else(|| {
-            SinkError::Fatal(format!("statement {kind:?} was not prepared"))
-        })
+        self.statements
+            .get(&kind)
+            .ok_or_else(|| SinkError::Fatal(format!("statement {kind:?} was not prepared")))
     }
 
     /// Send one chunk (a single statement or an UNLOGGED batch) once.
@@ -308,9 +308,11 @@ impl ScyllaSink {
         let mut attempt = 1;
         loop {
             let result = {
-                let _permit = self.permits.acquire().await.map_err(|_| {
-                    SinkError::Fatal("shut down".to_owned())
-                })?;
+                let _permit = self
+                    .permits
+                    .acquire()
+                    .await
+                    .map_err(|_| SinkError::Fatal("shut down".to_owned()))?;
                 self.send(chunk).await
             };
             let err = match result {

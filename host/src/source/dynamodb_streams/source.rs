@@ -219,10 +219,7 @@ impl DynamoDbStreamsSource {
             shape.stream_arn
         );
         let leases = LeaseTable::new(client, cfg.lease_table.clone(), group);
-        leases
-            .ensure_table()
-            .await
-            .map_err(lease_error)?;
+        leases.ensure_table().await.map_err(lease_error)?;
         let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "host".into());
         let host_id = format!(
             "{host}:{}:{:08x}",
@@ -611,8 +608,7 @@ impl Inner {
                     }
                 }
                 Err(LeaseError::Fatal(m)) => {
-                    self.report(SourceError::Fatal(m))
-                        .await;
+                    self.report(SourceError::Fatal(m)).await;
                     return false;
                 }
             }
@@ -889,11 +885,8 @@ impl Inner {
                     }
                 }
                 Err(StreamsError::Fatal(m)) => {
-                    self.report(SourceError::Fatal(format!(
-                        "shard {}: {m}",
-                        held.shard_id
-                    )))
-                    .await;
+                    self.report(SourceError::Fatal(format!("shard {}: {m}", held.shard_id)))
+                        .await;
                     return;
                 }
             }
