@@ -96,7 +96,7 @@ impl ClickhouseSink {
             &columns,
             cfg.delete_column.as_deref(),
         )
-        .map_err(&fatal)?;
+        .map_err(fatal)?;
         let insert_sql = mapping.insert_sql(cfg.delete_column.as_deref());
         tracing::info!(sink = %name, table = %mapping.qualified_table, "clickhouse sink ready");
         Ok(ClickhouseSink {

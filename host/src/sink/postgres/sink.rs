@@ -223,7 +223,7 @@ impl PostgresSink {
             &columns,
             cfg.null_values,
         )
-        .map_err(&fatal)?;
+        .map_err(fatal)?;
         let sink = PostgresSink {
             name: name.clone(),
             connector,

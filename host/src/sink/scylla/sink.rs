@@ -221,7 +221,7 @@ impl ScyllaSink {
             Some(s) => s,
             None => schema::fetch(&session, &cfg.keyspace, &cfg.table)
                 .await
-                .map_err(&fatal)?,
+                .map_err(fatal)?,
         };
         let mapping = Mapping::new(
             &cfg.keyspace,
@@ -232,7 +232,7 @@ impl ScyllaSink {
             cfg.ttl_seconds,
             cfg.null_values,
         )
-        .map_err(&fatal)?;
+        .map_err(fatal)?;
 
         let mut statements = HashMap::new();
         for kind in mapping.statement_kinds() {
