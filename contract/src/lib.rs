@@ -1,4 +1,4 @@
-//! The packed batch format of the Weir plugin contract (`wit/transform.wit`).
+//! The packed batch format of the Weir plugin contract (`wit/0.1.0/transform.wit`).
 //!
 //! A batch of events crosses into a plugin as one byte buffer and the
 //! outcomes come back as one byte buffer; this crate is the single

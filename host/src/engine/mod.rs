@@ -53,10 +53,10 @@ use outputs::OutputBudget;
 use state::{HostState, PluginLog, SharedLog};
 use timers::CallDeadline;
 
-/// Bindings generated from `wit/transform.wit`.
+/// Bindings generated from `wit/0.1.0/transform.wit`.
 mod bindings {
     wasmtime::component::bindgen!({
-        path: "../wit",
+        path: "../wit/0.1.0",
         world: "transform",
     });
 }
