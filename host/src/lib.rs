@@ -33,6 +33,7 @@ pub mod builtin;
 pub mod calendar;
 pub mod cli;
 pub mod config;
+pub mod connector_error;
 #[cfg(feature = "dynamodb")]
 pub mod dynamodb;
 pub mod engine;

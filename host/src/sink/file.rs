@@ -27,6 +27,7 @@ use tokio::io::{AsyncWriteExt, BufWriter};
 use tokio::sync::Mutex;
 
 use super::{BuildSink, Rejection, Sink, SinkContext, SinkError};
+use crate::connector_error::ConnectorError;
 use crate::event::Output;
 
 /// Size of the in-process write buffer.
@@ -62,6 +63,47 @@ pub enum FileFormat {
     Envelope,
     /// The value bytes followed by a newline.
     Value,
+}
+
+/// Why the file sink failed.
+#[derive(Debug, thiserror::Error)]
+pub enum FileSinkError {
+    /// The file's parent directories cannot be created.
+    #[error("cannot create directory {}: {source}", path.display())]
+    CreateDir {
+        /// The directory.
+        path: PathBuf,
+        /// What the OS said.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The file cannot be opened for appending.
+    #[error("cannot open {}: {source}", path.display())]
+    Open {
+        /// The file.
+        path: PathBuf,
+        /// What the OS said.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Writing, flushing or syncing the open file failed (a full disk may
+    /// clear up, so it is retried).
+    #[error("{what} {}: {source}", path.display())]
+    Io {
+        /// `cannot write`, `cannot flush` or `cannot fsync`.
+        what: &'static str,
+        /// The file.
+        path: PathBuf,
+        /// What the OS said.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl ConnectorError for FileSinkError {
+    fn is_transient(&self) -> bool {
+        matches!(self, FileSinkError::Io { .. })
+    }
 }
 
 /// Where the lines go.
@@ -117,16 +159,22 @@ impl FileSink {
         }
         let path = ctx.resolve(&config.path);
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-            tokio::fs::create_dir_all(parent).await.map_err(|e| {
-                SinkError::Fatal(format!("cannot create directory {}: {e}", parent.display()))
-            })?;
+            tokio::fs::create_dir_all(parent)
+                .await
+                .map_err(|source| FileSinkError::CreateDir {
+                    path: parent.to_owned(),
+                    source,
+                })?;
         }
         let file = tokio::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(&path)
             .await
-            .map_err(|e| SinkError::Fatal(format!("cannot open {}: {e}", path.display())))?;
+            .map_err(|source| FileSinkError::Open {
+                path: path.clone(),
+                source,
+            })?;
         let regular = file
             .metadata()
             .await
@@ -144,8 +192,13 @@ impl FileSink {
         })
     }
 
-    fn io_error(&self, what: &str, e: std::io::Error) -> SinkError {
-        SinkError::Transient(format!("{what} {}: {e}", self.path.display()))
+    fn io_error(&self, what: &'static str, source: std::io::Error) -> SinkError {
+        FileSinkError::Io {
+            what,
+            path: self.path.clone(),
+            source,
+        }
+        .into()
     }
 }
 

@@ -10,6 +10,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
+use crate::connector_error::{BoxError, ConnectorError};
 use crate::event::Output;
 
 #[cfg(feature = "clickhouse")]
@@ -49,12 +50,23 @@ pub enum SinkError {
     /// Worth retrying (connection lost, timeout, throttling, not primary).
     /// The pipeline retries the whole group with exponential backoff and
     /// jitter; sinks write idempotently, so a repeat converges.
-    #[error("{0}")]
-    Transient(String),
+    #[error(transparent)]
+    Transient(BoxError),
     /// Retrying cannot help (bad credentials, missing table): the pipeline
     /// stops without checkpointing past the group.
-    #[error("{0}")]
-    Fatal(String),
+    #[error(transparent)]
+    Fatal(BoxError),
+}
+
+/// A connector's own error, sorted by whether it is transient.
+impl<E: ConnectorError> From<E> for SinkError {
+    fn from(error: E) -> Self {
+        if error.is_transient() {
+            SinkError::Transient(Box::new(error))
+        } else {
+            SinkError::Fatal(Box::new(error))
+        }
+    }
 }
 
 impl SinkError {

@@ -18,6 +18,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use futures::future::BoxFuture;
 
+use crate::connector_error::{BoxError, ConnectorError};
 use crate::event::Event;
 
 #[cfg(feature = "dynamodb")]
@@ -68,12 +69,23 @@ pub struct Unreadable {
 #[derive(Debug, thiserror::Error)]
 pub enum SourceError {
     /// Worth retrying (broker unreachable, throttled).
-    #[error("{0}")]
-    Transient(String),
+    #[error(transparent)]
+    Transient(BoxError),
     /// The pipeline must stop (bad credentials, missing topic or table,
     /// records lost to retention).
-    #[error("{0}")]
-    Fatal(String),
+    #[error(transparent)]
+    Fatal(BoxError),
+}
+
+/// A connector's own error, sorted by whether it is transient.
+impl<E: ConnectorError> From<E> for SourceError {
+    fn from(error: E) -> Self {
+        if error.is_transient() {
+            SourceError::Transient(Box::new(error))
+        } else {
+            SourceError::Fatal(Box::new(error))
+        }
+    }
 }
 
 impl SourceError {
