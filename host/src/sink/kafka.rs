@@ -31,6 +31,7 @@ use rdkafka::types::RDKafkaErrorCode;
 use serde::Deserialize;
 
 use super::{BuildSink, Rejection, Sink, SinkContext, SinkError};
+use crate::connector_error::ConnectorError;
 use crate::event::{Op, Output};
 use crate::source::kafka::client::{self, KafkaOptions, LogContext};
 
@@ -149,16 +150,15 @@ impl KafkaSink {
     /// Create the producer (it connects lazily).
     pub fn connect(config: &KafkaSinkConfig, ctx: &SinkContext) -> Result<KafkaSink, SinkError> {
         let name = ctx.name.clone();
-        let fatal = SinkError::Fatal;
-        config.check_acks().map_err(fatal)?;
+        config.check_acks().map_err(KafkaSinkError::Config)?;
         let client_config = config
             .client_config(&name, &ctx.config_dir)
-            .map_err(fatal)?;
+            .map_err(KafkaSinkError::Config)?;
         let log = LogContext::new(name.clone(), "sink");
         let last_error = Arc::clone(&log.last_error);
         let producer: FutureProducer<LogContext> = client_config
             .create_with_context(log)
-            .map_err(|e| fatal(format!("cannot create the producer: {e}")))?;
+            .map_err(KafkaSinkError::CreateProducer)?;
         Ok(KafkaSink {
             name,
             topic: config.topic.clone(),
@@ -167,8 +167,43 @@ impl KafkaSink {
         })
     }
 
-    fn transient(&self, msg: String) -> SinkError {
-        SinkError::Transient(msg)
+}
+
+/// Why the Kafka sink failed.
+#[derive(Debug, thiserror::Error)]
+pub enum KafkaSinkError {
+    /// The settings make no producer config (`acks`, `options`).
+    #[error("{0}")]
+    Config(String),
+    /// librdkafka refused to create the producer.
+    #[error("cannot create the producer: {0}")]
+    CreateProducer(#[source] KafkaError),
+    /// Some messages of a write were not delivered (the first reason).
+    #[error("write failed, will be retried: {0}")]
+    Write(String),
+    /// Waiting for the messages in flight failed.
+    #[error("flush: {0}")]
+    Flush(#[source] KafkaError),
+    /// The brokers did not answer the health check.
+    #[error("{0}")]
+    Check(String),
+    /// The blocking task of a flush or check did not finish.
+    #[error("{what}: {source}")]
+    Task {
+        /// `flush` or `check`.
+        what: &'static str,
+        /// Why the task ended.
+        #[source]
+        source: tokio::task::JoinError,
+    },
+}
+
+impl ConnectorError for KafkaSinkError {
+    fn is_transient(&self) -> bool {
+        !matches!(
+            self,
+            KafkaSinkError::Config(_) | KafkaSinkError::CreateProducer(_)
+        )
     }
 }
 
@@ -300,7 +335,7 @@ impl Sink for KafkaSink {
             note(i, delivered, &mut rejections, &mut failure);
         }
         if let Some(reason) = failure {
-            return Err(self.transient(format!("write failed, will be retried: {reason}")));
+            return Err(KafkaSinkError::Write(reason).into());
         }
         rejections.sort_by_key(|r| r.index);
         Ok(rejections)
@@ -310,8 +345,11 @@ impl Sink for KafkaSink {
         let producer = self.producer.clone();
         tokio::task::spawn_blocking(move || producer.flush(FLUSH_TIMEOUT))
             .await
-            .map_err(|e| self.transient(format!("flush: {e}")))?
-            .map_err(|e| self.transient(format!("flush: {e}")))
+            .map_err(|source| KafkaSinkError::Task {
+                what: "flush",
+                source,
+            })?
+            .map_err(|e| KafkaSinkError::Flush(e).into())
     }
 
     async fn check(&self) -> Result<(), SinkError> {
@@ -319,7 +357,10 @@ impl Sink for KafkaSink {
         let last_error = Arc::clone(&self.last_error);
         tokio::task::spawn_blocking(move || client::check_brokers(producer.client(), &last_error))
             .await
-            .map_err(|e| self.transient(format!("check: {e}")))?
-            .map_err(|e| self.transient(e))
+            .map_err(|source| KafkaSinkError::Task {
+                what: "check",
+                source,
+            })?
+            .map_err(|e| KafkaSinkError::Check(e).into())
     }
 }
