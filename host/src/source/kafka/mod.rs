@@ -46,7 +46,10 @@ use super::{
 
 pub mod client;
 pub mod embedded;
+mod error;
 mod record;
+
+pub use error::KafkaSourceError;
 
 use client::{KafkaOptions, LogContext};
 use embedded::EmbeddedConfig;
@@ -351,15 +354,17 @@ impl KafkaSource {
         ctx: &SourceContext,
     ) -> Result<KafkaSource, SourceError> {
         let name = ctx.name.clone();
-        let fatal = SourceError::Fatal;
+        let fatal = KafkaSourceError::Config;
         if config.topics.is_empty() {
-            return Err(fatal("`topics` is empty".into()));
+            return Err(fatal("`topics` is empty".into()).into());
         }
         let brokers = match (&config.brokers, &config.embedded) {
             (Some(_), Some(_)) => {
-                return Err(fatal("set either `brokers` or `embedded`, not both".into()));
+                return Err(fatal("set either `brokers` or `embedded`, not both".into()).into());
             }
-            (None, None) => return Err(fatal("`brokers` is required (or `embedded`)".into())),
+            (None, None) => {
+                return Err(fatal("`brokers` is required (or `embedded`)".into()).into());
+            }
             (Some(brokers), None) => brokers.clone(),
             (None, Some(embedded)) => {
                 let embedded = embedded.clone();
@@ -367,7 +372,11 @@ impl KafkaSource {
                 let dir = ctx.config_dir.clone();
                 tokio::task::spawn_blocking(move || embedded::prepare(&embedded, &topics, &dir))
                     .await
-                    .map_err(|e| fatal(format!("embedded cluster: {e}")))?
+                    .map_err(|source| KafkaSourceError::Task {
+                        what: "embedded cluster",
+                        transient: false,
+                        source,
+                    })?
                     .map_err(fatal)?
             }
         };
@@ -387,11 +396,14 @@ impl KafkaSource {
         };
         let consumer: Consumer_ = client_config
             .create_with_context(context)
-            .map_err(|e| fatal(format!("cannot create the consumer: {e}")))?;
+            .map_err(KafkaSourceError::CreateConsumer)?;
         let topics: Vec<&str> = config.topics.iter().map(String::as_str).collect();
         consumer
             .subscribe(&topics)
-            .map_err(|e| fatal(format!("cannot subscribe to {topics:?}: {e}")))?;
+            .map_err(|source| KafkaSourceError::Subscribe {
+                topics: config.topics.clone(),
+                source,
+            })?;
         tracing::info!(source = %name, group = %group_id, topics = ?topics, "kafka source subscribed");
         Ok(KafkaSource {
             name,
@@ -427,17 +439,9 @@ impl KafkaSource {
     fn consumer(&self) -> Result<Arc<Consumer_>, SourceError> {
         self.consumer
             .lock()
-            .map_err(|_| self.fatal("consumer lock poisoned".into()))?
+            .map_err(|_| KafkaSourceError::Poisoned("consumer"))?
             .clone()
-            .ok_or_else(|| self.fatal("the source is closed".into()))
-    }
-
-    fn fatal(&self, msg: String) -> SourceError {
-        SourceError::Fatal(msg)
-    }
-
-    fn transient(&self, msg: String) -> SourceError {
-        SourceError::Transient(msg)
+            .ok_or_else(|| KafkaSourceError::Closed.into())
     }
 
     /// Whether every assigned partition has been read to its end (librdkafka
@@ -540,7 +544,7 @@ impl Source for KafkaSource {
                 }
                 Ok(Err(e)) => {
                     if matches!(e, KafkaError::MessageConsumptionFatal(_)) {
-                        return Err(self.fatal(format!("consumer failed: {e}")));
+                        return Err(KafkaSourceError::Consume(e).into());
                     }
                     tracing::warn!(source = %self.name, "kafka consume error: {e}");
                     continue;
@@ -595,8 +599,12 @@ impl Source for KafkaSource {
             let c = consumer.clone();
             exhausted = tokio::task::spawn_blocking(move || Self::at_end(&c, &progress))
                 .await
-                .map_err(|e| self.transient(format!("end-of-topic check: {e}")))?
-                .map_err(|e| self.transient(format!("end-of-topic check: {e}")))?;
+                .map_err(|source| KafkaSourceError::Task {
+                    what: "end-of-topic check",
+                    transient: true,
+                    source,
+                })?
+                .map_err(KafkaSourceError::EndOfTopic)?;
         }
         Ok(SourceBatch {
             events,
@@ -613,27 +621,27 @@ impl Source for KafkaSource {
         let consumer = self.consumer()?;
         let assignment = consumer
             .assignment()
-            .map_err(|e| self.transient(format!("cannot read the assignment: {e}")))?;
+            .map_err(KafkaSourceError::Assignment)?;
         let mut tpl = TopicPartitionList::new();
         {
             let mut progress = self
                 .progress
                 .lock()
-                .map_err(|_| self.fatal("progress lock poisoned".into()))?;
+                .map_err(|_| KafkaSourceError::Poisoned("progress"))?;
             for (topic, partition, next) in checkpoint.offsets {
                 if assignment.find_partition(&topic, partition).is_none() {
                     tracing::debug!(source = %self.name, topic, partition, "not committing a partition no longer assigned");
                     continue;
                 }
                 tpl.add_partition_offset(&topic, partition, Offset::Offset(next))
-                    .map_err(|e| self.fatal(format!("bad offset {next}: {e}")))?;
+                    .map_err(|source| KafkaSourceError::Offset { next, source })?;
                 progress.committed.insert((topic, partition), next);
             }
         }
         if tpl.count() > 0 {
             consumer
                 .commit(&tpl, CommitMode::Async)
-                .map_err(|e| self.transient(format!("offset commit failed: {e}")))?;
+                .map_err(KafkaSourceError::Commit)?;
         }
         Ok(())
     }
@@ -642,7 +650,7 @@ impl Source for KafkaSource {
         let Some(consumer) = self
             .consumer
             .lock()
-            .map_err(|_| self.fatal("consumer lock poisoned".into()))?
+            .map_err(|_| KafkaSourceError::Poisoned("consumer"))?
             .take()
         else {
             return Ok(());
@@ -671,8 +679,12 @@ impl Source for KafkaSource {
             Ok(())
         })
         .await
-        .map_err(|e| self.fatal(format!("close: {e}")))?
-        .map_err(|e| self.fatal(e))
+        .map_err(|source| KafkaSourceError::Task {
+            what: "close",
+            transient: false,
+            source,
+        })?
+        .map_err(|e| KafkaSourceError::Close(e).into())
     }
 
     async fn check(&self) -> Result<(), SourceError> {
@@ -681,7 +693,11 @@ impl Source for KafkaSource {
             client::check_brokers(consumer.client(), &consumer.context().log.last_error)
         })
         .await
-        .map_err(|e| self.transient(format!("check: {e}")))?
-        .map_err(|e| self.transient(e))
+        .map_err(|source| KafkaSourceError::Task {
+            what: "check",
+            transient: true,
+            source,
+        })?
+        .map_err(|e| KafkaSourceError::Check(e).into())
     }
 }
