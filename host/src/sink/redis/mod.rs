@@ -11,4 +11,4 @@ pub mod sink;
 pub mod template;
 
 pub use config::RedisSinkConfig;
-pub use sink::RedisSink;
+pub use sink::{RedisSink, RedisSinkError};

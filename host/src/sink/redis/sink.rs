@@ -11,6 +11,7 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use super::config::{Increment, OnDelete, RedisCommand, RedisSinkConfig};
 use super::template::Template;
 use super::template::{OutputView, write_raw};
+use crate::connector_error::ConnectorError;
 use crate::event::{Op, Output};
 use crate::sink::{BuildSink, Rejection, Sink, SinkContext, SinkError};
 
@@ -91,7 +92,7 @@ impl RedisSink {
         let client = open_client(ctx, config).map_err(|(_, e)| {
             // The URL carries the password: never quote it as it is.
             let message = format!("invalid url `{}`: {e}", config.url);
-            SinkError::Fatal(crate::secrets::redact(&message).into_owned())
+            RedisSinkError::InvalidUrl(crate::secrets::redact(&message).into_owned())
         })?;
         // Few reconnect attempts per request: while the server is away a
         // write fails quickly as transient, and the pipeline's own backoff
@@ -279,15 +280,40 @@ fn server_message(e: &redis::RedisError) -> String {
     }
 }
 
-/// Whether an error is worth retrying, and the message (without the sink's
-/// name: the caller adds it once).
-fn classify(what: &str, e: &redis::RedisError) -> SinkError {
-    let msg = format!("{what}: {e}");
-    if is_transient(e) {
-        SinkError::Transient(msg)
-    } else {
-        SinkError::Fatal(msg)
+/// Why the Redis sink failed (without the sink's name: the caller adds it
+/// once).
+#[derive(Debug, thiserror::Error)]
+pub enum RedisSinkError {
+    /// The URL or `tls` files make no client (the URL's password hidden).
+    #[error("{0}")]
+    InvalidUrl(String),
+    /// A call to the server failed.
+    #[error("{what}: {source}")]
+    Call {
+        /// `connect`, `pipeline` or `PING`.
+        what: &'static str,
+        /// The driver's error.
+        #[source]
+        source: redis::RedisError,
+    },
+}
+
+impl ConnectorError for RedisSinkError {
+    fn is_transient(&self) -> bool {
+        match self {
+            RedisSinkError::InvalidUrl(_) => false,
+            RedisSinkError::Call { source, .. } => is_transient(source),
+        }
     }
+}
+
+/// The error of call `what`, as the pipeline sorts it.
+fn classify(what: &'static str, e: &redis::RedisError) -> SinkError {
+    RedisSinkError::Call {
+        what,
+        source: e.clone(),
+    }
+    .into()
 }
 
 fn is_transient(e: &redis::RedisError) -> bool {
