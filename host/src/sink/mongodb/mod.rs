@@ -10,4 +10,4 @@ pub mod config;
 pub mod sink;
 
 pub use config::MongoSinkConfig;
-pub use sink::MongoSink;
+pub use sink::{MongoSink, MongoSinkError};

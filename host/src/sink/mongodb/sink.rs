@@ -28,9 +28,11 @@ use mongodb::{Client, Namespace};
 use serde_json::Value;
 
 use super::config::{
-    CollectionFrom, IdCompound, IdSource, IncSource, MongoSinkConfig, Resolved, WriteConcernW,
+    CollectionFrom, IdCompound, IdSource, IncSource, MongoConfigError, MongoSinkConfig, Resolved,
+    WriteConcernW,
     WriteModelKind,
 };
+use crate::connector_error::ConnectorError;
 use crate::event::{Op, Output};
 use crate::sink::{BuildSink, Rejection, Sink, SinkContext, SinkError};
 
@@ -96,10 +98,10 @@ impl MongoSink {
     pub async fn connect(name: &str, config: &MongoSinkConfig) -> Result<MongoSink, SinkError> {
         let resolved = config
             .validate(name)
-            .map_err(|e| SinkError::Fatal(e.to_string()))?;
+            .map_err(MongoSinkError::Config)?;
         let mut options = ClientOptions::parse(&config.uri)
             .await
-            .map_err(|e| SinkError::Fatal(format!("invalid uri: {e}")))?;
+            .map_err(MongoSinkError::Uri)?;
         let wc = &config.write_concern;
         if wc.w.is_some() || wc.journal.is_some() || wc.wtimeout_ms.is_some() {
             let mut concern = options.write_concern.clone().unwrap_or_default();
@@ -121,7 +123,7 @@ impl MongoSink {
         if options.app_name.is_none() {
             options.app_name = Some(format!("weir/{name}"));
         }
-        let client = Client::with_options(options).map_err(|e| SinkError::Fatal(e.to_string()))?;
+        let client = Client::with_options(options).map_err(MongoSinkError::Client)?;
         let inc = config
             .inc
             .iter()
@@ -145,13 +147,12 @@ impl MongoSink {
         Ok(sink)
     }
 
-    fn classify(&self, what: &str, e: &MongoError) -> SinkError {
-        let msg = format!("{what}: {e}");
-        if is_transient(e) {
-            SinkError::Transient(msg)
-        } else {
-            SinkError::Fatal(msg)
+    fn classify(&self, what: &'static str, e: &MongoError) -> SinkError {
+        MongoSinkError::Call {
+            what,
+            source: e.clone(),
         }
+        .into()
     }
 
     fn collection<'o>(&'o self, output: &'o Output) -> Result<&'o str, String> {
@@ -441,10 +442,11 @@ impl MongoSink {
                 return Err(self.classify("bulk write", &e));
             };
             if let Some(wce) = bulk.write_concern_errors.first() {
-                return Err(SinkError::Transient(format!(
-                    "write concern not satisfied: {} (code {})",
-                    wce.message, wce.code
-                )));
+                return Err(MongoSinkError::WriteConcern {
+                    message: wce.message.clone(),
+                    code: wce.code,
+                }
+                .into());
             }
             if let Some(cause) =
                 std::error::Error::source(&e).and_then(|s| s.downcast_ref::<MongoError>())
@@ -459,10 +461,13 @@ impl MongoSink {
                 let p = &planned[start + i];
                 last = last.max(i);
                 if RETRYABLE_CODES.contains(&we.code) {
-                    return Err(SinkError::Transient(format!(
-                        "{} _id {}: {} (code {})",
-                        p.ns, p.id, we.message, we.code
-                    )));
+                    return Err(MongoSinkError::RetryableWrite {
+                        ns: p.ns.clone(),
+                        id: p.id.to_string(),
+                        message: we.message.clone(),
+                        code: we.code,
+                    }
+                    .into());
                 }
                 match (we.code, p.kind) {
                     (DUPLICATE_KEY, Kind::Insert) => {}
@@ -551,6 +556,60 @@ impl WriteModelKind {
             WriteModelKind::Insert => "insert",
             WriteModelKind::Replace => "replace with",
             WriteModelKind::Update => "update with",
+        }
+    }
+}
+
+/// Why the MongoDB sink failed (without the sink's name: the caller adds
+/// it once).
+#[derive(Debug, thiserror::Error)]
+pub enum MongoSinkError {
+    /// The write-model settings do not fit together.
+    #[error(transparent)]
+    Config(MongoConfigError),
+    /// The driver cannot read `uri`.
+    #[error("invalid uri: {0}")]
+    Uri(#[source] MongoError),
+    /// The driver refused the client options.
+    #[error("{0}")]
+    Client(#[source] MongoError),
+    /// A call to the server failed.
+    #[error("{what}: {source}")]
+    Call {
+        /// `bulk write` or `ping`.
+        what: &'static str,
+        /// The driver's error.
+        #[source]
+        source: MongoError,
+    },
+    /// The writes landed but the write concern was not satisfied in time.
+    #[error("write concern not satisfied: {message} (code {code})")]
+    WriteConcern {
+        /// The server's message.
+        message: String,
+        /// The server's code.
+        code: i32,
+    },
+    /// A write failed with a code worth retrying.
+    #[error("{ns} _id {id}: {message} (code {code})")]
+    RetryableWrite {
+        /// `database.collection`.
+        ns: String,
+        /// The document's `_id`.
+        id: String,
+        /// The server's message.
+        message: String,
+        /// The server's code.
+        code: i32,
+    },
+}
+
+impl ConnectorError for MongoSinkError {
+    fn is_transient(&self) -> bool {
+        match self {
+            MongoSinkError::Config(_) | MongoSinkError::Uri(_) | MongoSinkError::Client(_) => false,
+            MongoSinkError::Call { source, .. } => is_transient(source),
+            MongoSinkError::WriteConcern { .. } | MongoSinkError::RetryableWrite { .. } => true,
         }
     }
 }
