@@ -26,4 +26,4 @@ pub mod sink;
 mod tls;
 
 pub use config::ScyllaSinkConfig;
-pub use sink::ScyllaSink;
+pub use sink::{ScyllaSink, ScyllaSinkError};

@@ -24,8 +24,60 @@ use super::config::{
 };
 use super::mapping::{FieldPath, Mapping, StatementKind};
 use super::schema;
+use crate::connector_error::ConnectorError;
 use crate::event::Output;
 use crate::sink::{BuildSink, Rejection, Sink, SinkContext, SinkError};
+
+/// Why the ScyllaDB sink failed (without the sink's name: the caller adds
+/// it once).
+#[derive(Debug, thiserror::Error)]
+pub enum ScyllaSinkError {
+    /// The settings, the table's schema or the mapping do not fit.
+    #[error("{0}")]
+    Setup(String),
+    /// No session could be opened.
+    #[error("cannot connect to {contact_points}: {source}")]
+    Connect {
+        /// The configured contact points, comma separated.
+        contact_points: String,
+        /// The driver's error.
+        #[source]
+        source: scylla::errors::NewSessionError,
+    },
+    /// A statement of the mapping could not be prepared.
+    #[error("cannot prepare `{cql}`: {source}")]
+    Prepare {
+        /// The statement.
+        cql: String,
+        /// The driver's error.
+        #[source]
+        source: scylla::errors::PrepareError,
+    },
+    /// A write failed in a way retrying cannot help.
+    #[error("{0}")]
+    Execute(#[source] ExecutionError),
+    /// A write kept failing in a way worth retrying.
+    #[error("{source} (after {attempts} attempts)")]
+    Retried {
+        /// How many times it was sent.
+        attempts: usize,
+        /// The driver's last error.
+        #[source]
+        source: ExecutionError,
+    },
+    /// The health check found no connected node.
+    #[error("no node is connected")]
+    NoNode,
+}
+
+impl ConnectorError for ScyllaSinkError {
+    fn is_transient(&self) -> bool {
+        matches!(
+            self,
+            ScyllaSinkError::Retried { .. } | ScyllaSinkError::NoNode
+        )
+    }
+}
 
 /// A connected ScyllaDB / Cassandra sink.
 pub struct ScyllaSink {
@@ -204,18 +256,19 @@ impl ScyllaSink {
     /// Connect, resolve the schema and prepare the statements.
     pub async fn connect(cfg: &ScyllaSinkConfig, ctx: &SinkContext) -> Result<Self, SinkError> {
         let name = ctx.name.clone();
-        let fatal = SinkError::Fatal;
+        let fatal = ScyllaSinkError::Setup;
         let Preflight {
             declared,
             write_timestamp,
             builder,
         } = preflight(cfg, ctx).map_err(|(_, msg)| fatal(msg))?;
-        let session = builder.build().await.map_err(|e| {
-            fatal(format!(
-                "cannot connect to {}: {e}",
-                cfg.contact_points.join(", ")
-            ))
-        })?;
+        let session = builder
+            .build()
+            .await
+            .map_err(|source| ScyllaSinkError::Connect {
+                contact_points: cfg.contact_points.join(", "),
+                source,
+            })?;
 
         let table_schema = match declared {
             Some(s) => s,
@@ -240,7 +293,10 @@ impl ScyllaSink {
             let mut prepared = session
                 .prepare(cql.as_str())
                 .await
-                .map_err(|e| fatal(format!("cannot prepare `{cql}`: {e}")))?;
+                .map_err(|source| ScyllaSinkError::Prepare {
+                    cql: cql.clone(),
+                    source,
+                })?;
             // Upserts and deletes by primary key converge when repeated.
             prepared.set_is_idempotent(true);
             statements.insert(kind, prepared);
@@ -267,7 +323,7 @@ impl ScyllaSink {
     fn statement(&self, kind: StatementKind) -> Result<&PreparedStatement, SinkError> {
         self.statements
             .get(&kind)
-            .ok_or_else(|| SinkError::Fatal(format!("statement {kind:?} was not prepared")))
+            .ok_or_else(|| ScyllaSinkError::Setup(format!("statement {kind:?} was not prepared")).into())
     }
 
     /// Send one chunk (a single statement or an UNLOGGED batch) once.
@@ -312,7 +368,7 @@ impl ScyllaSink {
                     .permits
                     .acquire()
                     .await
-                    .map_err(|_| SinkError::Fatal("shut down".to_owned()))?;
+                    .map_err(|_| ScyllaSinkError::Setup("shut down".to_owned()))?;
                 self.send(chunk).await
             };
             let err = match result {
@@ -322,12 +378,14 @@ impl ScyllaSink {
             match classify(&err) {
                 ErrorClass::Reject => return Ok(Err(err)),
                 ErrorClass::Fatal => {
-                    return Err(SinkError::Fatal(err.to_string()));
+                    return Err(ScyllaSinkError::Execute(err).into());
                 }
                 ErrorClass::Retry if attempt >= self.retry.attempts => {
-                    return Err(SinkError::Transient(format!(
-                        "{err} (after {attempt} attempts)"
-                    )));
+                    return Err(ScyllaSinkError::Retried {
+                        attempts: attempt,
+                        source: err,
+                    }
+                    .into());
                 }
                 ErrorClass::Retry => {
                     tracing::debug!(sink = %self.name, attempt, error = %err, "retrying");
@@ -416,7 +474,7 @@ impl Sink for ScyllaSink {
         if state.get_nodes_info().iter().any(|n| n.is_connected()) {
             Ok(())
         } else {
-            Err(SinkError::Transient("no node is connected".to_owned()))
+            Err(ScyllaSinkError::NoNode.into())
         }
     }
 }
