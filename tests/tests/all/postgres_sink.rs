@@ -419,13 +419,27 @@ async fn mistakes_against_the_table_are_fatal_at_start() {
     )
     .await;
     assert!(
-        matches!(&e, SinkError::Fatal(m) if m.contains(&format!("column `c` is mapped but \"public\".\"{t}\" has no such column (it has: a, b, id)"))),
+        matches!(&e, SinkError::Fatal(m) if m.to_string().contains(&format!("column `c` is mapped but \"public\".\"{t}\" has no such column (it has: a, b, id)"))),
         "{e}"
     );
     let e = build(t.clone(), "[\"a\"]", "a = \"value.a\"\nid = \"value.id\"\n").await;
     assert!(
-        matches!(&e, SinkError::Fatal(m) if m.contains("there is no unique or exclusion constraint matching the ON CONFLICT specification")),
+        matches!(&e, SinkError::Fatal(m) if m.to_string().contains("there is no unique or exclusion constraint matching the ON CONFLICT specification")),
         "{e}"
+    );
+    // The driver's error is the cause, not only text in the message.
+    let SinkError::Fatal(cause) = &e else {
+        unreachable!()
+    };
+    let own = cause
+        .downcast_ref::<weir::sink::postgres::PostgresSinkError>()
+        .expect("the sink's own error type");
+    let driver = std::error::Error::source(own)
+        .and_then(|s| s.downcast_ref::<tokio_postgres::Error>())
+        .expect("the driver's error as its source");
+    assert_eq!(
+        driver.code(),
+        Some(&tokio_postgres::error::SqlState::INVALID_COLUMN_REFERENCE)
     );
     let e = build(
         "no_such_table".to_owned(),
@@ -434,7 +448,7 @@ async fn mistakes_against_the_table_are_fatal_at_start() {
     )
     .await;
     assert!(
-        matches!(&e, SinkError::Fatal(m) if m.contains("table \"public\".\"no_such_table\" does not exist")),
+        matches!(&e, SinkError::Fatal(m) if m.to_string().contains("table \"public\".\"no_such_table\" does not exist")),
         "{e}"
     );
 }

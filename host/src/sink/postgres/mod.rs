@@ -16,4 +16,4 @@ pub mod mapping;
 pub mod sink;
 
 pub use config::PostgresSinkConfig;
-pub use sink::PostgresSink;
+pub use sink::{PostgresSink, PostgresSinkError};

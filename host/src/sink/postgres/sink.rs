@@ -20,6 +20,7 @@ use tokio_postgres::{Client, Statement};
 
 use super::config::PostgresSinkConfig;
 use super::mapping::{BoundRow, ColumnType, Mapping, ident};
+use crate::connector_error::ConnectorError;
 use crate::event::Output;
 use crate::sink::{BuildSink, Rejection, Sink, SinkContext, SinkError};
 
@@ -116,18 +117,57 @@ impl Connector {
                     client
                 }),
         };
-        connected.map_err(|e| error("connect", &e))
+        connected.map_err(|e| error("connect", e))
     }
 }
 
 /// An error of `what`, classified (a rejection here is fatal: it is not
 /// about one output). The sink's name is left to the caller, which adds it
 /// once.
-fn error(what: &str, e: &tokio_postgres::Error) -> SinkError {
-    let msg = format!("{what}: {}", server_message(e));
-    match classify(e) {
-        ErrorClass::Retry => SinkError::Transient(msg),
-        ErrorClass::Reject | ErrorClass::Fatal => SinkError::Fatal(msg),
+fn error(what: &str, e: tokio_postgres::Error) -> SinkError {
+    PostgresSinkError::Call {
+        what: what.to_owned(),
+        message: server_message(&e),
+        transient: matches!(classify(&e), ErrorClass::Retry),
+        source: e,
+    }
+    .into()
+}
+
+/// Why the PostgreSQL sink failed (without the sink's name: the caller
+/// adds it once).
+#[derive(Debug, thiserror::Error)]
+pub enum PostgresSinkError {
+    /// The driver cannot read `url`.
+    #[error("invalid `url`: {0}")]
+    Url(#[source] tokio_postgres::Error),
+    /// The TLS files, the table or the mapping do not fit.
+    #[error("{0}")]
+    Setup(String),
+    /// A call to the server failed.
+    #[error("{what}: {message}")]
+    Call {
+        /// What was being done (`connect`, `write`, `prepare ...`).
+        what: String,
+        /// The server's message, or the client's with its causes.
+        message: String,
+        /// Whether the server's code says retrying may help.
+        transient: bool,
+        /// The driver's error.
+        #[source]
+        source: tokio_postgres::Error,
+    },
+}
+
+impl ConnectorError for PostgresSinkError {
+    fn is_transient(&self) -> bool {
+        matches!(
+            self,
+            PostgresSinkError::Call {
+                transient: true,
+                ..
+            }
+        )
     }
 }
 
@@ -169,11 +209,9 @@ impl PostgresSink {
     pub async fn connect(cfg: &PostgresSinkConfig, ctx: &SinkContext) -> Result<Self, SinkError> {
         let cfg = &cfg.raw;
         let name = ctx.name.clone();
-        let fatal = SinkError::Fatal;
-        let mut config: tokio_postgres::Config = cfg
-            .url
-            .parse()
-            .map_err(|e| fatal(format!("invalid `url`: {e}")))?;
+        let fatal = PostgresSinkError::Setup;
+        let mut config: tokio_postgres::Config =
+            cfg.url.parse().map_err(PostgresSinkError::Url)?;
         if let Some(user) = &cfg.user {
             config.user(user);
         }
@@ -204,9 +242,9 @@ impl PostgresSink {
         let rows = client
             .query(COLUMNS_SQL, &[&qualified])
             .await
-            .map_err(|e| error("read the table's columns", &e))?;
+            .map_err(|e| error("read the table's columns", e))?;
         if rows.is_empty() {
-            return Err(fatal(format!("table {qualified} does not exist")));
+            return Err(fatal(format!("table {qualified} does not exist")).into());
         }
         let columns = rows
             .iter()
@@ -239,13 +277,13 @@ impl PostgresSink {
         // unique index, or that the user may not insert or delete.
         sink.write_rows(&conn, &[])
             .await
-            .map_err(|e| error("check the statements on the table", &e))?;
+            .map_err(|e| error("check the statements on the table", e))?;
         *sink.conn.lock().await = Some(Arc::new(conn));
         tracing::info!(sink = %name, table = %sink.mapping.qualified_table, "postgres sink ready");
         Ok(sink)
     }
 
-    fn error(&self, what: &str, e: &tokio_postgres::Error) -> SinkError {
+    fn error(&self, what: &str, e: tokio_postgres::Error) -> SinkError {
         error(what, e)
     }
 
@@ -254,12 +292,12 @@ impl PostgresSink {
         let upsert = client
             .prepare(&upsert_sql)
             .await
-            .map_err(|e| self.error(&format!("prepare `{upsert_sql}`"), &e))?;
+            .map_err(|e| self.error(&format!("prepare `{upsert_sql}`"), e))?;
         let delete_sql = self.mapping.delete_sql();
         let delete = client
             .prepare(&delete_sql)
             .await
-            .map_err(|e| self.error(&format!("prepare `{delete_sql}`"), &e))?;
+            .map_err(|e| self.error(&format!("prepare `{delete_sql}`"), e))?;
         Ok(Conn {
             client,
             upsert,
@@ -340,8 +378,8 @@ impl PostgresSink {
             Err(e) => e,
         };
         match classify(&err) {
-            ErrorClass::Retry => return Err(self.lost(&conn, "write", &err)),
-            ErrorClass::Fatal => return Err(self.error("write", &err)),
+            ErrorClass::Retry => return Err(self.lost(&conn, "write", err)),
+            ErrorClass::Fatal => return Err(self.error("write", err)),
             ErrorClass::Reject => {}
         }
         let mut rejections = Vec::new();
@@ -357,8 +395,8 @@ impl PostgresSink {
                             server_message(&e)
                         ),
                     }),
-                    ErrorClass::Retry => return Err(self.lost(&conn, "write", &e)),
-                    ErrorClass::Fatal => return Err(self.error("write", &e)),
+                    ErrorClass::Retry => return Err(self.lost(&conn, "write", e)),
+                    ErrorClass::Fatal => return Err(self.error("write", e)),
                 },
             }
         }
@@ -366,7 +404,7 @@ impl PostgresSink {
     }
 
     /// A transient error; drops the connection if it is gone.
-    fn lost(&self, conn: &Conn, what: &str, e: &tokio_postgres::Error) -> SinkError {
+    fn lost(&self, conn: &Conn, what: &str, e: tokio_postgres::Error) -> SinkError {
         if conn.client.is_closed() {
             tracing::debug!(sink = %self.name, "connection lost; reconnecting on the next write");
         }
@@ -408,6 +446,6 @@ impl Sink for PostgresSink {
             .simple_query("SELECT 1")
             .await
             .map(drop)
-            .map_err(|e| self.lost(&conn, "check", &e))
+            .map_err(|e| self.lost(&conn, "check", e))
     }
 }
