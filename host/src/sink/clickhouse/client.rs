@@ -30,8 +30,14 @@ pub enum ErrorClass {
 #[derive(Debug, thiserror::Error)]
 pub enum RequestError {
     /// No answer (connect error, timeout, connection reset).
-    #[error("{0}")]
-    Transport(String),
+    #[error("{message}")]
+    Transport {
+        /// reqwest's message with its causes (its own is terse).
+        message: String,
+        /// reqwest's error.
+        #[source]
+        source: reqwest::Error,
+    },
     /// The server answered with an error.
     #[error("HTTP {status}: {message}")]
     Server {
@@ -58,7 +64,7 @@ impl RequestError {
     /// Whether retrying can help, the rows are at fault, or neither.
     pub fn class(&self) -> ErrorClass {
         match self {
-            RequestError::Transport(_) => ErrorClass::Retry,
+            RequestError::Transport { .. } => ErrorClass::Retry,
             RequestError::Server { status, code, .. } => match code {
                 Some(c) if ROW_CODES.contains(c) => ErrorClass::Reject,
                 Some(c) if RETRY_CODES.contains(c) => ErrorClass::Retry,
@@ -169,12 +175,12 @@ impl HttpClient {
         let resp = req
             .send()
             .await
-            .map_err(|e| RequestError::Transport(transport_message(&e)))?;
+            .map_err(transport)?;
         let status = resp.status();
         let text = resp
             .text()
             .await
-            .map_err(|e| RequestError::Transport(transport_message(&e)))?;
+            .map_err(transport)?;
         if status == StatusCode::OK {
             return Ok(text);
         }
@@ -184,6 +190,14 @@ impl HttpClient {
             code: code_of(&text),
             message,
         })
+    }
+}
+
+/// A transport error, its message with its causes.
+fn transport(source: reqwest::Error) -> RequestError {
+    RequestError::Transport {
+        message: transport_message(&source),
+        source,
     }
 }
 
@@ -239,9 +253,8 @@ mod tests {
             server(503, "Service Unavailable").class(),
             ErrorClass::Retry
         );
-        assert_eq!(
-            RequestError::Transport("connection refused".into()).class(),
-            ErrorClass::Retry
-        );
+        // Any reqwest error that is not an answer (here: a URL it refuses).
+        let no_answer = reqwest::Client::new().get("not a url").build().unwrap_err();
+        assert_eq!(transport(no_answer).class(), ErrorClass::Retry);
     }
 }

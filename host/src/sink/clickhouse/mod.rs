@@ -20,4 +20,4 @@ pub mod mapping;
 pub mod sink;
 
 pub use config::ClickhouseSinkConfig;
-pub use sink::ClickhouseSink;
+pub use sink::{ClickhouseSink, ClickhouseSinkError};

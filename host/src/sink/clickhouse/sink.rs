@@ -14,9 +14,10 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
-use super::client::{ErrorClass, HttpClient, RequestError};
+use super::client::{ClientError, ErrorClass, HttpClient, RequestError};
 use super::config::{ClickhouseSinkConfig, RetryConfig};
 use super::mapping::{ColumnType, Mapping};
+use crate::connector_error::ConnectorError;
 use crate::event::Output;
 use crate::sink::{BuildSink, Rejection, Sink, SinkContext, SinkError};
 
@@ -66,8 +67,8 @@ impl ClickhouseSink {
     pub async fn connect(cfg: &ClickhouseSinkConfig, ctx: &SinkContext) -> Result<Self, SinkError> {
         let cfg = &cfg.raw;
         let name = ctx.name.clone();
-        let fatal = SinkError::Fatal;
-        let client = HttpClient::new(cfg, ctx).map_err(|e| fatal(e.to_string()))?;
+        let fatal = ClickhouseSinkError::Setup;
+        let client = HttpClient::new(cfg, ctx).map_err(ClickhouseSinkError::Client)?;
         let query = format!(
             "SELECT name, type, is_in_sorting_key FROM system.columns WHERE database = {} AND table = {} FORMAT JSONEachRow",
             literal(&cfg.database),
@@ -76,18 +77,22 @@ impl ClickhouseSink {
         let body = client
             .query(&query, String::new())
             .await
-            .map_err(|e| classified("read the table's columns", &e))?;
+            .map_err(|e| classified("read the table's columns", e))?;
         let mut columns = BTreeMap::new();
         for line in body.lines().filter(|l| !l.trim().is_empty()) {
             let c: SystemColumn = serde_json::from_str(line)
-                .map_err(|e| fatal(format!("unexpected system.columns row `{line}`: {e}")))?;
+                .map_err(|source| ClickhouseSinkError::Columns {
+                    line: line.to_owned(),
+                    source,
+                })?;
             columns.insert(c.name, (ColumnType::parse(&c.ty), c.is_in_sorting_key != 0));
         }
         if columns.is_empty() {
             return Err(fatal(format!(
                 "table `{}`.`{}` does not exist (no columns in system.columns)",
                 cfg.database, cfg.table
-            )));
+            ))
+            .into());
         }
         let mapping = Mapping::new(
             &cfg.database,
@@ -122,11 +127,13 @@ impl ClickhouseSink {
             };
             match err.class() {
                 ErrorClass::Reject => return Ok(Err(err)),
-                ErrorClass::Fatal => return Err(classified("insert", &err)),
+                ErrorClass::Fatal => return Err(classified("insert", err)),
                 ErrorClass::Retry if attempt >= self.retry.attempts => {
-                    return Err(SinkError::Transient(format!(
-                        "insert: {err} (after {attempt} attempts)"
-                    )));
+                    return Err(ClickhouseSinkError::Retried {
+                        attempts: attempt,
+                        source: err,
+                    }
+                    .into());
                 }
                 ErrorClass::Retry => {
                     tracing::debug!(sink = %self.name, attempt, error = %err, "retrying");
@@ -173,11 +180,56 @@ impl ClickhouseSink {
 
 /// A request error as a sink error (a row error here is not about one
 /// output, so it is fatal). The sink's name is left to the caller.
-fn classified(what: &str, e: &RequestError) -> SinkError {
-    let msg = format!("{what}: {e}");
-    match e.class() {
-        ErrorClass::Retry => SinkError::Transient(msg),
-        ErrorClass::Reject | ErrorClass::Fatal => SinkError::Fatal(msg),
+fn classified(what: &'static str, e: RequestError) -> SinkError {
+    ClickhouseSinkError::Request { what, source: e }.into()
+}
+
+/// Why the ClickHouse sink failed (without the sink's name: the caller
+/// adds it once).
+#[derive(Debug, thiserror::Error)]
+pub enum ClickhouseSinkError {
+    /// The URL, TLS or HTTP client settings make no client.
+    #[error(transparent)]
+    Client(ClientError),
+    /// The table or the mapping do not fit.
+    #[error("{0}")]
+    Setup(String),
+    /// A row of `system.columns` is not what the sink reads.
+    #[error("unexpected system.columns row `{line}`: {source}")]
+    Columns {
+        /// The row.
+        line: String,
+        /// Why it does not parse.
+        #[source]
+        source: serde_json::Error,
+    },
+    /// A request failed.
+    #[error("{what}: {source}")]
+    Request {
+        /// `read the table's columns`, `insert` or `check`.
+        what: &'static str,
+        /// The request's error.
+        #[source]
+        source: RequestError,
+    },
+    /// An insert kept failing in a way worth retrying.
+    #[error("insert: {source} (after {attempts} attempts)")]
+    Retried {
+        /// How many times it was sent.
+        attempts: usize,
+        /// The last error.
+        #[source]
+        source: RequestError,
+    },
+}
+
+impl ConnectorError for ClickhouseSinkError {
+    fn is_transient(&self) -> bool {
+        match self {
+            ClickhouseSinkError::Request { source, .. } => source.class() == ErrorClass::Retry,
+            ClickhouseSinkError::Retried { .. } => true,
+            _ => false,
+        }
     }
 }
 
@@ -206,6 +258,6 @@ impl Sink for ClickhouseSink {
             .query("SELECT 1", String::new())
             .await
             .map(drop)
-            .map_err(|e| classified("check", &e))
+            .map_err(|e| classified("check", e))
     }
 }
