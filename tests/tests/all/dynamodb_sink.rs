@@ -263,6 +263,7 @@ async fn a_missing_table_or_a_wrong_key_fails_the_build_naming_it() {
     let SinkError::Fatal(msg) = err else {
         panic!("not fatal: {err:?}")
     };
+    let msg = msg.to_string();
     assert!(
         msg.starts_with("cannot describe table no-such-table-here"),
         "{msg}"

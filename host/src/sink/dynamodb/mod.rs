@@ -19,4 +19,4 @@ pub mod config;
 pub mod sink;
 
 pub use config::DynamoDbSinkConfig;
-pub use sink::DynamoDbSink;
+pub use sink::{DynamoDbSink, DynamoDbSinkError};

@@ -31,6 +31,7 @@ use crate::dynamodb::attr::{JsonMapping, canonical_number, compare_decimal};
 use crate::dynamodb::client::error_text;
 use crate::dynamodb::json::Json;
 use crate::event::{Op, Output};
+use crate::connector_error::{BoxError, ConnectorError};
 use crate::sink::{Rejection, Sink, SinkError};
 
 /// Most requests DynamoDB accepts in one BatchWriteItem.
@@ -323,40 +324,124 @@ enum Failure {
     ConditionFailed,
     /// The request is invalid: reject the output with this message.
     Invalid(String),
-    /// Retry later.
-    Transient(String),
-    /// Stop.
-    Fatal(String),
+    /// Retry later, or stop: as the error says.
+    Call(DynamoDbSinkError),
 }
 
-fn classify<E, R>(err: &SdkError<E, R>) -> Failure
+/// What a failed call means, before the error is kept.
+enum Kind {
+    ConditionFailed,
+    Invalid(String),
+    Transient,
+    Fatal,
+}
+
+fn kind<E, R>(err: &SdkError<E, R>) -> Kind
 where
     E: std::error::Error + ProvideErrorMetadata + 'static,
     R: std::fmt::Debug,
 {
-    let text = error_text(err);
     match err {
         SdkError::ServiceError(ctx) => match ctx.err().code().unwrap_or("") {
-            "ConditionalCheckFailedException" => Failure::ConditionFailed,
-            "ValidationException" | "SerializationException" => {
-                Failure::Invalid(ctx.err().message().unwrap_or(&text).to_string())
-            }
+            "ConditionalCheckFailedException" => Kind::ConditionFailed,
+            "ValidationException" | "SerializationException" => Kind::Invalid(
+                ctx.err()
+                    .message()
+                    .map_or_else(|| error_text(err), str::to_string),
+            ),
             "ProvisionedThroughputExceededException"
             | "ThrottlingException"
             | "RequestLimitExceeded"
             | "LimitExceededException"
             | "InternalServerError"
             | "ServiceUnavailable"
-            | "TransactionConflictException" => Failure::Transient(text),
+            | "TransactionConflictException" => Kind::Transient,
             "ResourceNotFoundException"
             | "AccessDeniedException"
             | "UnrecognizedClientException"
             | "MissingAuthenticationTokenException"
-            | "InvalidSignatureException" => Failure::Fatal(text),
-            _ => Failure::Transient(text),
+            | "InvalidSignatureException" => Kind::Fatal,
+            _ => Kind::Transient,
         },
-        SdkError::ConstructionFailure(_) => Failure::Fatal(text),
-        _ => Failure::Transient(text),
+        SdkError::ConstructionFailure(_) => Kind::Fatal,
+        _ => Kind::Transient,
+    }
+}
+
+fn classify<E, R>(err: SdkError<E, R>) -> Failure
+where
+    E: std::error::Error + ProvideErrorMetadata + Send + Sync + 'static,
+    R: std::fmt::Debug + Send + Sync + 'static,
+{
+    let transient = match kind(&err) {
+        Kind::ConditionFailed => return Failure::ConditionFailed,
+        Kind::Invalid(reason) => return Failure::Invalid(reason),
+        Kind::Transient => true,
+        Kind::Fatal => false,
+    };
+    Failure::Call(DynamoDbSinkError::Service {
+        message: error_text(&err),
+        transient,
+        source: Box::new(err),
+    })
+}
+
+/// Why the DynamoDB sink failed (without the sink's name: the caller adds
+/// it once).
+#[derive(Debug, thiserror::Error)]
+pub enum DynamoDbSinkError {
+    /// The connection settings, credentials, `key` or `concurrency` are
+    /// not usable.
+    #[error("{0}")]
+    Setup(String),
+    /// The SDK refused to build a write request.
+    #[error("{0}")]
+    Request(#[source] aws_sdk_dynamodb::error::BuildError),
+    /// The table could not be described at start.
+    #[error("cannot describe table {table}: {message}")]
+    Describe {
+        /// The table.
+        table: String,
+        /// The service's or SDK's message.
+        message: String,
+        /// Whether retrying may help.
+        transient: bool,
+        /// The SDK's error.
+        #[source]
+        source: BoxError,
+    },
+    /// A call failed.
+    #[error("{message}")]
+    Service {
+        /// The service's or SDK's message.
+        message: String,
+        /// Whether retrying may help.
+        transient: bool,
+        /// The SDK's error.
+        #[source]
+        source: BoxError,
+    },
+    /// Items stayed unprocessed (throttled) after every attempt.
+    #[error("{count} items still unprocessed (throttled) after {attempts} attempts")]
+    Unprocessed {
+        /// Items left.
+        count: usize,
+        /// Attempts made.
+        attempts: u32,
+    },
+    /// A batch write reported a condition failure it cannot have.
+    #[error("unexpected condition failure in BatchWriteItem")]
+    UnexpectedCondition,
+}
+
+impl ConnectorError for DynamoDbSinkError {
+    fn is_transient(&self) -> bool {
+        match self {
+            DynamoDbSinkError::Setup(_) | DynamoDbSinkError::Request(_) => false,
+            DynamoDbSinkError::Describe { transient, .. }
+            | DynamoDbSinkError::Service { transient, .. } => *transient,
+            DynamoDbSinkError::Unprocessed { .. } | DynamoDbSinkError::UnexpectedCondition => true,
+        }
     }
 }
 
@@ -369,24 +454,22 @@ impl DynamoDbSink {
     /// Connect, check the table exists and learn its key schema.
     pub async fn connect(name: &str, cfg: &DynamoDbSinkConfig) -> Result<Self, SinkError> {
         let conn = cfg.connection();
-        conn.validate()
-            .map_err(|e| SinkError::Fatal(e.to_string()))?;
+        conn.validate().map_err(DynamoDbSinkError::Setup)?;
         let sdk = conn
             .load_checked()
             .await
-            .map_err(|e| SinkError::Fatal(e.to_string()))?;
+            .map_err(DynamoDbSinkError::Setup)?;
         let client = Client::new(&sdk);
         let described = client
             .describe_table()
             .table_name(&cfg.table)
             .send()
             .await
-            .map_err(|e| {
-                let msg = format!("cannot describe table {}: {}", cfg.table, error_text(&e));
-                match classify(&e) {
-                    Failure::Transient(_) => SinkError::Transient(msg),
-                    _ => SinkError::Fatal(msg),
-                }
+            .map_err(|e| DynamoDbSinkError::Describe {
+                table: cfg.table.clone(),
+                message: error_text(&e),
+                transient: matches!(kind(&e), Kind::Transient),
+                source: Box::new(e),
             })?;
         let schema: Vec<String> = described
             .table()
@@ -404,19 +487,20 @@ impl DynamoDbSink {
                 a.sort();
                 b.sort();
                 if a != b {
-                    return Err(SinkError::Fatal(format!(
+                    return Err(DynamoDbSinkError::Setup(format!(
                         "key {key:?} does not match table {}'s key schema {schema:?}",
                         cfg.table
-                    )));
+                    ))
+                    .into());
                 }
                 key.clone()
             }
             None => schema,
         };
         if cfg.concurrency == 0 {
-            return Err(SinkError::Fatal(
-                "concurrency must be at least 1".to_owned(),
-            ));
+            return Err(
+                DynamoDbSinkError::Setup("concurrency must be at least 1".to_owned()).into(),
+            );
         }
         Ok(DynamoDbSink {
             name: name.to_string(),
@@ -450,7 +534,7 @@ impl DynamoDbSink {
                 .build()
                 .map(|r| WriteRequest::builder().delete_request(r).build()),
         };
-        built.map_err(|e| SinkError::Fatal(e.to_string()))
+        built.map_err(|e| DynamoDbSinkError::Request(e).into())
     }
 
     async fn write_batch(&self, batch: &[Planned]) -> Result<Vec<Rejection>, SinkError> {
@@ -479,23 +563,23 @@ impl DynamoDbSink {
                     metrics::counter!(UNPROCESSED_RETRIES, "sink" => self.name.clone())
                         .increment(unprocessed.len() as u64);
                     if attempt >= self.unprocessed_attempts {
-                        return Err(SinkError::Transient(format!(
-                            "{} items still unprocessed (throttled) after {attempt} attempts",
-                            unprocessed.len()
-                        )));
+                        return Err(DynamoDbSinkError::Unprocessed {
+                            count: unprocessed.len(),
+                            attempts: attempt,
+                        }
+                        .into());
                     }
                     tokio::time::sleep(backoff(attempt)).await;
                     pending = unprocessed;
                 }
                 Err(e) => {
-                    return match classify(&e) {
+                    return match classify(e) {
                         // Find out which items the service refuses.
                         Failure::Invalid(_) => self.write_singly(batch, false).await,
-                        Failure::Transient(m) => Err(SinkError::Transient(m)),
-                        Failure::ConditionFailed => Err(SinkError::Transient(
-                            "unexpected condition failure in BatchWriteItem".to_owned(),
-                        )),
-                        Failure::Fatal(m) => Err(SinkError::Fatal(m)),
+                        Failure::Call(e) => Err(e.into()),
+                        Failure::ConditionFailed => {
+                            Err(DynamoDbSinkError::UnexpectedCondition.into())
+                        }
                     };
                 }
             }
@@ -548,7 +632,7 @@ impl DynamoDbSink {
                         .expression_attribute_names("#v", attr)
                         .expression_attribute_values(":v", v);
                 }
-                req.send().await.map(|_| ()).map_err(|e| classify(&e))
+                req.send().await.map(|_| ()).map_err(classify)
             }
             Request::Delete(key) => {
                 let mut req = self
@@ -562,7 +646,7 @@ impl DynamoDbSink {
                         .expression_attribute_names("#v", attr)
                         .expression_attribute_values(":v", v);
                 }
-                req.send().await.map(|_| ()).map_err(|e| classify(&e))
+                req.send().await.map(|_| ()).map_err(classify)
             }
         };
         match sent {
@@ -575,8 +659,7 @@ impl DynamoDbSink {
                 index: p.index,
                 reason,
             })),
-            Err(Failure::Transient(m)) => Err(SinkError::Transient(m)),
-            Err(Failure::Fatal(m)) => Err(SinkError::Fatal(m)),
+            Err(Failure::Call(e)) => Err(e.into()),
         }
     }
 }
@@ -614,7 +697,14 @@ impl Sink for DynamoDbSink {
             .send()
             .await
             .map(|_| ())
-            .map_err(|e| SinkError::Transient(error_text(&e)))
+            .map_err(|e| {
+                DynamoDbSinkError::Service {
+                    message: error_text(&e),
+                    transient: true,
+                    source: Box::new(e),
+                }
+                .into()
+            })
     }
 }
 
