@@ -323,6 +323,7 @@ async fn a_table_without_a_stream_is_a_fatal_error_naming_it() {
     let SourceError::Fatal(msg) = err else {
         panic!("not fatal: {err:?}")
     };
+    let msg = msg.to_string();
     assert_eq!(
         msg,
         format!("table {table} has no stream (enable DynamoDB Streams on it)")

@@ -28,4 +28,4 @@ pub mod source;
 pub mod streams;
 
 pub use config::DynamoDbStreamsSourceConfig;
-pub use source::{DynamoDbStreamsSource, ShardMark, StreamsCheckpoint};
+pub use source::{DynamoDbStreamsError, DynamoDbStreamsSource, ShardMark, StreamsCheckpoint};

@@ -40,6 +40,7 @@ use super::shards::{new_leases, parent_finished, vanished_unfinished};
 use super::streams::{IteratorStart, SdkStreams, StreamShape, StreamsApi, StreamsError};
 use crate::dynamodb::attr::JsonMapping;
 use crate::event::{Event, Header, Op};
+use crate::connector_error::ConnectorError;
 use crate::source::{Source, SourceBatch, SourceContext, SourceError};
 
 // The source's metrics, named with every other in `crate::metrics`.
@@ -151,16 +152,53 @@ pub struct DynamoDbStreamsSource {
 }
 
 fn streams_error(e: StreamsError) -> SourceError {
-    match e {
-        StreamsError::Transient(m) => SourceError::Transient(m),
-        other => SourceError::Fatal(other.to_string()),
-    }
+    DynamoDbStreamsError::Streams(e).into()
 }
 
 fn lease_error(e: LeaseError) -> SourceError {
-    match e {
-        LeaseError::Transient(m) => SourceError::Transient(m),
-        LeaseError::Fatal(m) => SourceError::Fatal(m),
+    DynamoDbStreamsError::Lease(e).into()
+}
+
+/// Why the DynamoDB Streams source failed (without the source's name: the
+/// caller adds it once).
+#[derive(Debug, thiserror::Error)]
+pub enum DynamoDbStreamsError {
+    /// The settings or the AWS connection are not usable.
+    #[error("{0}")]
+    Setup(String),
+    /// A Streams call failed.
+    #[error(transparent)]
+    Streams(StreamsError),
+    /// A lease-table call failed.
+    #[error(transparent)]
+    Lease(LeaseError),
+    /// A shard's reader stopped for good.
+    #[error("shard {shard}: {source}")]
+    Shard {
+        /// The shard.
+        shard: String,
+        /// Why.
+        #[source]
+        source: StreamsError,
+    },
+    /// Records were lost to retention and `on_data_loss = "fail"`.
+    #[error("{0}")]
+    DataLoss(String),
+    /// The health check's DescribeStream failed.
+    #[error(transparent)]
+    Check(StreamsError),
+}
+
+impl ConnectorError for DynamoDbStreamsError {
+    fn is_transient(&self) -> bool {
+        match self {
+            DynamoDbStreamsError::Streams(e) => matches!(e, StreamsError::Transient(_)),
+            DynamoDbStreamsError::Lease(e) => matches!(e, LeaseError::Transient(_)),
+            DynamoDbStreamsError::Check(_) => true,
+            DynamoDbStreamsError::Setup(_)
+            | DynamoDbStreamsError::Shard { .. }
+            | DynamoDbStreamsError::DataLoss(_) => false,
+        }
     }
 }
 
@@ -171,7 +209,7 @@ impl DynamoDbStreamsSource {
         ctx: &SourceContext,
     ) -> Result<Self, SourceError> {
         cfg.validate()
-            .map_err(|e| SourceError::Fatal(e.to_string()))?;
+            .map_err(|e| DynamoDbStreamsError::Setup(e.to_string()))?;
         let api = SdkStreams::connect(
             &cfg.connection(),
             cfg.table.as_deref(),
@@ -193,7 +231,7 @@ impl DynamoDbStreamsSource {
             .connection()
             .load_checked()
             .await
-            .map_err(|e| SourceError::Fatal(e.to_string()))?;
+            .map_err(|e| DynamoDbStreamsError::Setup(e.to_string()))?;
         Self::with_clients(cfg, ctx, api, aws_sdk_dynamodb::Client::new(&sdk)).await
     }
 
@@ -208,7 +246,7 @@ impl DynamoDbStreamsSource {
     ) -> Result<Self, SourceError> {
         let name = ctx.name.clone();
         cfg.validate()
-            .map_err(|e| SourceError::Fatal(e.to_string()))?;
+            .map_err(|e| DynamoDbStreamsError::Setup(e.to_string()))?;
         let shape = api.describe().await.map_err(streams_error)?;
         let client = lease_client;
         let group = format!(
@@ -515,9 +553,10 @@ impl Inner {
             metrics::counter!(DATA_LOSS, "source" => name.clone()).increment(1);
             match self.settings.on_data_loss {
                 OnDataLoss::Fail => {
-                    return Err(SourceError::Fatal(format!(
+                    return Err(DynamoDbStreamsError::DataLoss(format!(
                         "{msg}; set on_data_loss = \"skip\" to go on"
-                    )));
+                    ))
+                    .into());
                 }
                 OnDataLoss::Skip => {
                     tracing::error!(source = %name, "{msg}; skipping it (on_data_loss = \"skip\")");
@@ -608,7 +647,7 @@ impl Inner {
                     }
                 }
                 Err(LeaseError::Fatal(m)) => {
-                    self.report(SourceError::Fatal(m)).await;
+                    self.report(lease_error(LeaseError::Fatal(m))).await;
                     return false;
                 }
             }
@@ -639,9 +678,12 @@ impl Inner {
         );
         match self.settings.on_data_loss {
             OnDataLoss::Fail => {
-                self.report(SourceError::Fatal(format!(
-                    "{msg}; set on_data_loss = \"skip\" to go on"
-                )))
+                self.report(
+                    DynamoDbStreamsError::DataLoss(format!(
+                        "{msg}; set on_data_loss = \"skip\" to go on"
+                    ))
+                    .into(),
+                )
                 .await;
                 false
             }
@@ -771,10 +813,13 @@ impl Inner {
                             continue;
                         }
                         Err(StreamsError::Fatal(m)) => {
-                            self.report(SourceError::Fatal(format!(
-                                "shard {}: {m}",
-                                held.shard_id
-                            )))
+                            self.report(
+                                DynamoDbStreamsError::Shard {
+                                    shard: held.shard_id.clone(),
+                                    source: StreamsError::Fatal(m),
+                                }
+                                .into(),
+                            )
                             .await;
                             return;
                         }
@@ -883,8 +928,14 @@ impl Inner {
                     }
                 }
                 Err(StreamsError::Fatal(m)) => {
-                    self.report(SourceError::Fatal(format!("shard {}: {m}", held.shard_id)))
-                        .await;
+                    self.report(
+                        DynamoDbStreamsError::Shard {
+                            shard: held.shard_id.clone(),
+                            source: StreamsError::Fatal(m),
+                        }
+                        .into(),
+                    )
+                    .await;
                     return;
                 }
             }
@@ -1043,6 +1094,6 @@ impl Source for DynamoDbStreamsSource {
             .describe()
             .await
             .map(|_| ())
-            .map_err(|e| SourceError::Transient(e.to_string()))
+            .map_err(|e| DynamoDbStreamsError::Check(e).into())
     }
 }
