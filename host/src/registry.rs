@@ -93,8 +93,10 @@ macro_rules! connector_registry {
             /// get here, so a connector's build never sees a config that
             /// `weir validate` would refuse.
             pub async fn build(&self, ctx: &$ctx) -> Result<$built, $err> {
-                match self.get() {
-                    $( $(#[$meta])* $enum::$variant(c) => c.build(ctx).await, )*
+                // `*` and `ref`: a build without connectors of this kind
+                // has an empty enum, matched with no arms.
+                match *self.get() {
+                    $( $(#[$meta])* $enum::$variant(ref c) => c.build(ctx).await, )*
                 }
             }
         }
