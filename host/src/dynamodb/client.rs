@@ -12,6 +12,53 @@
 
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 
+/// Declares the settings struct of a DynamoDB connector with the AWS
+/// connection keys every one of them takes (`endpoint`, `region`,
+/// `access_key_id`, `secret_access_key`) appended to its own fields, and
+/// its `connection()`. The keys stay at the top of the connector's table
+/// (not `serde(flatten)`, which would lose the `file:line:col` of a
+/// mistake in them), and they are declared here once.
+macro_rules! with_aws_connection {
+    (
+        $(#[$meta:meta])*
+        pub struct $name:ident { $($fields:tt)* }
+    ) => {
+        $(#[$meta])*
+        pub struct $name {
+            $($fields)*
+            /// Endpoint URL override (a local emulator or a VPC endpoint),
+            /// used for every AWS call of the connector; default: the
+            /// standard AWS configuration.
+            #[serde(default)]
+            pub endpoint: Option<String>,
+            /// Region override; default: the standard AWS configuration.
+            #[serde(default)]
+            pub region: Option<String>,
+            /// Static access key id, for local emulators; default: the
+            /// standard AWS credential chain.
+            #[serde(default)]
+            pub access_key_id: Option<String>,
+            /// Static secret access key, with `access_key_id`.
+            #[serde(default)]
+            pub secret_access_key: Option<String>,
+        }
+
+        impl $name {
+            /// The connection settings (checked by
+            /// [`AwsConnection::validate`](crate::dynamodb::client::AwsConnection::validate)).
+            pub fn connection(&self) -> $crate::dynamodb::client::AwsConnection {
+                $crate::dynamodb::client::AwsConnection {
+                    endpoint: self.endpoint.clone(),
+                    region: self.region.clone(),
+                    access_key_id: self.access_key_id.clone(),
+                    secret_access_key: self.secret_access_key.clone(),
+                }
+            }
+        }
+    };
+}
+pub(crate) use with_aws_connection;
+
 /// Where and as whom a DynamoDB connector connects.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct AwsConnection {

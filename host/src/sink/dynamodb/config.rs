@@ -7,9 +7,10 @@ use serde::Deserialize;
 
 use super::sink::DynamoDbSink;
 use crate::dynamodb::attr::{JsonFormat, JsonMapping};
-use crate::dynamodb::client::AwsConnection;
+use crate::dynamodb::client::with_aws_connection;
 use crate::sink::{BuildSink, Sink, SinkContext, SinkError};
 
+with_aws_connection! {
 /// `[sinks.NAME]` with `type = "dynamodb"`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -27,20 +28,6 @@ pub struct DynamoDbSinkConfig {
     /// `typed` (DynamoDB JSON, `{"S": "x"}`), see the attribute mapping.
     #[serde(default)]
     pub format: JsonFormat,
-    /// Endpoint URL override (a local emulator or a VPC endpoint); default:
-    /// the standard AWS configuration.
-    #[serde(default)]
-    pub endpoint: Option<String>,
-    /// Region override; default: the standard AWS configuration.
-    #[serde(default)]
-    pub region: Option<String>,
-    /// Static access key id, for local emulators; default: the standard
-    /// AWS credential chain.
-    #[serde(default)]
-    pub access_key_id: Option<String>,
-    /// Static secret access key, with `access_key_id`.
-    #[serde(default)]
-    pub secret_access_key: Option<String>,
     /// Attribute holding the item's expiry (epoch seconds, the table's TTL
     /// attribute). Set to now + the output's `ttl_seconds`, or else now +
     /// `ttl_seconds` below; left alone when neither is given.
@@ -66,6 +53,7 @@ pub struct DynamoDbSinkConfig {
     #[serde(default = "default_unprocessed_attempts")]
     pub unprocessed_attempts: u32,
 }
+}
 
 fn default_concurrency() -> usize {
     8
@@ -76,16 +64,6 @@ fn default_unprocessed_attempts() -> u32 {
 }
 
 impl DynamoDbSinkConfig {
-    /// The connection settings.
-    pub fn connection(&self) -> AwsConnection {
-        AwsConnection {
-            endpoint: self.endpoint.clone(),
-            region: self.region.clone(),
-            access_key_id: self.access_key_id.clone(),
-            secret_access_key: self.secret_access_key.clone(),
-        }
-    }
-
     /// The JSON mapping.
     pub fn mapping(&self) -> JsonMapping {
         JsonMapping {

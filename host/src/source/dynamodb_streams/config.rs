@@ -7,10 +7,12 @@ use serde::Deserialize;
 
 use super::source::DynamoDbStreamsSource;
 use crate::dynamodb::attr::{InexactNumbers, JsonFormat, JsonMapping};
-use crate::dynamodb::client::AwsConnection;
+use crate::dynamodb::client::with_aws_connection;
 use crate::source::{BuildSource, DynSource, SourceContext, SourceError, erase};
 
-/// `[sources.NAME]` with `type = "dynamodb_streams"`.
+with_aws_connection! {
+/// `[sources.NAME]` with `type = "dynamodb_streams"`. The AWS connection
+/// keys are used for DynamoDB, DynamoDB Streams and the lease table.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DynamoDbStreamsSourceConfig {
@@ -20,21 +22,6 @@ pub struct DynamoDbStreamsSourceConfig {
     /// Stream ARN to read (give this or `table`).
     #[serde(default)]
     pub stream_arn: Option<String>,
-    /// Endpoint URL override (a local emulator or a VPC endpoint), used for
-    /// DynamoDB, DynamoDB Streams and the lease table; default: the standard
-    /// AWS configuration.
-    #[serde(default)]
-    pub endpoint: Option<String>,
-    /// Region override; default: the standard AWS configuration.
-    #[serde(default)]
-    pub region: Option<String>,
-    /// Static access key id, for local emulators; default: the standard AWS
-    /// credential chain.
-    #[serde(default)]
-    pub access_key_id: Option<String>,
-    /// Static secret access key, with `access_key_id`.
-    #[serde(default)]
-    pub secret_access_key: Option<String>,
     /// Where a shard without a checkpoint starts: `trim_horizon` (default,
     /// the oldest record still in the stream) or `latest` (only records
     /// written from now on). Shards split off a shard this pipeline reads
@@ -92,6 +79,7 @@ pub struct DynamoDbStreamsSourceConfig {
     #[serde(default)]
     pub traceparent_attribute: Option<String>,
 }
+}
 
 fn default_lease_table() -> String {
     "weir_leases".into()
@@ -135,16 +123,6 @@ pub enum OnDataLoss {
 }
 
 impl DynamoDbStreamsSourceConfig {
-    /// The connection settings.
-    pub fn connection(&self) -> AwsConnection {
-        AwsConnection {
-            endpoint: self.endpoint.clone(),
-            region: self.region.clone(),
-            access_key_id: self.access_key_id.clone(),
-            secret_access_key: self.secret_access_key.clone(),
-        }
-    }
-
     /// The JSON mapping.
     pub fn mapping(&self) -> JsonMapping {
         JsonMapping {
