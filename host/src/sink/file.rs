@@ -18,7 +18,7 @@
 //! without a value (deletes) write nothing.
 
 use std::io::Write as _;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -63,6 +63,86 @@ pub enum FileFormat {
     Envelope,
     /// The value bytes followed by a newline.
     Value,
+}
+
+impl FileSinkConfig {
+    /// The offline check of `path`, which creates nothing: an existing
+    /// path must not be a directory and must be writable; otherwise the
+    /// nearest existing ancestor (the sink creates the missing ones) must
+    /// be a directory the process may create entries in.
+    pub fn offline_problems(&self, ctx: &SinkContext) -> Vec<(Vec<String>, String)> {
+        if self.path.as_os_str() == "-" {
+            return Vec::new();
+        }
+        path_problem(&ctx.resolve(&self.path))
+            .map(|message| (vec!["path".to_owned()], message))
+            .into_iter()
+            .collect()
+    }
+}
+
+/// Why `path` cannot be opened for appending, found without opening it.
+fn path_problem(path: &Path) -> Option<String> {
+    match std::fs::metadata(path) {
+        Ok(m) if m.is_dir() => return Some(format!("{} is a directory", path.display())),
+        Ok(_) => {
+            return (!may_write(path)).then(|| format!("{} is not writable", path.display()));
+        }
+        Err(e) if missing(&e) => {}
+        Err(e) => return Some(format!("cannot read {}: {e}", path.display())),
+    }
+    let mut dir = path.parent();
+    while let Some(d) = dir {
+        let d = if d.as_os_str().is_empty() {
+            Path::new(".")
+        } else {
+            d
+        };
+        match std::fs::metadata(d) {
+            Ok(m) if m.is_dir() => {
+                return (!may_write(d)).then(|| {
+                    format!("cannot create {}: {} is not writable", path.display(), d.display())
+                });
+            }
+            Ok(_) => {
+                return Some(format!(
+                    "cannot create {}: {} is not a directory",
+                    path.display(),
+                    d.display()
+                ));
+            }
+            Err(e) if missing(&e) => dir = d.parent(),
+            Err(e) => return Some(format!("cannot read {}: {e}", d.display())),
+        }
+    }
+    None
+}
+
+/// Whether `e` says the path is not there (or an ancestor is a file, which
+/// the walk up finds and names).
+fn missing(e: &std::io::Error) -> bool {
+    matches!(
+        e.kind(),
+        std::io::ErrorKind::NotFound | std::io::ErrorKind::NotADirectory
+    )
+}
+
+/// Whether this process may write `path` (for a directory: create entries
+/// in it), as the OS answers `access(2)`: permissions, ACLs, a read-only
+/// mount.
+fn may_write(path: &Path) -> bool {
+    use std::os::unix::ffi::OsStrExt as _;
+    let Ok(c) = std::ffi::CString::new(path.as_os_str().as_bytes()) else {
+        return false;
+    };
+    let mode = if path.is_dir() {
+        libc::W_OK | libc::X_OK
+    } else {
+        libc::W_OK
+    };
+    // SAFETY: `c` is a NUL-terminated string that outlives the call, and
+    // access(2) only reads it.
+    unsafe { libc::access(c.as_ptr(), mode) == 0 }
 }
 
 /// Why the file sink failed.
@@ -324,6 +404,40 @@ mod tests {
             name: "out".into(),
             config_dir: dir.to_path_buf(),
         }
+    }
+
+    fn problems(dir: &std::path::Path, path: &str) -> Vec<(Vec<String>, String)> {
+        let config: FileSinkConfig = toml::from_str(&format!("path = {path:?}")).unwrap();
+        config.offline_problems(&ctx(dir))
+    }
+
+    #[test]
+    fn the_path_is_checked_offline_without_creating_anything() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("plain"), b"").unwrap();
+        std::fs::create_dir(dir.path().join("sub")).unwrap();
+        // Fine: a new file in a new directory (created at start), an
+        // existing file, stdout.
+        assert!(problems(dir.path(), "new/deeper/out.jsonl").is_empty());
+        assert!(problems(dir.path(), "plain").is_empty());
+        assert!(problems(dir.path(), "-").is_empty());
+        assert!(!dir.path().join("new").exists(), "the check created the directory");
+        let shown = |p: &str| dir.path().join(p).display().to_string();
+        assert_eq!(
+            problems(dir.path(), "sub"),
+            vec![(vec!["path".to_owned()], format!("{} is a directory", shown("sub")))]
+        );
+        assert_eq!(
+            problems(dir.path(), "plain/out.jsonl"),
+            vec![(
+                vec!["path".to_owned()],
+                format!(
+                    "cannot create {}: {} is not a directory",
+                    shown("plain/out.jsonl"),
+                    shown("plain")
+                )
+            )]
+        );
     }
 
     fn config(path: &str, format: FileFormat) -> FileSinkConfig {

@@ -164,6 +164,7 @@ impl SinkConfig {
                 .map(|message| (Vec::new(), message))
                 .into_iter()
                 .collect(),
+            SinkConfig::File(c) => c.offline_problems(&ctx),
             #[cfg(feature = "kafka")]
             SinkConfig::Kafka(c) => c.offline_problems(config_dir),
             #[cfg(feature = "mongodb")]
