@@ -780,7 +780,7 @@ fn mongodb_write_model_rules_and_uri_are_checked_offline() {
     assert_eq!(
         only_errors(&f),
         [
-            "14:1: sinks.counts: `inc` only applies to `write_model = \"update\"`",
+            "20:7: sinks.counts.inc: `inc` only applies to `write_model = \"update\"`",
             "24:7: sinks.nowhere.uri: invalid uri: An invalid argument was provided: connection string contains no scheme",
         ]
     );

@@ -194,6 +194,8 @@ pub enum WriteConcernW {
 pub struct MongoConfigError {
     /// The sink's name.
     pub sink: String,
+    /// The key at fault, as segments under the sink's table.
+    pub key: Vec<String>,
     /// What is wrong.
     pub message: String,
 }
@@ -223,22 +225,23 @@ impl MongoSinkConfig {
             problems.push((vec!["uri".to_owned()], format!("invalid uri: {}", e.kind)));
         }
         if let Err(e) = self.validate(sink) {
-            problems.push((Vec::new(), e.message));
+            problems.push((e.key, e.message));
         }
         problems
     }
 
     /// Check the combination of options.
     pub fn validate(&self, sink: &str) -> Result<Resolved, MongoConfigError> {
-        let err = |message: String| MongoConfigError {
+        let err = |key: &[&str], message: String| MongoConfigError {
             sink: sink.to_owned(),
+            key: key.iter().map(|k| (*k).to_owned()).collect(),
             message,
         };
         if self.database.is_empty() {
-            return Err(err("`database` is empty".to_owned()));
+            return Err(err(&["database"], "`database` is empty".to_owned()));
         }
         if self.collection.as_deref().is_none_or(str::is_empty) && self.collection_from.is_none() {
-            return Err(err(
+            return Err(err(&["collection"], 
                 "set `collection`, or `collection_from` (\"route\" or { header = \"NAME\" })"
                     .to_owned(),
             ));
@@ -250,12 +253,12 @@ impl MongoSinkConfig {
         });
         match id {
             IdSource::Fields if self.id_fields.is_empty() => {
-                return Err(err(
+                return Err(err(&["id_fields"], 
                     "`id = \"fields\"` needs `id_fields` (value field paths)".to_owned(),
                 ));
             }
             IdSource::Key | IdSource::Generated if !self.id_fields.is_empty() => {
-                return Err(err(format!(
+                return Err(err(&["id_fields"], format!(
                     "`id_fields` is set but `id` is `{}`; use `id = \"fields\"`",
                     if id == IdSource::Key {
                         "key"
@@ -265,7 +268,7 @@ impl MongoSinkConfig {
                 )));
             }
             IdSource::Generated if self.write_model != WriteModelKind::Insert => {
-                return Err(err(
+                return Err(err(&["id"], 
                     "`id = \"generated\"` only works with `write_model = \"insert\"` (replace and update need a stable id)".to_owned(),
                 ));
             }
@@ -275,7 +278,7 @@ impl MongoSinkConfig {
             .id_fields
             .iter()
             .map(|p| {
-                split_path(p).ok_or_else(|| err(format!("`id_fields`: `{p}` is not a field path")))
+                split_path(p).ok_or_else(|| err(&["id_fields"], format!("`id_fields`: `{p}` is not a field path")))
             })
             .collect::<Result<Vec<_>, _>>()?;
         if self.write_model != WriteModelKind::Update {
@@ -285,7 +288,7 @@ impl MongoSinkConfig {
                 (self.dedup_field.is_some(), "dedup_field"),
             ] {
                 if set {
-                    return Err(err(format!(
+                    return Err(err(&[name], format!(
                         "`{name}` only applies to `write_model = \"update\"`"
                     )));
                 }
@@ -293,16 +296,16 @@ impl MongoSinkConfig {
         }
         for (target, source) in &self.inc {
             if target.is_empty() || target.starts_with('$') || target == "_id" {
-                return Err(err(format!("`inc`: `{target}` cannot be a target field")));
+                return Err(err(&["inc", target.as_str()], format!("`inc`: `{target}` cannot be a target field")));
             }
             if let IncSource::Field(path) = source
                 && split_path(path).is_none()
             {
-                return Err(err(format!("`inc.{target}`: `{path}` is not a field path")));
+                return Err(err(&["inc", target.as_str()], format!("`inc.{target}`: `{path}` is not a field path")));
             }
         }
         if self.dedup_field.is_some() && self.inc.is_empty() {
-            return Err(err(
+            return Err(err(&["dedup_field"], 
                 "`dedup_field` only matters with `inc` (set and replace are idempotent already)"
                     .to_owned(),
             ));
@@ -310,16 +313,16 @@ impl MongoSinkConfig {
         if let Some(f) = &self.dedup_field
             && split_path(f).is_none()
         {
-            return Err(err(format!("`dedup_field`: `{f}` is not a field path")));
+            return Err(err(&["dedup_field"], format!("`dedup_field`: `{f}` is not a field path")));
         }
         if self.dedup_window == 0 {
-            return Err(err("`dedup_window` must be at least 1".to_owned()));
+            return Err(err(&["dedup_window"], "`dedup_window` must be at least 1".to_owned()));
         }
         if self.dedup_array.is_empty()
             || self.dedup_array.starts_with('$')
             || self.dedup_array.contains('.')
         {
-            return Err(err(format!(
+            return Err(err(&["dedup_array"], format!(
                 "`dedup_array`: `{}` is not a top-level field name",
                 self.dedup_array
             )));
@@ -330,7 +333,7 @@ impl MongoSinkConfig {
             .unwrap_or(&CollectionFrom::Route)
             && h.is_empty()
         {
-            return Err(err("`collection_from.header` is empty".to_owned()));
+            return Err(err(&["collection_from", "header"], "`collection_from.header` is empty".to_owned()));
         }
         Ok(Resolved { id, id_paths })
     }
