@@ -101,7 +101,11 @@ fn path_problem(path: &Path) -> Option<String> {
         match std::fs::metadata(d) {
             Ok(m) if m.is_dir() => {
                 return (!may_write(d)).then(|| {
-                    format!("cannot create {}: {} is not writable", path.display(), d.display())
+                    format!(
+                        "cannot create {}: {} is not writable",
+                        path.display(),
+                        d.display()
+                    )
                 });
             }
             Ok(_) => {
@@ -421,11 +425,17 @@ mod tests {
         assert!(problems(dir.path(), "new/deeper/out.jsonl").is_empty());
         assert!(problems(dir.path(), "plain").is_empty());
         assert!(problems(dir.path(), "-").is_empty());
-        assert!(!dir.path().join("new").exists(), "the check created the directory");
+        assert!(
+            !dir.path().join("new").exists(),
+            "the check created the directory"
+        );
         let shown = |p: &str| dir.path().join(p).display().to_string();
         assert_eq!(
             problems(dir.path(), "sub"),
-            vec![(vec!["path".to_owned()], format!("{} is a directory", shown("sub")))]
+            vec![(
+                vec!["path".to_owned()],
+                format!("{} is a directory", shown("sub"))
+            )]
         );
         assert_eq!(
             problems(dir.path(), "plain/out.jsonl"),

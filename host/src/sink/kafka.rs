@@ -166,7 +166,6 @@ impl KafkaSink {
             last_error,
         })
     }
-
 }
 
 /// Why the Kafka sink failed.

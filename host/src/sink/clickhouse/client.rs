@@ -172,15 +172,9 @@ impl HttpClient {
         } else if let Some(password) = &self.password {
             req = req.basic_auth("default", Some(password));
         }
-        let resp = req
-            .send()
-            .await
-            .map_err(transport)?;
+        let resp = req.send().await.map_err(transport)?;
         let status = resp.status();
-        let text = resp
-            .text()
-            .await
-            .map_err(transport)?;
+        let text = resp.text().await.map_err(transport)?;
         if status == StatusCode::OK {
             return Ok(text);
         }

@@ -80,8 +80,8 @@ impl ClickhouseSink {
             .map_err(|e| classified("read the table's columns", e))?;
         let mut columns = BTreeMap::new();
         for line in body.lines().filter(|l| !l.trim().is_empty()) {
-            let c: SystemColumn = serde_json::from_str(line)
-                .map_err(|source| ClickhouseSinkError::Columns {
+            let c: SystemColumn =
+                serde_json::from_str(line).map_err(|source| ClickhouseSinkError::Columns {
                     line: line.to_owned(),
                     source,
                 })?;

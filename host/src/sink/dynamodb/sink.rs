@@ -27,11 +27,11 @@ use base64::Engine as _;
 use futures::StreamExt as _;
 
 use super::config::DynamoDbSinkConfig;
+use crate::connector_error::{BoxError, ConnectorError};
 use crate::dynamodb::attr::{JsonMapping, canonical_number, compare_decimal};
 use crate::dynamodb::client::error_text;
 use crate::dynamodb::json::Json;
 use crate::event::{Op, Output};
-use crate::connector_error::{BoxError, ConnectorError};
 use crate::sink::{Rejection, Sink, SinkError};
 
 /// Most requests DynamoDB accepts in one BatchWriteItem.

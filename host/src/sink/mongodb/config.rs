@@ -241,7 +241,8 @@ impl MongoSinkConfig {
             return Err(err(&["database"], "`database` is empty".to_owned()));
         }
         if self.collection.as_deref().is_none_or(str::is_empty) && self.collection_from.is_none() {
-            return Err(err(&["collection"], 
+            return Err(err(
+                &["collection"],
                 "set `collection`, or `collection_from` (\"route\" or { header = \"NAME\" })"
                     .to_owned(),
             ));
@@ -253,19 +254,23 @@ impl MongoSinkConfig {
         });
         match id {
             IdSource::Fields if self.id_fields.is_empty() => {
-                return Err(err(&["id_fields"], 
+                return Err(err(
+                    &["id_fields"],
                     "`id = \"fields\"` needs `id_fields` (value field paths)".to_owned(),
                 ));
             }
             IdSource::Key | IdSource::Generated if !self.id_fields.is_empty() => {
-                return Err(err(&["id_fields"], format!(
-                    "`id_fields` is set but `id` is `{}`; use `id = \"fields\"`",
-                    if id == IdSource::Key {
-                        "key"
-                    } else {
-                        "generated"
-                    }
-                )));
+                return Err(err(
+                    &["id_fields"],
+                    format!(
+                        "`id_fields` is set but `id` is `{}`; use `id = \"fields\"`",
+                        if id == IdSource::Key {
+                            "key"
+                        } else {
+                            "generated"
+                        }
+                    ),
+                ));
             }
             IdSource::Generated if self.write_model != WriteModelKind::Insert => {
                 return Err(err(&["id"], 
@@ -278,7 +283,12 @@ impl MongoSinkConfig {
             .id_fields
             .iter()
             .map(|p| {
-                split_path(p).ok_or_else(|| err(&["id_fields"], format!("`id_fields`: `{p}` is not a field path")))
+                split_path(p).ok_or_else(|| {
+                    err(
+                        &["id_fields"],
+                        format!("`id_fields`: `{p}` is not a field path"),
+                    )
+                })
             })
             .collect::<Result<Vec<_>, _>>()?;
         if self.write_model != WriteModelKind::Update {
@@ -288,24 +298,32 @@ impl MongoSinkConfig {
                 (self.dedup_field.is_some(), "dedup_field"),
             ] {
                 if set {
-                    return Err(err(&[name], format!(
-                        "`{name}` only applies to `write_model = \"update\"`"
-                    )));
+                    return Err(err(
+                        &[name],
+                        format!("`{name}` only applies to `write_model = \"update\"`"),
+                    ));
                 }
             }
         }
         for (target, source) in &self.inc {
             if target.is_empty() || target.starts_with('$') || target == "_id" {
-                return Err(err(&["inc", target.as_str()], format!("`inc`: `{target}` cannot be a target field")));
+                return Err(err(
+                    &["inc", target.as_str()],
+                    format!("`inc`: `{target}` cannot be a target field"),
+                ));
             }
             if let IncSource::Field(path) = source
                 && split_path(path).is_none()
             {
-                return Err(err(&["inc", target.as_str()], format!("`inc.{target}`: `{path}` is not a field path")));
+                return Err(err(
+                    &["inc", target.as_str()],
+                    format!("`inc.{target}`: `{path}` is not a field path"),
+                ));
             }
         }
         if self.dedup_field.is_some() && self.inc.is_empty() {
-            return Err(err(&["dedup_field"], 
+            return Err(err(
+                &["dedup_field"],
                 "`dedup_field` only matters with `inc` (set and replace are idempotent already)"
                     .to_owned(),
             ));
@@ -313,19 +331,28 @@ impl MongoSinkConfig {
         if let Some(f) = &self.dedup_field
             && split_path(f).is_none()
         {
-            return Err(err(&["dedup_field"], format!("`dedup_field`: `{f}` is not a field path")));
+            return Err(err(
+                &["dedup_field"],
+                format!("`dedup_field`: `{f}` is not a field path"),
+            ));
         }
         if self.dedup_window == 0 {
-            return Err(err(&["dedup_window"], "`dedup_window` must be at least 1".to_owned()));
+            return Err(err(
+                &["dedup_window"],
+                "`dedup_window` must be at least 1".to_owned(),
+            ));
         }
         if self.dedup_array.is_empty()
             || self.dedup_array.starts_with('$')
             || self.dedup_array.contains('.')
         {
-            return Err(err(&["dedup_array"], format!(
-                "`dedup_array`: `{}` is not a top-level field name",
-                self.dedup_array
-            )));
+            return Err(err(
+                &["dedup_array"],
+                format!(
+                    "`dedup_array`: `{}` is not a top-level field name",
+                    self.dedup_array
+                ),
+            ));
         }
         if let CollectionFrom::Header(h) = self
             .collection_from
@@ -333,7 +360,10 @@ impl MongoSinkConfig {
             .unwrap_or(&CollectionFrom::Route)
             && h.is_empty()
         {
-            return Err(err(&["collection_from", "header"], "`collection_from.header` is empty".to_owned()));
+            return Err(err(
+                &["collection_from", "header"],
+                "`collection_from.header` is empty".to_owned(),
+            ));
         }
         Ok(Resolved { id, id_paths })
     }

@@ -29,8 +29,7 @@ use serde_json::Value;
 
 use super::config::{
     CollectionFrom, IdCompound, IdSource, IncSource, MongoConfigError, MongoSinkConfig, Resolved,
-    WriteConcernW,
-    WriteModelKind,
+    WriteConcernW, WriteModelKind,
 };
 use crate::connector_error::ConnectorError;
 use crate::event::{Op, Output};
@@ -96,9 +95,7 @@ fn split(path: &str) -> Vec<String> {
 impl MongoSink {
     /// Validate the config, connect and ping the server.
     pub async fn connect(name: &str, config: &MongoSinkConfig) -> Result<MongoSink, SinkError> {
-        let resolved = config
-            .validate(name)
-            .map_err(MongoSinkError::Config)?;
+        let resolved = config.validate(name).map_err(MongoSinkError::Config)?;
         let mut options = ClientOptions::parse(&config.uri)
             .await
             .map_err(MongoSinkError::Uri)?;

@@ -210,8 +210,7 @@ impl PostgresSink {
         let cfg = &cfg.raw;
         let name = ctx.name.clone();
         let fatal = PostgresSinkError::Setup;
-        let mut config: tokio_postgres::Config =
-            cfg.url.parse().map_err(PostgresSinkError::Url)?;
+        let mut config: tokio_postgres::Config = cfg.url.parse().map_err(PostgresSinkError::Url)?;
         if let Some(user) = &cfg.user {
             config.user(user);
         }

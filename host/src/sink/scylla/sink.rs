@@ -290,13 +290,14 @@ impl ScyllaSink {
         let mut statements = HashMap::new();
         for kind in mapping.statement_kinds() {
             let cql = mapping.cql(kind);
-            let mut prepared = session
-                .prepare(cql.as_str())
-                .await
-                .map_err(|source| ScyllaSinkError::Prepare {
-                    cql: cql.clone(),
-                    source,
-                })?;
+            let mut prepared =
+                session
+                    .prepare(cql.as_str())
+                    .await
+                    .map_err(|source| ScyllaSinkError::Prepare {
+                        cql: cql.clone(),
+                        source,
+                    })?;
             // Upserts and deletes by primary key converge when repeated.
             prepared.set_is_idempotent(true);
             statements.insert(kind, prepared);
@@ -321,9 +322,9 @@ impl ScyllaSink {
 
     /// The prepared statement of a kind (all kinds a mapping binds to are prepared).
     fn statement(&self, kind: StatementKind) -> Result<&PreparedStatement, SinkError> {
-        self.statements
-            .get(&kind)
-            .ok_or_else(|| ScyllaSinkError::Setup(format!("statement {kind:?} was not prepared")).into())
+        self.statements.get(&kind).ok_or_else(|| {
+            ScyllaSinkError::Setup(format!("statement {kind:?} was not prepared")).into()
+        })
     }
 
     /// Send one chunk (a single statement or an UNLOGGED batch) once.

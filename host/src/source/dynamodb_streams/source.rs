@@ -38,9 +38,9 @@ use super::config::{DynamoDbStreamsSourceConfig, OnDataLoss, StartPosition};
 use super::leases::{Lease, LeaseError, LeaseTable, Observations, Position, host_of, plan_takes};
 use super::shards::{new_leases, parent_finished, vanished_unfinished};
 use super::streams::{IteratorStart, SdkStreams, StreamShape, StreamsApi, StreamsError};
+use crate::connector_error::ConnectorError;
 use crate::dynamodb::attr::JsonMapping;
 use crate::event::{Event, Header, Op};
-use crate::connector_error::ConnectorError;
 use crate::source::{Source, SourceBatch, SourceContext, SourceError};
 
 // The source's metrics, named with every other in `crate::metrics`.
