@@ -249,11 +249,42 @@ where
             } else if unsafe { rdsys::rd_kafka_event_error_is_fatal(event.ptr()) } != 0 {
                 Some(KafkaError::MessageConsumptionFatal(rdkafka_err.into()))
             } else {
+                self.report_consume_error(&event, rdkafka_err);
                 Some(KafkaError::MessageConsumption(rdkafka_err.into()))
             }
         } else {
             None
         }
+    }
+
+    /// Hands the partition and offset of a consume error to the context
+    /// (patched in for Weir; see `ConsumerContext::consume_error`).
+    fn report_consume_error(&self, event: &NativePtr<RDKafkaEvent>, err: RDKafkaRespErr) {
+        let tp_ptr = unsafe { rdsys::rd_kafka_event_topic_partition(event.ptr()) };
+        let (topic, partition, offset) = if tp_ptr.is_null() {
+            (None, -1, -1)
+        } else {
+            let tp = unsafe { &*tp_ptr };
+            let topic = (!tp.topic.is_null())
+                .then(|| unsafe { CStr::from_ptr(tp.topic) }.to_string_lossy().into_owned());
+            (topic, tp.partition, tp.offset)
+        };
+        if !tp_ptr.is_null() {
+            unsafe { rdsys::rd_kafka_topic_partition_destroy(tp_ptr) };
+        }
+        let reason_ptr = unsafe { rdsys::rd_kafka_event_error_string(event.ptr()) };
+        let reason = if reason_ptr.is_null() {
+            String::new()
+        } else {
+            unsafe { cstr_to_owned(reason_ptr) }
+        };
+        self.context().consume_error(&crate::consumer::ConsumeError {
+            code: err.into(),
+            topic: topic.as_deref(),
+            partition,
+            offset,
+            reason: &reason,
+        });
     }
 
     /// Returns an iterator over the available messages.

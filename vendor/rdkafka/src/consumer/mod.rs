@@ -25,6 +25,24 @@ pub use self::base_consumer::BaseConsumer;
 #[doc(inline)]
 pub use self::stream_consumer::{MessageStream, StreamConsumer};
 
+/// What librdkafka reported about a consume error (patched in for Weir):
+/// the topic, partition and offset that `KafkaError::MessageConsumption`
+/// does not carry.
+#[derive(Clone, Debug)]
+pub struct ConsumeError<'a> {
+    /// The error code (the same as in the `KafkaError` returned next).
+    pub code: crate::error::RDKafkaErrorCode,
+    /// The topic, when the error is about one partition.
+    pub topic: Option<&'a str>,
+    /// The partition, or -1.
+    pub partition: i32,
+    /// The offset the error is about (for a batch that cannot be decoded:
+    /// the batch's base offset), or a negative logical offset.
+    pub offset: i64,
+    /// librdkafka's description of the error.
+    pub reason: &'a str,
+}
+
 /// Rebalance information.
 #[derive(Clone, Debug)]
 pub enum Rebalance<'a> {
@@ -106,6 +124,13 @@ pub trait ConsumerContext: ClientContext + Sized {
     /// should terminate its execution quickly.
     #[allow(unused_variables)]
     fn post_rebalance(&self, base_consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {}
+
+    /// Consume-error callback (patched in for Weir): runs on the polling
+    /// thread just before a non-fatal consume error is returned from the
+    /// poll as `KafkaError::MessageConsumption`, with the partition and
+    /// offset that error does not carry.
+    #[allow(unused_variables)]
+    fn consume_error(&self, error: &ConsumeError<'_>) {}
 
     // TODO: convert pointer to structure
     /// Post commit callback. This method will run after a group of offsets was
