@@ -33,19 +33,45 @@ static SECRETS: Mutex<BTreeSet<String>> = Mutex::new(BTreeSet::new());
 /// word of the name (split at every character that is not a letter or a
 /// digit, and where lower case turns upper) contains one of them
 /// (`PGPASSWORD`, `authToken`)...
-const SECRET_PARTS: &[&str] = &["secret", "password", "passwd", "passphrase", "token", "credential"];
+const SECRET_PARTS: &[&str] = &[
+    "secret",
+    "password",
+    "passwd",
+    "passphrase",
+    "token",
+    "credential",
+];
 
 /// ...or is one of these whole (`pass` but not `passthrough`)...
 const SECRET_WORDS: &[&str] = &[
-    "pass", "pwd", "auth", "authorization", "apikey", "private", "pem", "jaas",
+    "pass",
+    "pwd",
+    "auth",
+    "authorization",
+    "apikey",
+    "private",
+    "pem",
+    "jaas",
+    "salt",
+    "hmac",
 ];
 
 /// ...or is `key` right after one of these (`ACCESS_KEY`, `api_key`,
 /// `ssl.key.password`): a bare `key` is usually a record key or a key
 /// template, which is not secret.
 const KEY_QUALIFIERS: &[&str] = &[
-    "access", "api", "private", "secret", "signing", "encryption", "master", "ssl", "client",
-    "account", "sas", "session",
+    "access",
+    "api",
+    "private",
+    "secret",
+    "signing",
+    "encryption",
+    "master",
+    "ssl",
+    "client",
+    "account",
+    "sas",
+    "session",
 ];
 
 /// Words of a connection URL or string's name: one may carry a password
@@ -241,6 +267,7 @@ mod tests {
             "plugins.p.config.apiKey",
             "plugins.p.config.authToken",
             "plugins.p.config.pass",
+            "MASK_SALT",
         ] {
             assert!(names_a_secret(secret), "{secret}");
         }
@@ -258,7 +285,13 @@ mod tests {
         ] {
             assert!(!names_a_secret(plain), "{plain}");
         }
-        for connection in ["REDIS_URL", "MONGODB_URI", "sinks.db.uri", "sinks.pg.url", "PG_DSN"] {
+        for connection in [
+            "REDIS_URL",
+            "MONGODB_URI",
+            "sinks.db.uri",
+            "sinks.pg.url",
+            "PG_DSN",
+        ] {
             assert!(names_a_connection(connection), "{connection}");
         }
         assert!(!names_a_connection("WEIR_PLUGIN_DIR"));

@@ -100,9 +100,14 @@ pub fn produce_raw_batch(broker: &str, topic: &str, partition: i32, batch: &[u8]
     stream
         .set_read_timeout(Some(Duration::from_secs(30)))
         .expect("timeout");
-    let mut request = i32::try_from(body.len()).expect("small").to_be_bytes().to_vec();
+    let mut request = i32::try_from(body.len())
+        .expect("small")
+        .to_be_bytes()
+        .to_vec();
     request.extend_from_slice(&body);
-    stream.write_all(&request).expect("send the Produce request");
+    stream
+        .write_all(&request)
+        .expect("send the Produce request");
 
     let mut size = [0u8; 4];
     stream.read_exact(&mut size).expect("response size");
@@ -110,8 +115,8 @@ pub fn produce_raw_batch(broker: &str, topic: &str, partition: i32, batch: &[u8]
     stream.read_exact(&mut response).expect("response");
     // correlation_id, [topics: name, [partitions: index, error_code, ...]]
     let mut at = 4 + 4;
-    let name_len = usize::try_from(i16::from_be_bytes([response[at], response[at + 1]]))
-        .expect("topic name");
+    let name_len =
+        usize::try_from(i16::from_be_bytes([response[at], response[at + 1]])).expect("topic name");
     at += 2 + name_len + 4 + 4;
     let error = i16::from_be_bytes([response[at], response[at + 1]]);
     assert_eq!(

@@ -74,7 +74,12 @@ async fn corrupt_compressed_batches_are_dead_lettered_and_skipped_and_a_restart_
     // records whose payload is garbage; 8..=9 readable; 10..=11 a snappy
     // batch of two, garbage, and the last thing in the partition.
     // Partition 1: readable records only.
-    produce(&brokers, &topic, &[on(0, 0), on(0, 1), on(0, 2), on(1, 100)]).await;
+    produce(
+        &brokers,
+        &topic,
+        &[on(0, 0), on(0, 1), on(0, 2), on(1, 100)],
+    )
+    .await;
     produce_raw_batch(
         &leader,
         &topic,
@@ -183,7 +188,10 @@ batch = {{ max_events = 4, max_wait_ms = 200 }}
         [5],
         "{log}"
     );
-    assert!(json_lines(&dir.path().join("dlq.jsonl")).is_empty(), "{log}");
+    assert!(
+        json_lines(&dir.path().join("dlq.jsonl")).is_empty(),
+        "{log}"
+    );
     assert_eq!(
         committed(&brokers, &group, &topic, 2).get(&0).copied(),
         Some(13)

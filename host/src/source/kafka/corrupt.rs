@@ -229,7 +229,7 @@ impl Skips {
             code: report.code,
             reason: report.reason.clone(),
             inside: report.offset,
-            past: high_watermark.max(report.offset + 1),
+            past: high_watermark.max(report.offset.saturating_add(1)),
             bisecting: false,
             stride: 1,
             probe: None,
@@ -299,7 +299,12 @@ impl Skips {
 
     /// Run `f` on the skip of `topic`/`partition`, dropping the skip once
     /// it is done.
-    fn answer(&self, topic: &str, partition: i32, f: impl FnOnce(&mut Skip) -> Option<Step>) -> Step {
+    fn answer(
+        &self,
+        topic: &str,
+        partition: i32,
+        f: impl FnOnce(&mut Skip) -> Option<Step>,
+    ) -> Step {
         let Ok(mut skips) = self.skips.lock() else {
             return Step::NotSkipping;
         };
@@ -358,7 +363,14 @@ mod tests {
 
     #[test]
     fn the_end_of_the_batch_is_found_exactly_in_logarithmic_probes() {
-        for (end, hwm) in [(11, 11), (11, 500), (12, 500), (17, 500), (500, 500), (1010, 5000)] {
+        for (end, hwm) in [
+            (11, 11),
+            (11, 500),
+            (12, 500),
+            (17, 500),
+            (500, 500),
+            (1010, 5000),
+        ] {
             let (found, _, _, probes) = run(end, hwm);
             assert_eq!(found, end, "batch [10, {end}) with high watermark {hwm}");
             let bound = 2.0 * ((end - 10 + 1) as f64).log2().ceil() + 2.0;

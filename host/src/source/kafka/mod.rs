@@ -727,7 +727,7 @@ impl Source for KafkaSource {
                 });
             }
             events.push(event);
-            let next = msg.offset() + 1;
+            let next = msg.offset().saturating_add(1);
             match reached
                 .iter()
                 .position(|(t, p, _)| *p == msg.partition() && t == msg.topic())
@@ -755,7 +755,9 @@ impl Source for KafkaSource {
             }
         }
         let mut exhausted = false;
-        if self.stop_at_end && events.len() < max_events {
+        // A partition whose undecodable batch is being skipped is not done,
+        // whatever end-of-partition reports came meanwhile.
+        if self.stop_at_end && events.len() < max_events && !self.skips.any() {
             let progress = self.progress.clone();
             let c = consumer.clone();
             exhausted = tokio::task::spawn_blocking(move || Self::at_end(&c, &progress))
