@@ -267,10 +267,12 @@ impl Skips {
             if report.code == skip.code && report.offset == skip.base {
                 skip.inside = probe;
                 Some(skip.next())
-            } else if is_undecodable(report.code) && report.offset >= probe {
-                // Another batch that cannot be decoded, at or after the
-                // probe: past this one (it is skipped on its own next).
-                skip.past = probe;
+            } else if is_undecodable(report.code) && report.offset > skip.base {
+                // Another batch that cannot be decoded, the one holding the
+                // probe (or the first after it): this one ends before that
+                // batch's base and before the probe. That batch is skipped
+                // on its own next.
+                skip.past = report.offset.min(probe);
                 skip.bisecting = true;
                 Some(skip.next())
             } else {
@@ -417,6 +419,21 @@ mod tests {
             Step::Done { end: 11, .. }
         ));
         assert!(!skips.any());
+    }
+
+    #[test]
+    fn a_second_undecodable_batch_right_after_bounds_the_first() {
+        // [10, 15) and [15, 20) both undecodable: the probe at 17 answers
+        // with the second batch's base, 15.
+        let skips = Skips::default();
+        assert_eq!(skips.start(&report(10), 100, 0), Step::Seek(11));
+        assert_eq!(skips.error(&report(10)), Step::Seek(13));
+        assert_eq!(skips.error(&report(10)), Step::Seek(17));
+        assert_eq!(skips.error(&report(15)), Step::Seek(14));
+        assert!(matches!(
+            skips.error(&report(10)),
+            Step::Done { end: 15, .. }
+        ));
     }
 
     #[test]
