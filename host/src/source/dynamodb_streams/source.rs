@@ -718,7 +718,8 @@ impl Inner {
             |seq| format!("after sequence number {seq}"),
         );
         let reason = format!(
-            "stream record {what} (table `{}`, shard {shard_id}, event ID {event_id}, read              {after_text}): it carries no item",
+            "stream record {what} (table `{}`, shard {shard_id}, event ID {event_id}, read \
+             {after_text}): it carries no item",
             self.table_name
         );
         let description = serde_json::json!({
