@@ -463,7 +463,9 @@ mod tests {
             "00-00000000000000000000000000000000-0000000000000000-01".into(),
             "0x-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-zz".into(),
             vec![0xff, 0xfe, b'-', 0x80],
-            "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01".repeat(1000).into(),
+            "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+                .repeat(1000)
+                .into(),
         ];
         let states: Vec<Vec<u8>> = vec![
             b"".to_vec(),

@@ -88,6 +88,11 @@ pub(super) enum Step {
     Wait,
     /// Seek the partition to this offset (the next probe).
     Seek(i64),
+    /// The batch reaches past the partition's high watermark (a broker
+    /// that says so is wrong, but one was seen to): nothing can be probed
+    /// until more records are written; the partition counts as read to its
+    /// end meanwhile.
+    Blocked,
     /// The batch ends before `end`: seek there and hand out `event`, which
     /// is unreadable for `reason`.
     Done {
@@ -122,6 +127,9 @@ struct Skip {
     probe: Option<i64>,
     /// When the skip began (the event's timestamp).
     started_ms: i64,
+    /// The first offset dead-lettered: `base`, or where an earlier skip of
+    /// the same batch ended (see [`Skips::start`]).
+    first: i64,
 }
 
 impl Skip {
@@ -143,7 +151,7 @@ impl Skip {
     }
 
     fn done(&self) -> Step {
-        let (first, last) = (self.base, self.past - 1);
+        let (first, last) = (self.first, self.past - 1);
         let reason = format!(
             "record batch at offsets {first}..={last} of topic `{}` partition {} cannot be \
              decoded (librdkafka: {}: {}); skipped",
@@ -181,6 +189,9 @@ pub(super) struct Skips {
     /// taking the lock).
     active: AtomicUsize,
     skips: Mutex<HashMap<(String, i32), Skip>>,
+    /// `(base, end)` of the last batch skipped per partition, to tell the
+    /// same batch coming back from a new one.
+    finished: Mutex<HashMap<(String, i32), (i64, i64)>>,
     reports: Mutex<VecDeque<ConsumeReport>>,
 }
 
@@ -222,24 +233,49 @@ impl Skips {
         let Some(topic) = report.topic.clone() else {
             return Step::NotSkipping;
         };
+        let key = (topic.clone(), report.partition);
+        // The same batch again, read at the end an earlier skip found: it
+        // reaches past the high watermark that skip was bounded by. Its
+        // rest is skipped on its own (from that end, which is inside), and
+        // what was dead-lettered is not again.
+        let resumed = self
+            .finished
+            .lock()
+            .ok()
+            .and_then(|f| f.get(&key).copied())
+            .filter(|(base, _)| *base == report.offset)
+            .map(|(_, end)| end);
+        let first = resumed.unwrap_or(report.offset);
+        if resumed.is_some() && high_watermark <= first.saturating_add(1) {
+            return Step::Blocked;
+        }
         let mut skip = Skip {
-            topic: topic.clone(),
+            topic,
             partition: report.partition,
             base: report.offset,
             code: report.code,
             reason: report.reason.clone(),
-            inside: report.offset,
-            past: high_watermark.max(report.offset.saturating_add(1)),
+            inside: first,
+            past: high_watermark.max(first.saturating_add(1)),
             bisecting: false,
             stride: 1,
             probe: None,
             started_ms: now_ms,
+            first,
         };
         let step = skip.next();
-        if matches!(step, Step::Seek(_)) {
-            self.insert((topic, report.partition), skip);
+        match &step {
+            Step::Seek(_) => self.insert(key, skip),
+            Step::Done { end, .. } => self.finish(key, report.offset, *end),
+            _ => {}
         }
         step
+    }
+
+    fn finish(&self, key: (String, i32), base: i64, end: i64) {
+        if let Ok(mut finished) = self.finished.lock() {
+            finished.insert(key, (base, end));
+        }
     }
 
     /// A record of `topic`/`partition` at `offset` arrived.
@@ -284,6 +320,9 @@ impl Skips {
     /// Stop skipping `topic`/`partition` (revoked, or its seek failed): a
     /// later fetch reports the batch again and the skip starts over.
     pub fn cancel(&self, topic: &str, partition: i32) {
+        if let Ok(mut finished) = self.finished.lock() {
+            finished.remove(&(topic.to_owned(), partition));
+        }
         if let Ok(mut skips) = self.skips.lock()
             && skips.remove(&(topic.to_owned(), partition)).is_some()
         {
@@ -314,10 +353,14 @@ impl Skips {
         let Some(skip) = skips.get_mut(&key) else {
             return Step::NotSkipping;
         };
+        let base = skip.base;
         let step = f(skip).unwrap_or(Step::Wait);
-        if matches!(step, Step::Done { .. }) {
+        if let Step::Done { end, .. } = &step {
+            let end = *end;
             skips.remove(&key);
             self.active.fetch_sub(1, Ordering::AcqRel);
+            drop(skips);
+            self.finish(key, base, end);
         }
         step
     }
@@ -434,6 +477,34 @@ mod tests {
             skips.error(&report(10)),
             Step::Done { end: 15, .. }
         ));
+    }
+
+    #[test]
+    fn a_batch_reaching_past_the_high_watermark_is_not_dead_lettered_twice() {
+        // The broker said 11, but the batch at 10 holds 10 and 11.
+        let skips = Skips::default();
+        assert!(matches!(
+            skips.start(&report(10), 11, 0),
+            Step::Done { end: 11, .. }
+        ));
+        // Read at 11, the same batch comes back: nothing to probe below the
+        // high watermark, and no second dead letter.
+        assert_eq!(skips.start(&report(10), 11, 0), Step::Blocked);
+        assert!(!skips.any());
+        // Once a record is written after it, the rest of the batch is
+        // found and dead-lettered from 11 on.
+        assert_eq!(skips.start(&report(10), 13, 0), Step::Seek(12));
+        let Step::Done { end, event, reason } = skips.record("t", 2, 12) else {
+            panic!("not done");
+        };
+        assert_eq!(end, 12);
+        assert_eq!(event.origin, "t/2/11");
+        assert!(
+            reason.starts_with("record batch at offsets 11..=11 "),
+            "{reason}"
+        );
+        // A new batch at another offset is skipped from its own base.
+        assert!(matches!(skips.start(&report(20), 30, 0), Step::Seek(21)));
     }
 
     #[test]

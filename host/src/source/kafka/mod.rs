@@ -529,6 +529,15 @@ impl KafkaSource {
     ) {
         let (offset, done) = match step {
             Step::NotSkipping | Step::Wait => return,
+            Step::Blocked => {
+                // Nothing more can be read from this partition until more
+                // records are written after the batch.
+                tracing::warn!(source = %self.name, topic, partition, "a record batch that cannot be decoded reaches past the partition's end offset; skipping the rest of it once more records are written");
+                if let Ok(mut progress) = self.progress.lock() {
+                    progress.at_end.insert((topic.to_owned(), partition));
+                }
+                return;
+            }
             Step::Seek(offset) => (offset, None),
             Step::Done { end, event, reason } => (end, Some((event, reason))),
         };
