@@ -1,9 +1,14 @@
 //! Keeping secrets out of everything Weir prints.
 //!
-//! Two kinds of secret are known: every value substituted for a `${VAR}`
-//! while a config was loaded (tokens, passwords and whole connection URLs
-//! are meant to come from the environment), and the password part of any
-//! URL (`scheme://user:password@host`). [`redact`] replaces both in a text;
+//! Three kinds of secret are known: the value of every config field that is
+//! secret by nature (its key names a password, token, secret, credential,
+//! private key or connection URL: [`names_a_secret`]), whether written in
+//! the file or substituted for a `${VAR}`; every value substituted for a
+//! `${VAR}` whose variable's name says it is a secret (`${DB_PASSWORD}`,
+//! `${API_TOKEN}`, `${AWS_SECRET_ACCESS_KEY}`); and the password part of any
+//! URL (`scheme://user:password@host`). A `${VAR}` that is neither (a
+//! directory, a host name, a topic) is shown as it is: hiding it would only
+//! garble the logs. [`redact`] replaces all three in a text;
 //! the log writer ([`RedactingStderr`]), error messages at the command
 //! line's edge, `weir validate`'s report and the admin API's plugin views
 //! pass through it, so a secret that reaches an error message — a plugin
@@ -24,8 +29,104 @@ const MIN_SECRET_CHARS: usize = 4;
 
 static SECRETS: Mutex<BTreeSet<String>> = Mutex::new(BTreeSet::new());
 
-/// Remember `value` (substituted for a `${VAR}`) as a secret of this
-/// process.
+/// Words that make a variable name or a config key name a secret when a
+/// word of the name (split at every character that is not a letter or a
+/// digit, and where lower case turns upper) contains one of them
+/// (`PGPASSWORD`, `authToken`)...
+const SECRET_PARTS: &[&str] = &[
+    "secret",
+    "password",
+    "passwd",
+    "passphrase",
+    "token",
+    "credential",
+];
+
+/// ...or is one of these whole (`pass` but not `passthrough`)...
+const SECRET_WORDS: &[&str] = &[
+    "pass",
+    "pwd",
+    "auth",
+    "authorization",
+    "apikey",
+    "private",
+    "pem",
+    "jaas",
+    "salt",
+    "hmac",
+];
+
+/// ...or is `key` right after one of these (`ACCESS_KEY`, `api_key`,
+/// `ssl.key.password`): a bare `key` is usually a record key or a key
+/// template, which is not secret.
+const KEY_QUALIFIERS: &[&str] = &[
+    "access",
+    "api",
+    "private",
+    "secret",
+    "signing",
+    "encryption",
+    "master",
+    "ssl",
+    "client",
+    "account",
+    "sas",
+    "session",
+];
+
+/// Words of a connection URL or string's name: one may carry a password
+/// anywhere (a query parameter, a vendor's own syntax), not only as
+/// `user:password@`, so one that comes from the environment is hidden whole
+/// (one written in the file shows, with its `user:password@` part hidden).
+const CONNECTION_WORDS: &[&str] = &["url", "uri", "dsn"];
+
+/// The words of `name`, lower case (see [`SECRET_PARTS`]).
+fn words(name: &str) -> Vec<String> {
+    let mut words: Vec<String> = Vec::new();
+    let mut word = String::new();
+    let mut prev_lower = false;
+    for c in name.chars() {
+        if !c.is_alphanumeric() {
+            if !word.is_empty() {
+                words.push(std::mem::take(&mut word));
+            }
+            prev_lower = false;
+            continue;
+        }
+        if c.is_uppercase() && prev_lower && !word.is_empty() {
+            words.push(std::mem::take(&mut word));
+        }
+        prev_lower = c.is_lowercase() || c.is_ascii_digit();
+        word.extend(c.to_lowercase());
+    }
+    if !word.is_empty() {
+        words.push(word);
+    }
+    words
+}
+
+/// Whether `name` (an environment variable's name, or a config key path
+/// like `sources.in.options."sasl.password"`) names a secret: a password,
+/// token, secret, credential or private key.
+pub fn names_a_secret(name: &str) -> bool {
+    let words = words(name);
+    words.iter().enumerate().any(|(i, w)| {
+        SECRET_PARTS.iter().any(|part| w.contains(part))
+            || SECRET_WORDS.contains(&w.as_str())
+            || (w == "key" && i > 0 && KEY_QUALIFIERS.contains(&words[i - 1].as_str()))
+    })
+}
+
+/// Whether `name` names a connection URL or string (`REDIS_URL`,
+/// `sinks.db.uri`; see [`CONNECTION_WORDS`]).
+pub fn names_a_connection(name: &str) -> bool {
+    words(name)
+        .iter()
+        .any(|w| CONNECTION_WORDS.contains(&w.as_str()))
+}
+
+/// Remember `value` (a secret field's value, or substituted for a secret
+/// `${VAR}`) as a secret of this process.
 pub fn remember(value: &str) {
     if value.chars().count() < MIN_SECRET_CHARS {
         return;
@@ -147,6 +248,54 @@ mod tests {
             redact_url_passwords("a redis://u:x@h b mongodb://v:y@g c"),
             "a redis://u:<redacted>@h b mongodb://v:<redacted>@g c"
         );
+    }
+
+    #[test]
+    fn secret_names_are_told_from_plain_ones() {
+        for secret in [
+            "DB_PASSWORD",
+            "PGPASSWORD",
+            "API_TOKEN",
+            "AWS_SECRET_ACCESS_KEY",
+            "AWS_ACCESS_KEY_ID",
+            "WEIR_TEST_PLUGIN_SECRET",
+            "sources.in.options.\"sasl.password\"",
+            "sources.in.options.\"ssl.key.password\"",
+            "sources.in.options.\"sasl.jaas.config\"",
+            "sinks.t.secret_access_key",
+            "host.admin.token",
+            "plugins.p.config.apiKey",
+            "plugins.p.config.authToken",
+            "plugins.p.config.pass",
+            "MASK_SALT",
+        ] {
+            assert!(names_a_secret(secret), "{secret}");
+        }
+        for plain in [
+            "WEIR_PLUGIN_DIR",
+            "plugins.filter.path",
+            "SCYLLA_NODES",
+            "KAFKA_BROKERS",
+            "sinks.cache.commands[0].key",
+            "sinks.docs.key_fields",
+            "sources.in.topics[0]",
+            "plugins.p.config.passthrough",
+            "REDIS_URL",
+            "HOME",
+        ] {
+            assert!(!names_a_secret(plain), "{plain}");
+        }
+        for connection in [
+            "REDIS_URL",
+            "MONGODB_URI",
+            "sinks.db.uri",
+            "sinks.pg.url",
+            "PG_DSN",
+        ] {
+            assert!(names_a_connection(connection), "{connection}");
+        }
+        assert!(!names_a_connection("WEIR_PLUGIN_DIR"));
+        assert!(!names_a_connection("sources.in.brokers"));
     }
 
     #[test]

@@ -449,6 +449,48 @@ mod tests {
         assert!(TracingConfig::default().problems().is_empty());
     }
 
+    /// `traceparent` and `tracestate` come from topic data: whatever they
+    /// hold, reading them gives a context or none, never a panic.
+    #[test]
+    fn hostile_trace_headers_are_read_without_a_panic() {
+        let valid = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
+        let parents: Vec<Vec<u8>> = vec![
+            valid.into(),
+            b"".to_vec(),
+            b"-".repeat(10_000),
+            "00-é0f7651916cd43dd8448eb211c8031-b7ad6b7169203331-01".into(),
+            "ff-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01-extra".into(),
+            "00-00000000000000000000000000000000-0000000000000000-01".into(),
+            "0x-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-zz".into(),
+            vec![0xff, 0xfe, b'-', 0x80],
+            "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+                .repeat(1000)
+                .into(),
+        ];
+        let states: Vec<Vec<u8>> = vec![
+            b"".to_vec(),
+            "a=b,c=d".into(),
+            "=,==,é=ü,,,k=".into(),
+            format!("{}=x", "k".repeat(100_000)).into(),
+            ",".repeat(50_000).into(),
+            vec![0xc3, 0x28],
+        ];
+        let propagator = TraceContextPropagator::new();
+        for parent in &parents {
+            for state in &states {
+                let headers = vec![
+                    Header::new(TRACEPARENT, parent.clone()),
+                    Header::new("tracestate", state.clone()),
+                ];
+                let cx = propagator.extract(&HeaderReader(&headers));
+                let span = cx.span();
+                if parent.as_slice() == valid.as_bytes() {
+                    assert!(span.span_context().is_valid());
+                }
+            }
+        }
+    }
+
     #[test]
     fn a_traceparent_set_on_an_output_replaces_the_old_one() {
         let mut headers = vec![Header::new("TraceParent", "old"), Header::new("k", "v")];

@@ -312,6 +312,9 @@ pub struct FakeStream {
     /// Records with this sequence number or above carry the time they were
     /// read as their creation time; older ones a fixed time in 2023.
     pub recent_from: Arc<std::sync::atomic::AtomicU64>,
+    /// Records with these sequence numbers come without their `dynamodb`
+    /// part (only an event ID `malformed-<seq>` and the event name).
+    pub malformed: Arc<Mutex<std::collections::HashSet<u64>>>,
     describe_hook: Option<DescribeHook>,
 }
 
@@ -337,6 +340,7 @@ impl FakeStream {
             calls: Arc::new(AtomicU32::new(0)),
             page: 7,
             recent_from: Arc::new(std::sync::atomic::AtomicU64::new(u64::MAX)),
+            malformed: Arc::new(Mutex::new(std::collections::HashSet::new())),
             describe_hook: None,
         }
     }
@@ -368,6 +372,12 @@ impl FakeStream {
     }
 
     fn record(&self, seq: u64, id: &str) -> Record {
+        if self.malformed.lock().unwrap().contains(&seq) {
+            return Record::builder()
+                .event_id(format!("malformed-{seq}"))
+                .event_name(OperationType::Insert)
+                .build();
+        }
         let created = if seq >= self.recent_from.load(Ordering::Relaxed) {
             weir::dynamodb::aws_sdk_dynamodbstreams::primitives::DateTime::from(SystemTime::now())
         } else {
@@ -488,19 +498,10 @@ impl StreamsApi for FakeStream {
             )));
         }
         let from = shard.records.partition_point(|r| r.0 < pos);
-        let records: Vec<Record> = shard.records[from..]
-            .iter()
-            .take(self.page.min(limit as usize))
-            .map(|r| self.record(r.0, &r.1))
-            .collect();
-        let next_pos = records
-            .last()
-            .and_then(|r| {
-                r.dynamodb()
-                    .and_then(|d| d.sequence_number())
-                    .and_then(|s| s.parse::<u64>().ok())
-            })
-            .map_or(pos, |s| s + 1);
+        let page = &shard.records[from..]
+            [..(shard.records.len() - from).min(self.page.min(limit as usize))];
+        let records: Vec<Record> = page.iter().map(|r| self.record(r.0, &r.1)).collect();
+        let next_pos = page.last().map_or(pos, |r| r.0 + 1);
         let at_end = shard.records.last().is_none_or(|r| r.0 < next_pos);
         Ok(RecordsPage {
             records,

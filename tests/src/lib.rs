@@ -5,6 +5,7 @@
 pub mod cql_responder;
 pub mod dynamodb_support;
 pub mod kafka;
+pub mod kafka_wire;
 pub mod private_server;
 pub mod prometheus;
 pub mod reload;

@@ -2,6 +2,13 @@
 //! has `${NAME}` replaced by the environment variable `NAME`; `$${` stands
 //! for a literal `${`. An unset variable is an error at the position of its
 //! `${` in the file. A `$` not followed by `{` is kept as it is.
+//!
+//! Secrets are remembered here, for [`crate::secrets::redact`]: the whole
+//! value of a field that is secret by nature (and of a connection URL field
+//! whose value came from the environment), and the value of a variable
+//! whose name says it is a secret or a connection URL (see
+//! [`crate::secrets::names_a_secret`]). Any other `${VAR}` (a directory, a
+//! host list, a topic) is not a secret and is shown.
 
 use toml::Spanned;
 use toml::de::{DeString, DeValue};
@@ -31,12 +38,21 @@ pub(crate) fn interpolate_value(
     let span = value.span();
     match value.get_mut() {
         DeValue::String(s) => {
+            let secret_field = crate::secrets::names_a_secret(path);
             if !s.contains('$') {
+                if secret_field {
+                    crate::secrets::remember(s);
+                }
                 return;
             }
             let raw = text.get(span.clone()).unwrap_or("");
             match substitute(s, env) {
-                Ok(new) => *s = DeString::Owned(new),
+                Ok(new) => {
+                    if secret_field || crate::secrets::names_a_connection(path) {
+                        crate::secrets::remember(&new);
+                    }
+                    *s = DeString::Owned(new);
+                }
                 Err(problems) => {
                     for p in problems {
                         // Point at the `${NAME` in the file when it is there
@@ -109,9 +125,13 @@ fn substitute(s: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<String, V
             } else {
                 match env(name) {
                     Some(v) => {
-                        // Values from the environment are secrets until
-                        // shown otherwise: never print them.
-                        crate::secrets::remember(&v);
+                        // A variable named as a secret is one wherever it
+                        // is used (a password spliced into a URL).
+                        if crate::secrets::names_a_secret(name)
+                            || crate::secrets::names_a_connection(name)
+                        {
+                            crate::secrets::remember(&v);
+                        }
                         out.push_str(&v);
                     }
                     None => problems.push(Problem {
@@ -164,6 +184,60 @@ mod tests {
             "${USER} costs $5"
         );
         assert_eq!(substitute("$$", &env).unwrap(), "$$");
+    }
+
+    /// Interpolate `text` as a config would be, with `vars` as the
+    /// environment.
+    fn load(text: &str, vars: &[(&str, &str)]) {
+        let (root, syntax) = toml::de::DeTable::parse_recoverable(text);
+        assert!(syntax.is_empty(), "{syntax:?}");
+        let mut root = Spanned::new(root.span(), DeValue::Table(root.into_inner()));
+        let env = |name: &str| {
+            vars.iter()
+                .find(|(n, _)| *n == name)
+                .map(|(_, v)| (*v).to_owned())
+        };
+        let mut errors = Vec::new();
+        interpolate_value(&mut root, "", text, &env, &mut errors);
+        assert!(errors.is_empty(), "{errors:?}");
+    }
+
+    #[test]
+    fn only_secrets_are_remembered_not_every_variable() {
+        use crate::secrets::{REDACTED, redact};
+        load(
+            r#"
+[plugins.p]
+path = "${T1_PLUGIN_DIR}/p.wasm"
+config = { mode = "${T1_MODE_SECRET}", api_token = "t1-literal-token", region = "t1-north-9" }
+
+[sinks.s]
+url = "${T1_CONNECTION}"
+brokers = "${T1_HOSTS}"
+password_file = "t1-pw-literal"
+"#,
+            &[
+                ("T1_PLUGIN_DIR", "/srv/t1/plugins"),
+                ("T1_MODE_SECRET", "t1-mode-value"),
+                ("T1_CONNECTION", "t1proto://t1-conn-host/db?key=v"),
+                ("T1_HOSTS", "t1-kafka-1:9092"),
+            ],
+        );
+        // A plain `${VAR}` (a directory, a host list) and a plain literal
+        // are shown...
+        for shown in ["/srv/t1/plugins", "t1-kafka-1:9092", "t1-north-9"] {
+            assert_eq!(redact(&format!("dir={shown}")), format!("dir={shown}"));
+        }
+        // ...a variable named a secret, a secret field (even written in
+        // the file) and a connection URL from the environment are not.
+        for hidden in [
+            "t1-mode-value",
+            "t1-literal-token",
+            "t1-pw-literal",
+            "t1proto://t1-conn-host/db?key=v",
+        ] {
+            assert_eq!(redact(&format!("v={hidden}")), format!("v={REDACTED}"));
+        }
     }
 
     #[test]

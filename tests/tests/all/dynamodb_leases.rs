@@ -316,3 +316,59 @@ async fn a_take_applied_but_reported_failed_leaves_no_lease_unread() {
     assert_eq!(seqs(&got), range("s0", 1, 10));
     source.close().await.unwrap();
 }
+
+/// A stream record without its `dynamodb` part carries no item and no
+/// sequence number: it is handed on as an unreadable event (so the pipeline
+/// dead-letters it) whose reason names the shard, the event ID and the
+/// sequence number it came after, and the records around it go on, their
+/// checkpoint included. Before, it was dropped without a word.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_record_without_its_dynamodb_part_is_dead_lettered_not_skipped() {
+    let stream = FakeStream::new(vec![open_shard("s0", 6)]);
+    stream.malformed.lock().unwrap().insert(4);
+    let leases = unique("leases");
+    let cfg = fake_source_config(&leases, "malformed", "");
+    let source = start_fake_source(&cfg, &stream).await;
+
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut events = Vec::new();
+    let mut unreadable = Vec::new();
+    while events.len() < 6 && Instant::now() < deadline {
+        let batch = source
+            .next_batch(6 - events.len(), Duration::from_millis(200))
+            .await
+            .expect("next_batch");
+        for u in &batch.unreadable {
+            unreadable.push((events.len() + u.index, u.reason.clone()));
+        }
+        events.extend(batch.events);
+        source.commit(batch.checkpoint).await.expect("commit");
+    }
+    let origins: Vec<&str> = events.iter().map(|e| e.origin.as_str()).collect();
+    assert_eq!(
+        origins,
+        [
+            "fake/s0/1",
+            "fake/s0/2",
+            "fake/s0/3",
+            "fake/s0/3+",
+            "fake/s0/5",
+            "fake/s0/6"
+        ]
+    );
+    assert_eq!(
+        unreadable,
+        [(
+            3,
+            "stream record has no `dynamodb` part (table `fake`, shard s0, event ID \
+             malformed-4, read after sequence number 3): it carries no item"
+                .to_owned()
+        )]
+    );
+    let described: serde_json::Value =
+        serde_json::from_slice(events[3].value.as_deref().expect("value")).expect("json");
+    assert_eq!(described["event_id"], "malformed-4");
+    assert_eq!(described["after_sequence_number"], "3");
+    assert_eq!(checkpoint(&leases, "s0").await, "6");
+    source.close().await.unwrap();
+}

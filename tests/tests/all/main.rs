@@ -9,6 +9,7 @@
 
 mod admin;
 mod clickhouse_sink;
+mod corrupt_batches;
 mod deploy;
 mod dynamodb_cdc;
 mod dynamodb_credentials;

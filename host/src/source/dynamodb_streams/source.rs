@@ -41,7 +41,7 @@ use super::streams::{IteratorStart, SdkStreams, StreamShape, StreamsApi, Streams
 use crate::connector_error::ConnectorError;
 use crate::dynamodb::attr::JsonMapping;
 use crate::event::{Event, Header, Op};
-use crate::source::{Source, SourceBatch, SourceContext, SourceError};
+use crate::source::{Source, SourceBatch, SourceContext, SourceError, Unreadable};
 
 // The source's metrics, named with every other in `crate::metrics`.
 const DATA_LOSS: &str = crate::metrics::SOURCE_DYNAMODB_DATA_LOSS.name;
@@ -117,8 +117,13 @@ struct Held {
 struct Page {
     shard_id: String,
     token: String,
-    events: VecDeque<(String, Event)>,
+    events: VecDeque<Entry>,
 }
+
+/// One record of a shard as an event: its sequence number (empty for a
+/// record that carries none), the event, and why it cannot be given to
+/// plugins (`None`: it can).
+type Entry = (String, Event, Option<String>);
 
 enum Feed {
     Page(Page),
@@ -710,9 +715,20 @@ impl Inner {
         }
     }
 
-    fn to_event(&self, shard_id: &str, rec: &Record) -> Option<(String, Event)> {
-        let ddb = rec.dynamodb()?;
-        let seq = ddb.sequence_number()?.to_string();
+    /// The entry of `rec`, read from shard `shard_id` after the record
+    /// with sequence number `after`. A record without its `dynamodb` part
+    /// or without a sequence number (DynamoDB never sends one, an emulator
+    /// or a proxy might) carries no item: it becomes an unreadable event,
+    /// dead-lettered with a reason naming the shard, the event ID and the
+    /// sequence number it came after, never skipped silently.
+    fn to_entry(&self, shard_id: &str, rec: &Record, after: Option<&str>) -> Entry {
+        let Some(ddb) = rec.dynamodb() else {
+            return self.malformed(shard_id, rec, after, "has no `dynamodb` part");
+        };
+        let Some(seq) = ddb.sequence_number() else {
+            return self.malformed(shard_id, rec, after, "has no sequence number");
+        };
+        let seq = seq.to_string();
         let mapping = &self.settings.mapping;
         let op = match rec.event_name() {
             Some(OperationType::Insert) => Op::Insert,
@@ -731,7 +747,46 @@ impl Inner {
                 .unwrap_or(0),
             origin: format!("{}/{}/{}", self.table_name, shard_id, seq),
         };
-        Some((seq, event))
+        (seq, event, None)
+    }
+
+    /// The unreadable entry of a record that `what` (see [`Self::to_entry`]).
+    /// It has no sequence number of its own, so it moves no checkpoint: a
+    /// restart before the next record is committed reads it again.
+    fn malformed(&self, shard_id: &str, rec: &Record, after: Option<&str>, what: &str) -> Entry {
+        let event_id = rec.event_id().unwrap_or("(none)");
+        let after_text = after.map_or_else(
+            || "as the first record read".to_owned(),
+            |seq| format!("after sequence number {seq}"),
+        );
+        let reason = format!(
+            "stream record {what} (table `{}`, shard {shard_id}, event ID {event_id}, read \
+             {after_text}): it carries no item",
+            self.table_name
+        );
+        let description = serde_json::json!({
+            "table": self.table_name,
+            "shard": shard_id,
+            "event_id": rec.event_id(),
+            "event_name": rec.event_name().map(|n| n.as_str().to_owned()),
+            "after_sequence_number": after,
+        });
+        let event = Event {
+            key: None,
+            value: Some(Bytes::from(description.to_string())),
+            old_value: None,
+            op: Op::Insert,
+            headers: Vec::new(),
+            timestamp_ms: 0,
+            origin: format!(
+                "{}/{}/{}",
+                self.table_name,
+                shard_id,
+                after.map_or_else(|| format!("event:{event_id}"), |seq| format!("{seq}+"))
+            ),
+        };
+        tracing::warn!(source = %self.name, shard = %shard_id, "{reason}");
+        (String::new(), event, Some(reason))
     }
 
     async fn pause(&self, held: &Held, d: Duration) -> bool {
@@ -830,18 +885,32 @@ impl Inner {
                 Ok(page) => {
                     failures = 0;
                     let n = page.records.len();
-                    let mut events: VecDeque<(String, Event)> = page
-                        .records
-                        .iter()
-                        .filter_map(|r| self.to_event(&held.shard_id, r))
-                        .collect();
+                    let mut events: VecDeque<Entry> = VecDeque::with_capacity(n);
+                    for r in &page.records {
+                        let after = events
+                            .iter()
+                            .rev()
+                            .map(|(seq, _, _)| seq.as_str())
+                            .find(|seq| !seq.is_empty())
+                            .or(last.as_deref());
+                        let entry = self.to_entry(&held.shard_id, r, after);
+                        events.push_back(entry);
+                    }
+                    // The last record with a sequence number of its own.
+                    let last_seq = |events: &VecDeque<Entry>| {
+                        events
+                            .iter()
+                            .rev()
+                            .find(|(seq, _, _)| !seq.is_empty())
+                            .map(|(seq, _, _)| seq.clone())
+                    };
                     if let Some(before) = skip_before {
-                        let raw_last = events.back().map(|(seq, _)| seq.clone());
+                        let raw_last = last_seq(&events);
                         // Records of a shard come in time order: skip up to
                         // the first one that is recent enough.
                         while events
                             .front()
-                            .is_some_and(|(_, e)| e.timestamp_ms > 0 && e.timestamp_ms < before)
+                            .is_some_and(|(_, e, _)| e.timestamp_ms > 0 && e.timestamp_ms < before)
                         {
                             events.pop_front();
                         }
@@ -852,7 +921,10 @@ impl Inner {
                             skip_before = None;
                         }
                     }
-                    if unpinned && let Some((first, _)) = events.front() {
+                    if unpinned
+                        && let Some((first, _, _)) =
+                            events.iter().find(|(seq, _, _)| !seq.is_empty())
+                    {
                         if !self.pin(&held, first).await {
                             return;
                         }
@@ -860,7 +932,7 @@ impl Inner {
                     }
                     // Iterator age for the admin API's /metrics: how old the
                     // newest record read is; 0 once caught up.
-                    let newest_ms = events.back().map_or(0, |(_, e)| e.timestamp_ms);
+                    let newest_ms = events.back().map_or(0, |(_, e, _)| e.timestamp_ms);
                     let now_ms = crate::calendar::now_unix_ms();
                     let age_ms = if newest_ms > 0 {
                         (now_ms - newest_ms).max(0)
@@ -872,9 +944,11 @@ impl Inner {
                         &held.shard_id,
                         Duration::from_millis(age_ms.unsigned_abs()),
                     );
-                    if let Some((seq, _)) = events.back() {
-                        last = Some(seq.clone());
-                        held.progress.lock().await.last_read = Some(seq.clone());
+                    if !events.is_empty() {
+                        if let Some(seq) = last_seq(&events) {
+                            last = Some(seq.clone());
+                            held.progress.lock().await.last_read = Some(seq);
+                        }
                         let page = Page {
                             shard_id: held.shard_id.clone(),
                             token: held.token.clone(),
@@ -1010,6 +1084,7 @@ impl Source for DynamoDbStreamsSource {
         let max_events = max_events.max(1);
         let mut events = Vec::with_capacity(max_events.min(4096));
         let mut marks: Vec<ShardMark> = Vec::new();
+        let mut unreadable = Vec::new();
         while events.len() < max_events {
             let page = match feed.leftover.take() {
                 Some(p) => p,
@@ -1032,9 +1107,17 @@ impl Source for DynamoDbStreamsSource {
             let room = max_events - events.len();
             let take = room.min(page.events.len());
             let mut last_seq = None;
-            for (seq, ev) in page.events.drain(..take) {
+            for (seq, ev, problem) in page.events.drain(..take) {
+                if let Some(reason) = problem {
+                    unreadable.push(Unreadable {
+                        index: events.len(),
+                        reason,
+                    });
+                }
                 events.push(ev);
-                last_seq = Some(seq);
+                if !seq.is_empty() {
+                    last_seq = Some(seq);
+                }
             }
             if let Some(sequence) = last_seq {
                 match marks.iter_mut().find(|m| m.shard_id == page.shard_id) {
@@ -1057,7 +1140,7 @@ impl Source for DynamoDbStreamsSource {
             events,
             checkpoint: StreamsCheckpoint { shards: marks },
             exhausted: false,
-            unreadable: Vec::new(),
+            unreadable,
         })
     }
 

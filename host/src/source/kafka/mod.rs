@@ -34,7 +34,7 @@ use rdkafka::TopicPartitionList;
 use rdkafka::client::ClientContext;
 use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::consumer::{
-    BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer,
+    BaseConsumer, CommitMode, ConsumeError, Consumer, ConsumerContext, Rebalance, StreamConsumer,
 };
 use rdkafka::error::{KafkaError, KafkaResult};
 use rdkafka::message::Message;
@@ -45,6 +45,7 @@ use super::{
 };
 
 pub mod client;
+mod corrupt;
 pub mod embedded;
 mod error;
 mod record;
@@ -52,6 +53,7 @@ mod record;
 pub use error::KafkaSourceError;
 
 use client::{KafkaOptions, LogContext};
+use corrupt::{ConsumeReport, Skips, Step};
 use embedded::EmbeddedConfig;
 
 /// How long synchronous broker calls (final commit, watermarks) may take.
@@ -182,6 +184,8 @@ struct SourceContextImpl {
     /// source do not collide.
     pipeline: String,
     rebalances: crate::metrics::source::Rebalances,
+    /// Undecodable batches being skipped, and the consume errors reported.
+    skips: Arc<Skips>,
 }
 
 impl ClientContext for SourceContextImpl {
@@ -236,6 +240,7 @@ impl ConsumerContext for SourceContextImpl {
                 };
                 let mut tpl = TopicPartitionList::new();
                 for elem in revoked.elements() {
+                    self.skips.cancel(elem.topic(), elem.partition());
                     let key = (elem.topic().to_string(), elem.partition());
                     progress.delivered.remove(&key);
                     progress.at_end.remove(&key);
@@ -284,6 +289,10 @@ impl ConsumerContext for SourceContextImpl {
         }
     }
 
+    fn consume_error(&self, error: &ConsumeError<'_>) {
+        self.skips.report(ConsumeReport::from(error));
+    }
+
     fn commit_callback(&self, result: KafkaResult<()>, offsets: &TopicPartitionList) {
         if let Err(e) = result {
             tracing::warn!(
@@ -316,6 +325,7 @@ pub struct KafkaSource {
     stop_at_end: bool,
     consumer: Mutex<Option<Arc<Consumer_>>>,
     progress: Arc<Mutex<Progress>>,
+    skips: Arc<Skips>,
 }
 
 impl std::fmt::Debug for KafkaSource {
@@ -388,11 +398,13 @@ impl KafkaSource {
             .client_config(brokers, &group_id, &name, &ctx.config_dir)
             .map_err(fatal)?;
         let progress = Arc::new(Mutex::new(Progress::default()));
+        let skips = Arc::new(Skips::default());
         let context = SourceContextImpl {
             log: LogContext::new(name.clone(), "source"),
             progress: progress.clone(),
             pipeline: ctx.pipeline.clone(),
             rebalances: crate::metrics::source::Rebalances::new(&ctx.pipeline, &name),
+            skips: skips.clone(),
         };
         let consumer: Consumer_ = client_config
             .create_with_context(context)
@@ -411,6 +423,7 @@ impl KafkaSource {
             stop_at_end: config.stop_at_end,
             consumer: Mutex::new(Some(Arc::new(consumer))),
             progress,
+            skips,
         })
     }
 
@@ -442,6 +455,126 @@ impl KafkaSource {
             .map_err(|_| KafkaSourceError::Poisoned("consumer"))?
             .clone()
             .ok_or_else(|| KafkaSourceError::Closed.into())
+    }
+
+    /// What to do about a consume error the context reported: a step of
+    /// the skip of its partition, a new skip if it names a batch that
+    /// cannot be decoded, or nothing but a warning.
+    async fn on_consume_error(&self, consumer: &Arc<Consumer_>, report: &ConsumeReport) -> Step {
+        let step = self.skips.error(report);
+        if step != Step::NotSkipping {
+            return step;
+        }
+        let (Some(topic), true) = (&report.topic, corrupt::is_undecodable(report.code)) else {
+            tracing::warn!(
+                source = %self.name,
+                topic = report.topic.as_deref().unwrap_or(""),
+                partition = report.partition,
+                offset = report.offset,
+                "kafka consume error: {}: {}", report.code, report.reason
+            );
+            return Step::NotSkipping;
+        };
+        if let Ok(mut progress) = self.progress.lock() {
+            progress.at_end.remove(&(topic.clone(), report.partition));
+        }
+        // Probes must stay below the high watermark: an offset past it is
+        // out of range, and librdkafka would reset the partition to `start`.
+        let c = consumer.clone();
+        let (t, p) = (topic.clone(), report.partition);
+        let high = tokio::task::spawn_blocking(move || c.fetch_watermarks(&t, p, SYNC_TIMEOUT))
+            .await
+            .map_err(|e| e.to_string())
+            .and_then(|r| r.map_err(|e| e.to_string()));
+        match high {
+            Ok((_, high)) => {
+                tracing::warn!(
+                    source = %self.name,
+                    topic,
+                    partition = report.partition,
+                    offset = report.offset,
+                    "a record batch cannot be decoded ({}: {}); finding its end to dead-letter and skip it",
+                    report.code,
+                    report.reason
+                );
+                self.skips.start(report, high, now_ms())
+            }
+            Err(e) => {
+                // The next fetch reports the batch again, and the skip is
+                // tried again then.
+                tracing::warn!(
+                    source = %self.name,
+                    topic,
+                    partition = report.partition,
+                    offset = report.offset,
+                    "a record batch cannot be decoded ({}: {}); its partition's end offset cannot be read to skip it yet: {e}",
+                    report.code,
+                    report.reason
+                );
+                Step::NotSkipping
+            }
+        }
+    }
+
+    /// Carry out `step` of the skip of `topic`/`partition`: seek to the
+    /// next probe, or hand out the event standing for the skipped batch
+    /// and seek past it.
+    #[allow(clippy::too_many_arguments)]
+    fn apply_skip_step(
+        &self,
+        consumer: &Consumer_,
+        topic: &str,
+        partition: i32,
+        step: Step,
+        events: &mut Vec<crate::event::Event>,
+        unreadable: &mut Vec<Unreadable>,
+        reached: &mut Vec<(String, i32, i64)>,
+        reached_ms: &mut Vec<i64>,
+    ) {
+        let (offset, done) = match step {
+            Step::NotSkipping | Step::Wait => return,
+            Step::Blocked => {
+                // Nothing more can be read from this partition until more
+                // records are written after the batch.
+                tracing::warn!(source = %self.name, topic, partition, "a record batch that cannot be decoded reaches past the partition's end offset; skipping the rest of it once more records are written");
+                if let Ok(mut progress) = self.progress.lock() {
+                    progress.at_end.insert((topic.to_owned(), partition));
+                }
+                return;
+            }
+            Step::Seek(offset) => (offset, None),
+            Step::Done { end, event, reason } => (end, Some((event, reason))),
+        };
+        // Asynchronous (no timeout): librdkafka drops whatever was fetched
+        // before the seek, so the next answer is the probe's.
+        if let Err(e) = consumer.seek(topic, partition, Offset::Offset(offset), Duration::ZERO) {
+            tracing::warn!(source = %self.name, topic, partition, offset, "seek to skip a record batch that cannot be decoded failed: {e}");
+            self.skips.cancel(topic, partition);
+            return;
+        }
+        let Some((event, reason)) = done else {
+            return;
+        };
+        tracing::warn!(source = %self.name, topic, partition, "{reason}");
+        let timestamp_ms = event.timestamp_ms;
+        unreadable.push(Unreadable {
+            index: events.len(),
+            reason,
+        });
+        events.push(event);
+        match reached
+            .iter()
+            .position(|(t, p, _)| *p == partition && t == topic)
+        {
+            Some(i) => {
+                reached[i].2 = offset;
+                reached_ms[i] = timestamp_ms;
+            }
+            None => {
+                reached.push((topic.to_owned(), partition, offset));
+                reached_ms.push(timestamp_ms);
+            }
+        }
     }
 
     /// Whether every assigned partition has been read to its end (librdkafka
@@ -542,6 +675,26 @@ impl Source for KafkaSource {
                     }
                     continue;
                 }
+                Ok(Err(KafkaError::MessageConsumption(code))) => {
+                    let Some(report) = self.skips.take_report(code) else {
+                        tracing::warn!(source = %self.name, "kafka consume error: {code}");
+                        continue;
+                    };
+                    let step = self.on_consume_error(&consumer, &report).await;
+                    if let (Some(topic), step) = (&report.topic, step) {
+                        self.apply_skip_step(
+                            &consumer,
+                            topic,
+                            report.partition,
+                            step,
+                            &mut events,
+                            &mut unreadable,
+                            &mut reached,
+                            &mut reached_ms,
+                        );
+                    }
+                    continue;
+                }
                 Ok(Err(e)) => {
                     if matches!(e, KafkaError::MessageConsumptionFatal(_)) {
                         return Err(KafkaSourceError::Consume(e).into());
@@ -550,6 +703,27 @@ impl Source for KafkaSource {
                     continue;
                 }
             };
+            if self.skips.any() {
+                let step = self
+                    .skips
+                    .record(msg.topic(), msg.partition(), msg.offset());
+                if step != Step::NotSkipping {
+                    let topic = msg.topic().to_owned();
+                    let partition = msg.partition();
+                    drop(msg);
+                    self.apply_skip_step(
+                        &consumer,
+                        &topic,
+                        partition,
+                        step,
+                        &mut events,
+                        &mut unreadable,
+                        &mut reached,
+                        &mut reached_ms,
+                    );
+                    continue;
+                }
+            }
             if self.stop_at_end
                 && let Ok(mut progress) = self.progress.lock()
             {
@@ -566,7 +740,7 @@ impl Source for KafkaSource {
                 });
             }
             events.push(event);
-            let next = msg.offset() + 1;
+            let next = msg.offset().saturating_add(1);
             match reached
                 .iter()
                 .position(|(t, p, _)| *p == msg.partition() && t == msg.topic())
@@ -594,7 +768,9 @@ impl Source for KafkaSource {
             }
         }
         let mut exhausted = false;
-        if self.stop_at_end && events.len() < max_events {
+        // A partition whose undecodable batch is being skipped is not done,
+        // whatever end-of-partition reports came meanwhile.
+        if self.stop_at_end && events.len() < max_events && !self.skips.any() {
             let progress = self.progress.clone();
             let c = consumer.clone();
             exhausted = tokio::task::spawn_blocking(move || Self::at_end(&c, &progress))
