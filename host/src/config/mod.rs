@@ -51,7 +51,7 @@ pub use load::{LoadedConfig, config_dir};
 // The option types of the layers below, which own them; a config file
 // aggregates them under `[plugins.*]` and `[pipelines.*]`.
 pub use crate::engine::{PluginGrants, PluginLimits};
-pub use crate::pipeline::{BatchConfig, RetryConfig, RouteNames};
+pub use crate::pipeline::{BatchConfig, Ordering, RetryConfig, RouteNames};
 
 /// A whole config file.
 #[derive(Debug, Clone, Deserialize)]
@@ -273,6 +273,21 @@ pub struct PipelineConfig {
     /// Retries of transient sink errors.
     #[serde(default)]
     pub retry: RetryConfig,
+    /// Plugin workers, each with its own instances of the chain; batches of
+    /// different partitions (or, with `ordering = "key"`, keys) run on
+    /// different workers at once. Unset: the cores available.
+    pub workers: Option<usize>,
+    /// What must stay in order: `"partition"` or `"key"`.
+    #[serde(default)]
+    pub ordering: Ordering,
+    /// Most writes one sink of this pipeline runs at once (outputs of
+    /// different partitions or keys).
+    #[serde(default = "default_max_concurrent_writes")]
+    pub max_concurrent_writes: usize,
+}
+
+fn default_max_concurrent_writes() -> usize {
+    crate::pipeline::DEFAULT_MAX_CONCURRENT_WRITES
 }
 
 impl PipelineConfig {
@@ -283,6 +298,21 @@ impl PipelineConfig {
             default_route: &self.default_route,
             dead_letter: self.dead_letter.as_deref(),
             routes: &self.routes,
+        }
+    }
+
+    /// The worker count: `workers`, or the cores available.
+    pub fn worker_count(&self) -> usize {
+        self.workers
+            .unwrap_or_else(crate::pipeline::default_workers)
+            .max(1)
+    }
+
+    /// How the pipeline spreads and writes its batches.
+    pub fn flow(&self) -> crate::pipeline::FlowConfig {
+        crate::pipeline::FlowConfig {
+            ordering: self.ordering,
+            max_concurrent_writes: self.max_concurrent_writes.max(1),
         }
     }
 }

@@ -11,7 +11,7 @@ use bytes::Bytes;
 use super::*;
 use crate::event::{Event, Outcome, Output};
 use crate::sink::{Rejection, Sink, SinkError};
-use crate::source::{Source, SourceBatch, erase};
+use crate::source::{Checkpoint, Source, SourceBatch, erase};
 
 /// Hands out prepared batches, then reports itself exhausted.
 struct VecSource {
@@ -32,6 +32,13 @@ impl VecSource {
     }
 }
 
+/// The test source has one partition.
+impl Checkpoint for usize {
+    fn split(self) -> Vec<(String, Self)> {
+        vec![(String::new(), self)]
+    }
+}
+
 #[async_trait]
 impl Source for VecSource {
     type Checkpoint = usize;
@@ -47,6 +54,7 @@ impl Source for VecSource {
             Some(events) => Ok(SourceBatch {
                 events,
                 checkpoint: id,
+                partitions: Vec::new(),
                 exhausted: false,
                 unreadable: Vec::new(),
             }),
@@ -55,6 +63,7 @@ impl Source for VecSource {
                 Ok(SourceBatch {
                     events: Vec::new(),
                     checkpoint: id,
+                    partitions: Vec::new(),
                     exhausted: false,
                     unreadable: Vec::new(),
                 })
@@ -62,6 +71,7 @@ impl Source for VecSource {
             None => Ok(SourceBatch {
                 events: Vec::new(),
                 checkpoint: id,
+                partitions: Vec::new(),
                 exhausted: true,
                 unreadable: Vec::new(),
             }),
@@ -170,7 +180,8 @@ fn parts(
         name: "p".into(),
         source_name: "src".into(),
         source: erase(source),
-        chain,
+        chains: vec![chain],
+        flow: FlowConfig::default(),
         default_route: named("out", out),
         routes: BTreeMap::from([("out".to_owned(), named("out", out))]),
         dead_letter: None,
