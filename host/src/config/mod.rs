@@ -335,3 +335,52 @@ mod tracing_config_tests {
         );
     }
 }
+
+#[cfg(test)]
+mod workers_config_tests {
+    use super::*;
+
+    const BASE: &str = "[sources.in]\ntype = \"kafka\"\nbrokers = \"127.0.0.1:1\"\ntopics = [\"t\"]\n\
+        [sinks.out]\ntype = \"file\"\npath = \"/dev/null\"\n\
+        [pipelines.p]\nsource = \"in\"\ndefault_route = \"out\"\n";
+
+    fn errors(extra: &str) -> String {
+        let text = format!("{BASE}{extra}");
+        Config::load_str(&text, std::path::Path::new("w.toml"), &|_| None)
+            .expect_err("refused")
+            .to_string()
+    }
+
+    #[test]
+    fn workers_ordering_and_write_limits_are_checked_at_their_line() {
+        let shown = errors("workers = 0\nmax_concurrent_writes = 0\n");
+        assert!(
+            shown.contains("w.toml:11:11: pipelines.p.workers: must be at least 1"),
+            "{shown}"
+        );
+        assert!(
+            shown.contains("w.toml:12:25: pipelines.p.max_concurrent_writes: must be at least 1"),
+            "{shown}"
+        );
+        let shown = errors("ordering = \"offset\"\n");
+        assert!(
+            shown.contains(
+                "w.toml:11:12: pipelines.p.ordering: unknown variant `offset`, expected `partition` or `key`"
+            ),
+            "{shown}"
+        );
+    }
+
+    #[test]
+    fn workers_default_to_the_cores_and_ordering_to_the_partition() {
+        let config =
+            Config::load_str(BASE, std::path::Path::new("w.toml"), &|_| None).expect("valid");
+        let p = &config.config.pipelines["p"];
+        assert_eq!(p.worker_count(), crate::pipeline::default_workers());
+        assert_eq!(p.ordering, Ordering::Partition);
+        assert_eq!(
+            p.flow().max_concurrent_writes,
+            crate::pipeline::DEFAULT_MAX_CONCURRENT_WRITES
+        );
+    }
+}
