@@ -138,8 +138,9 @@ impl Splitter {
             .map(|u| (u.index, u.reason))
             .collect();
         // Slot `part * buckets + bucket`: the events and unreadable marks.
-        let mut slots: Vec<(Vec<Event>, Vec<Unreadable>)> =
-            (0..parts.len() * buckets).map(|_| Default::default()).collect();
+        let mut slots: Vec<(Vec<Event>, Vec<Unreadable>)> = (0..parts.len() * buckets)
+            .map(|_| Default::default())
+            .collect();
         for (index, event) in events.into_iter().enumerate() {
             // An index past the checkpoint's parts would be a source bug:
             // such events stay ordered with the last part.

@@ -358,7 +358,10 @@ type Processed = Result<ProcessedBatch, PluginError>;
 
 /// Read batches until stopped, the source is exhausted, or it fails; split
 /// each into pieces and hand them to their workers.
-#[allow(clippy::too_many_arguments, reason = "the reader's share of the pipeline")]
+#[allow(
+    clippy::too_many_arguments,
+    reason = "the reader's share of the pipeline"
+)]
 async fn read_loop(
     source: Arc<dyn DynSource>,
     mut splitter: Splitter,
@@ -411,7 +414,9 @@ async fn read_loop(
         stats.batch_read(read.events.len());
         let pieces = {
             let Ok(mut marks) = marks.lock() else {
-                return Err(SourceError::Fatal("the commit tracker lock was poisoned".into()));
+                return Err(SourceError::Fatal(
+                    "the commit tracker lock was poisoned".into(),
+                ));
             };
             splitter.split(read, read_started, Instant::now(), permit, &mut marks)
         };

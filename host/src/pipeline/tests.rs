@@ -8,8 +8,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use async_trait::async_trait;
 use bytes::Bytes;
 
-use super::*;
 use super::watermark::Watermarks;
+use super::*;
 use crate::event::{Event, Outcome, Output};
 use crate::sink::{Rejection, Sink, SinkError};
 use crate::source::{Checkpoint, Source, SourceBatch, erase};
@@ -750,7 +750,12 @@ impl PartSource {
 fn part_and_offset(o: &Output) -> (String, usize) {
     let v = value_of(o);
     let (p, off) = v.split_once('/').unwrap();
-    (p.to_owned(), off.trim_end_matches(|c: char| !c.is_ascii_digit()).parse().unwrap())
+    (
+        p.to_owned(),
+        off.trim_end_matches(|c: char| !c.is_ascii_digit())
+            .parse()
+            .unwrap(),
+    )
 }
 
 #[async_trait]
@@ -799,14 +804,19 @@ impl Source for PartSource {
     }
 
     async fn commit(&self, marks: PartMarks) -> Result<(), SourceError> {
-        let written: std::collections::HashSet<(String, usize)> =
-            self.sink.written.lock().unwrap().iter().map(part_and_offset).collect();
+        let written: std::collections::HashSet<(String, usize)> = self
+            .sink
+            .written
+            .lock()
+            .unwrap()
+            .iter()
+            .map(part_and_offset)
+            .collect();
         for (p, next) in marks.0 {
             if let Some(missing) = (0..next).find(|o| !written.contains(&(p.clone(), *o))) {
-                self.violations
-                    .lock()
-                    .unwrap()
-                    .push(format!("committed {p}@{next} before {p}/{missing} was written"));
+                self.violations.lock().unwrap().push(format!(
+                    "committed {p}@{next} before {p}/{missing} was written"
+                ));
             }
             let mut committed = self.committed.lock().unwrap();
             let before = committed.insert(p.clone(), next);
@@ -874,12 +884,18 @@ async fn workers_finish_out_of_order_and_commits_never_pass_an_unwritten_event()
     let seen = written_per(&out, false);
     assert_eq!(seen.len(), 4, "{:?}", seen.keys());
     for ((p, _), offsets) in &seen {
-        assert_eq!(*offsets, (0..300).collect::<Vec<_>>(), "partition {p} out of order");
+        assert_eq!(
+            *offsets,
+            (0..300).collect::<Vec<_>>(),
+            "partition {p} out of order"
+        );
     }
     let committed = source.committed.lock().unwrap().clone();
     assert_eq!(
         committed,
-        (0..4).map(|p| (p.to_string(), 300)).collect::<BTreeMap<_, _>>()
+        (0..4)
+            .map(|p| (p.to_string(), 300))
+            .collect::<BTreeMap<_, _>>()
     );
     // The memory bound holds with several workers: 4 read batches of 64.
     let s = stats.snapshot();
@@ -898,7 +914,10 @@ async fn with_ordering_by_key_each_key_keeps_its_order_and_every_event_lands_onc
         ordering: super::Ordering::Key,
         max_concurrent_writes: 3,
     };
-    Pipeline::new(p).run(CancellationToken::new()).await.unwrap();
+    Pipeline::new(p)
+        .run(CancellationToken::new())
+        .await
+        .unwrap();
 
     assert_eq!(*source.violations.lock().unwrap(), Vec::<String>::new());
     let seen = written_per(&out, true);
@@ -926,8 +945,15 @@ fn a_partition_commits_only_its_done_prefix_and_merges_what_waits() {
     // Later units finishing first commit nothing and are merged.
     assert!(marks.done(&c).is_none());
     assert!(marks.done(&b).is_none());
-    assert_eq!(marks.held(), 3, "a, and b merged into c, and the other partition's");
-    assert!(marks.done(&a).is_none(), "one of a's two pieces is still running");
+    assert_eq!(
+        marks.held(),
+        3,
+        "a, and b merged into c, and the other partition's"
+    );
+    assert!(
+        marks.done(&a).is_none(),
+        "one of a's two pieces is still running"
+    );
     assert_eq!(marks.held(), 3);
     // The other partition is not held back by this one.
     let _ = marks.done(&other);

@@ -21,7 +21,7 @@ use super::RetryConfig;
 use super::dead_letter::{dead_letter_for_event, dead_letter_for_output, shrunk};
 use super::lanes::Lane;
 use super::watermark::{UnitId, Watermarks};
-use super::{NamedSink, PipelineError, PipelineStats, ProcessedBatch, Processed};
+use super::{NamedSink, PipelineError, PipelineStats, Processed, ProcessedBatch};
 use crate::event::{Event, Output};
 use crate::logging::WarningSummary;
 use crate::metrics::Count;
