@@ -29,6 +29,7 @@ mod kafka_pipeline;
 mod kafka_secure;
 mod kafka_sink;
 mod kafka_source;
+mod kafka_workers;
 mod metrics;
 mod mongodb_sink;
 mod plugin_cli;

@@ -158,6 +158,22 @@ pub struct KafkaCheckpoint {
     pub offsets: Vec<(String, i32, i64)>,
 }
 
+impl super::Checkpoint for KafkaCheckpoint {
+    fn split(self) -> Vec<(String, Self)> {
+        self.offsets
+            .into_iter()
+            .map(|(topic, partition, next)| {
+                (
+                    format!("{topic}/{partition}"),
+                    KafkaCheckpoint {
+                        offsets: vec![(topic, partition, next)],
+                    },
+                )
+            })
+            .collect()
+    }
+}
+
 type PartitionMap = HashMap<(String, i32), i64>;
 
 /// State shared between the source and its consumer context (which runs the
@@ -650,6 +666,8 @@ impl Source for KafkaSource {
         // Timestamp of the last record per entry of `reached`.
         let mut reached_ms: Vec<i64> = Vec::new();
         let mut unreadable = Vec::new();
+        // Per event, its entry in `reached`.
+        let mut partitions = Vec::with_capacity(max_events.min(4096));
         while events.len() < max_events {
             let msg = match tokio::time::timeout_at(deadline, consumer.recv()).await {
                 Err(_elapsed) => break,
@@ -748,8 +766,10 @@ impl Source for KafkaSource {
                 Some(i) => {
                     reached[i].2 = next;
                     reached_ms[i] = timestamp_ms;
+                    partitions.push(i as u32);
                 }
                 None => {
+                    partitions.push(reached.len() as u32);
                     reached.push((msg.topic().to_string(), msg.partition(), next));
                     reached_ms.push(timestamp_ms);
                 }
@@ -785,6 +805,7 @@ impl Source for KafkaSource {
         Ok(SourceBatch {
             events,
             checkpoint: KafkaCheckpoint { offsets: reached },
+            partitions,
             exhausted,
             unreadable,
         })
