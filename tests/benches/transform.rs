@@ -117,7 +117,10 @@ fn main() {
     let engine = Engine::new(EngineOptions { cache_dir: None }).expect("engine");
     let spec = PluginSpec {
         name: "reference".to_owned(),
-        path: PathBuf::from(weir_tests::plugins::REFERENCE),
+        path: std::env::var_os("WEIR_BENCH_REFERENCE").map_or_else(
+            || PathBuf::from(weir_tests::plugins::REFERENCE),
+            PathBuf::from,
+        ),
         config: Vec::new(),
         limits: PluginLimits::default(),
         grants: PluginGrants::default(),
