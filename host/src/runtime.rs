@@ -316,12 +316,19 @@ async fn build_pipeline(
             error,
         })?;
 
-    let mut chain: Vec<Box<dyn Transform>> = Vec::new();
-    for (stage, plugin) in p.plugins.iter().enumerate() {
-        if registry.current(plugin).is_none() {
-            return Err(missing("plugin", plugin));
+    // One chain per worker, each with instances of its own.
+    let mut chains: Vec<Vec<Box<dyn Transform>>> = Vec::new();
+    for worker in 0..p.worker_count() {
+        let mut chain: Vec<Box<dyn Transform>> = Vec::new();
+        for (stage, plugin) in p.plugins.iter().enumerate() {
+            if registry.current(plugin).is_none() {
+                return Err(missing("plugin", plugin));
+            }
+            chain.push(Box::new(
+                registry.transform_on_worker(plugin, name, stage, worker)?,
+            ));
         }
-        chain.push(Box::new(registry.transform(plugin, name, stage)?));
+        chains.push(chain);
     }
 
     // Outputs reach only the sinks the pipeline declares.
@@ -344,7 +351,8 @@ async fn build_pipeline(
         name: name.to_owned(),
         source_name: p.source.clone(),
         source,
-        chain,
+        chains,
+        flow: p.flow(),
         default_route,
         routes,
         dead_letter,

@@ -62,6 +62,7 @@ impl Source for Endless {
         Ok(SourceBatch {
             events,
             checkpoint: (),
+            partitions: Vec::new(),
             exhausted: false,
             unreadable: Vec::new(),
         })
@@ -157,7 +158,8 @@ async fn run(reloads: usize, batch: usize) {
             batch,
             next: AtomicU64::new(0),
         })),
-        chain,
+        chains: vec![chain],
+        flow: weir::pipeline::FlowConfig::default(),
         default_route: NamedSink {
             name: "discard".into(),
             sink: Arc::clone(&sink) as Arc<dyn Sink>,

@@ -78,6 +78,7 @@ impl Source for ChannelSource {
         Ok(SourceBatch {
             events,
             checkpoint: (),
+            partitions: Vec::new(),
             exhausted,
             unreadable: Vec::new(),
         })

@@ -195,6 +195,13 @@ pub(crate) fn check(config: &Config, ctx: &mut Ctx<'_, '_>) {
             join_key(&batch, "max_in_flight"),
             p.batch.max_in_flight as u64,
         );
+        if let Some(workers) = p.workers {
+            ctx.nonzero(join_key(&base, "workers"), workers as u64);
+        }
+        ctx.nonzero(
+            join_key(&base, "max_concurrent_writes"),
+            p.max_concurrent_writes as u64,
+        );
         let retry = join_key(&base, "retry");
         ctx.nonzero(join_key(&retry, "initial_ms"), p.retry.initial_ms);
         if p.retry.max_ms < p.retry.initial_ms {

@@ -51,7 +51,7 @@ pub use load::{LoadedConfig, config_dir};
 // The option types of the layers below, which own them; a config file
 // aggregates them under `[plugins.*]` and `[pipelines.*]`.
 pub use crate::engine::{PluginGrants, PluginLimits};
-pub use crate::pipeline::{BatchConfig, RetryConfig, RouteNames};
+pub use crate::pipeline::{BatchConfig, Ordering, RetryConfig, RouteNames};
 
 /// A whole config file.
 #[derive(Debug, Clone, Deserialize)]
@@ -273,6 +273,21 @@ pub struct PipelineConfig {
     /// Retries of transient sink errors.
     #[serde(default)]
     pub retry: RetryConfig,
+    /// Plugin workers, each with its own instances of the chain; batches of
+    /// different partitions (or, with `ordering = "key"`, keys) run on
+    /// different workers at once. Unset: the cores available.
+    pub workers: Option<usize>,
+    /// What must stay in order: `"partition"` or `"key"`.
+    #[serde(default)]
+    pub ordering: Ordering,
+    /// Most writes one sink of this pipeline runs at once (outputs of
+    /// different partitions or keys).
+    #[serde(default = "default_max_concurrent_writes")]
+    pub max_concurrent_writes: usize,
+}
+
+fn default_max_concurrent_writes() -> usize {
+    crate::pipeline::DEFAULT_MAX_CONCURRENT_WRITES
 }
 
 impl PipelineConfig {
@@ -283,6 +298,21 @@ impl PipelineConfig {
             default_route: &self.default_route,
             dead_letter: self.dead_letter.as_deref(),
             routes: &self.routes,
+        }
+    }
+
+    /// The worker count: `workers`, or the cores available.
+    pub fn worker_count(&self) -> usize {
+        self.workers
+            .unwrap_or_else(crate::pipeline::default_workers)
+            .max(1)
+    }
+
+    /// How the pipeline spreads and writes its batches.
+    pub fn flow(&self) -> crate::pipeline::FlowConfig {
+        crate::pipeline::FlowConfig {
+            ordering: self.ordering,
+            max_concurrent_writes: self.max_concurrent_writes.max(1),
         }
     }
 }
@@ -302,6 +332,55 @@ mod tracing_config_tests {
                 "w.toml:3:18: host.tracing.sampling_ratio: must be between 0.0 and 1.0, not 2"
             ),
             "{shown}"
+        );
+    }
+}
+
+#[cfg(test)]
+mod workers_config_tests {
+    use super::*;
+
+    const BASE: &str = "[sources.in]\ntype = \"kafka\"\nbrokers = \"127.0.0.1:1\"\ntopics = [\"t\"]\n\
+        [sinks.out]\ntype = \"file\"\npath = \"/dev/null\"\n\
+        [pipelines.p]\nsource = \"in\"\ndefault_route = \"out\"\n";
+
+    fn errors(extra: &str) -> String {
+        let text = format!("{BASE}{extra}");
+        Config::load_str(&text, std::path::Path::new("w.toml"), &|_| None)
+            .expect_err("refused")
+            .to_string()
+    }
+
+    #[test]
+    fn workers_ordering_and_write_limits_are_checked_at_their_line() {
+        let shown = errors("workers = 0\nmax_concurrent_writes = 0\n");
+        assert!(
+            shown.contains("w.toml:11:11: pipelines.p.workers: must be at least 1"),
+            "{shown}"
+        );
+        assert!(
+            shown.contains("w.toml:12:25: pipelines.p.max_concurrent_writes: must be at least 1"),
+            "{shown}"
+        );
+        let shown = errors("ordering = \"offset\"\n");
+        assert!(
+            shown.contains(
+                "w.toml:11:12: pipelines.p.ordering: unknown variant `offset`, expected `partition` or `key`"
+            ),
+            "{shown}"
+        );
+    }
+
+    #[test]
+    fn workers_default_to_the_cores_and_ordering_to_the_partition() {
+        let config =
+            Config::load_str(BASE, std::path::Path::new("w.toml"), &|_| None).expect("valid");
+        let p = &config.config.pipelines["p"];
+        assert_eq!(p.worker_count(), crate::pipeline::default_workers());
+        assert_eq!(p.ordering, Ordering::Partition);
+        assert_eq!(
+            p.flow().max_concurrent_writes,
+            crate::pipeline::DEFAULT_MAX_CONCURRENT_WRITES
         );
     }
 }

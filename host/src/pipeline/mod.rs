@@ -2,46 +2,58 @@
 //! delivery.
 //!
 //! Three stages run concurrently, connected by channels:
-//! 1. the reader (async task) takes batches from the source;
-//! 2. the processor (a thread of its own, because plugin calls are CPU-bound
-//!    and synchronous) runs each batch through the plugin chain;
-//! 3. the writer (async, the pipeline's own task) writes each batch's
-//!    outputs to their sinks, dead-letters what must be, flushes, and only
-//!    then commits the batch's checkpoint.
+//! 1. the reader (async task) takes batches from the source and splits each
+//!    into pieces, one per lane ([`lanes`]): a partition or shard, or with
+//!    `ordering = "key"` the keys of a partition that hash to one worker;
+//! 2. the workers (threads of their own, because plugin calls are
+//!    CPU-bound and synchronous), each with its own instances of the plugin
+//!    chain, run the pieces of their lanes through the chain, in order;
+//! 3. the writer (async, the pipeline's own task) writes each piece's
+//!    outputs to their sinks (pieces of different lanes at once, at most
+//!    `max_concurrent_writes` per sink; those of one lane one after the
+//!    other), dead-letters what must be, flushes, and then commits by
+//!    watermark ([`watermark`]): per partition, only up to its first event
+//!    whose outputs are not all acknowledged or dead-lettered.
 //!
-//! Batches are written and committed strictly in the order they were read,
-//! so a checkpoint never passes an event whose outputs are not acknowledged,
-//! and order per partition/shard is kept. Memory is bounded: a batch holds
-//! a permit of a semaphore from the moment it is read until it is
-//! committed, so at most `batch.max_in_flight` batches exist at once and a
-//! slow sink pauses the source.
+//! So a checkpoint never passes an unfinished event, and order per lane is
+//! kept from source to sink. Memory is bounded: a read batch holds a permit
+//! of a semaphore from the moment it is read until its last piece is
+//! written, so at most `batch.max_in_flight` batches (`max_in_flight ×
+//! max_events` events) exist at once and a slow sink or worker pauses the
+//! source.
 
 mod chain;
 mod dead_letter;
+mod lanes;
 mod options;
 mod routes;
 mod stall;
 mod stats;
+mod watermark;
 mod write;
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
+use tokio::sync::{Semaphore, mpsc};
 use tokio_util::sync::CancellationToken;
 
 pub use chain::{ChainResult, FailedEvent, RoutedOutput, SOURCE_STAGE, run_chain};
 pub use dead_letter::{DLQ_HEADER_PREFIX, dead_letter_for_event, dead_letter_for_output};
-pub use options::{BatchConfig, RetryConfig};
+pub use options::{
+    BatchConfig, DEFAULT_MAX_CONCURRENT_WRITES, FlowConfig, Ordering, RetryConfig, default_workers,
+};
 pub use routes::{DeclaredRoutes, RouteNames, UnknownSink};
 pub use stall::DEFAULT_STALL_AFTER;
 pub use stats::{PipelineState, PipelineStats, StatsSnapshot};
 
 use crate::engine::{PluginError, PluginErrorKind, Transform};
 use crate::sink::Sink;
-use crate::source::{DynSource, PendingCommit, SourceBatch, SourceError};
+use crate::source::{DynSource, SourceError};
 use crate::telemetry::BatchTrace;
+use lanes::{Piece, Splitter};
+use watermark::Watermarks;
 
 /// At most one log line per this interval tells of a pipeline's dead
 /// letters (the first at once, then a count of the rest).
@@ -123,11 +135,13 @@ pub enum PipelineError {
         /// What the sink said.
         reason: String,
     },
-    /// The processing thread died.
-    #[error("pipeline `{pipeline}`: the plugin thread stopped unexpectedly")]
+    /// A worker thread died, or could not be started.
+    #[error("pipeline `{pipeline}`: plugin worker {worker} stopped unexpectedly")]
     ProcessorLost {
         /// Pipeline name.
         pipeline: String,
+        /// The worker (0-based).
+        worker: usize,
     },
 }
 
@@ -139,8 +153,12 @@ pub struct PipelineParts {
     pub source_name: String,
     /// The source.
     pub source: Arc<dyn DynSource>,
-    /// The plugin chain, in order.
-    pub chain: Vec<Box<dyn Transform>>,
+    /// One plugin chain (the plugins in order) per worker, each with
+    /// instances of its own; at least one (an empty list runs one worker
+    /// with an empty chain).
+    pub chains: Vec<Vec<Box<dyn Transform>>>,
+    /// What stays in order, and how many writes a sink takes at once.
+    pub flow: FlowConfig,
     /// Sink for outputs without a route.
     pub default_route: NamedSink,
     /// Route name -> sink: what the pipeline declares (see
@@ -154,19 +172,9 @@ pub struct PipelineParts {
     pub retry: RetryConfig,
 }
 
-/// A batch on its way through the stages, with its in-flight permit.
-struct ReadBatch {
-    batch: SourceBatch<PendingCommit>,
-    /// When the source handed the batch over (for the processing latency).
-    read_at: Instant,
-    _permit: OwnedSemaphorePermit,
-    /// Its spans, when tracing is on and it was sampled.
-    trace: Option<BatchTrace>,
-}
-
-/// A batch after the plugin chain.
+/// A piece after the plugin chain.
 struct ProcessedBatch {
-    read: ReadBatch,
+    piece: Piece,
     result: ChainResult,
 }
 
@@ -222,19 +230,25 @@ impl Pipeline {
             name,
             source_name,
             source,
-            mut chain,
+            mut chains,
+            flow,
             default_route,
             routes,
             dead_letter,
             batch,
             retry,
         } = parts;
+        if chains.is_empty() {
+            chains.push(Vec::new());
+        }
 
         let max_in_flight = batch.max_in_flight.max(1);
         let permits = Arc::new(Semaphore::new(max_in_flight));
-        let (to_process, from_reader) = mpsc::channel::<ReadBatch>(max_in_flight);
-        let (to_write, from_processor) =
-            mpsc::channel::<Result<ProcessedBatch, PluginError>>(max_in_flight);
+        let marks = Arc::new(Mutex::new(Watermarks::default()));
+        // Both channels hold at most the pieces of `max_in_flight` read
+        // batches (the permits bound them), so they need no bound of their
+        // own; one would let a busy worker hold up pieces for an idle one.
+        let (to_write, from_workers) = mpsc::unbounded_channel::<Processed>();
         // Stops the reader when the writer fails, as well as on shutdown.
         let stop_reading = shutdown.child_token();
         stats.set_state(PipelineState::Running);
@@ -245,44 +259,62 @@ impl Pipeline {
             stop_reading.clone(),
         );
 
+        let mut to_workers = Vec::with_capacity(chains.len());
+        let mut workers = Vec::with_capacity(chains.len());
+        let worker_count = chains.len();
+        for (worker, mut chain) in chains.into_iter().enumerate() {
+            // A shutdown stops poison-event isolation between calls.
+            for transform in &mut chain {
+                transform.set_shutdown(shutdown.clone());
+            }
+            let (tx, rx) = mpsc::unbounded_channel::<Piece>();
+            to_workers.push(tx);
+            let thread_name = name.clone();
+            let to_write = to_write.clone();
+            let spawned = std::thread::Builder::new()
+                .name(format!("weir-plugins-{name}-{worker}"))
+                .spawn(move || process_loop(chain, &thread_name, rx, to_write));
+            match spawned {
+                Ok(handle) => workers.push(handle),
+                Err(_) => {
+                    stop_reading.cancel();
+                    return Err(PipelineError::ProcessorLost {
+                        pipeline: name,
+                        worker,
+                    });
+                }
+            }
+        }
+        drop(to_write);
+
         let reader = tokio::spawn(read_loop(
             Arc::clone(&source),
-            name.clone(),
+            Splitter::new(name.clone(), flow.ordering, worker_count),
             batch,
             permits,
-            to_process,
+            to_workers,
+            Arc::clone(&marks),
             Arc::clone(&stats),
             stop_reading.clone(),
         ));
 
-        // A shutdown stops poison-event isolation between calls.
-        for transform in &mut chain {
-            transform.set_shutdown(shutdown.clone());
-        }
-        let processor = {
-            let thread_name = name.clone();
-            std::thread::Builder::new()
-                .name(format!("weir-plugins-{name}"))
-                .spawn(move || process_loop(chain, &thread_name, from_reader, to_write))
-                .map_err(|_| PipelineError::ProcessorLost {
-                    pipeline: name.clone(),
-                })?
-        };
-
-        let writer = write::Writer {
-            pipeline: name.clone(),
-            source_name: source_name.clone(),
-            default_route,
-            routes,
-            dead_letter,
-            retry,
-            stats: Arc::clone(&stats),
-            dead_letter_log: crate::logging::WarningSummary::dead_letters(
-                &name,
-                DEAD_LETTER_LOG_EVERY,
-            ),
-        };
-        let written = writer.run(from_processor).await;
+        let writer = Arc::new(write::Writer::new(
+            write::WriterParts {
+                pipeline: name.clone(),
+                source_name: source_name.clone(),
+                default_route,
+                routes,
+                dead_letter,
+                retry,
+                stats: Arc::clone(&stats),
+                dead_letter_log: crate::logging::WarningSummary::dead_letters(
+                    &name,
+                    DEAD_LETTER_LOG_EVERY,
+                ),
+            },
+            flow.max_concurrent_writes,
+        ));
+        let written = write::run(writer, from_workers, marks).await;
         stop_reading.cancel();
         let _ = stall_watch.await;
 
@@ -290,7 +322,10 @@ impl Pipeline {
             Ok(r) => r,
             Err(_) => Err(SourceError::Fatal("the reader task panicked".into())),
         };
-        let processed = processor.join().is_ok();
+        let lost = workers
+            .into_iter()
+            .enumerate()
+            .find_map(|(worker, w)| w.join().is_err().then_some(worker));
 
         written?;
         read.map_err(|error| PipelineError::Source {
@@ -298,8 +333,11 @@ impl Pipeline {
             source_name: source_name.clone(),
             error,
         })?;
-        if !processed {
-            return Err(PipelineError::ProcessorLost { pipeline: name });
+        if let Some(worker) = lost {
+            return Err(PipelineError::ProcessorLost {
+                pipeline: name,
+                worker,
+            });
         }
         source
             .close()
@@ -314,16 +352,24 @@ impl Pipeline {
     }
 }
 
-/// Read batches until stopped, the source is exhausted, or it fails.
+/// What a worker hands the writer: a processed piece, or why the chain can
+/// no longer run.
+type Processed = Result<ProcessedBatch, PluginError>;
+
+/// Read batches until stopped, the source is exhausted, or it fails; split
+/// each into pieces and hand them to their workers.
+#[allow(clippy::too_many_arguments, reason = "the reader's share of the pipeline")]
 async fn read_loop(
     source: Arc<dyn DynSource>,
-    pipeline: String,
+    mut splitter: Splitter,
     batch: BatchConfig,
     permits: Arc<Semaphore>,
-    to_process: mpsc::Sender<ReadBatch>,
+    to_workers: Vec<mpsc::UnboundedSender<Piece>>,
+    marks: Arc<Mutex<Watermarks>>,
     stats: Arc<PipelineStats>,
     stop: CancellationToken,
 ) -> Result<(), SourceError> {
+    let pipeline = splitter.pipeline.clone();
     let max_wait = Duration::from_millis(batch.max_wait_ms);
     let mut transient_delay = Duration::from_millis(100);
     loop {
@@ -363,15 +409,25 @@ async fn read_loop(
             continue;
         }
         stats.batch_read(read.events.len());
-        let trace = BatchTrace::start(&pipeline, read_started, &read.events);
-        let batch = ReadBatch {
-            batch: read,
-            read_at: Instant::now(),
-            _permit: permit,
-            trace,
+        let pieces = {
+            let Ok(mut marks) = marks.lock() else {
+                return Err(SourceError::Fatal("the commit tracker lock was poisoned".into()));
+            };
+            splitter.split(read, read_started, Instant::now(), permit, &mut marks)
         };
-        if to_process.send(batch).await.is_err() {
-            return Ok(());
+        for piece in pieces {
+            let Some(worker) = to_workers.get(piece.worker) else {
+                return Err(SourceError::Fatal(format!(
+                    "piece for worker {} of {}",
+                    piece.worker,
+                    to_workers.len()
+                )));
+            };
+            // A worker that stopped (shutdown inside a batch, a plugin
+            // that cannot run) takes nothing more: stop reading.
+            if worker.send(piece).is_err() {
+                return Ok(());
+            }
         }
         if exhausted {
             return Ok(());
@@ -379,35 +435,31 @@ async fn read_loop(
     }
 }
 
-/// Run batches through the plugin chain; on its own thread.
+/// Run pieces through one worker's plugin chain; on the worker's thread.
 fn process_loop(
     mut chain: Vec<Box<dyn Transform>>,
     pipeline: &str,
-    mut from_reader: mpsc::Receiver<ReadBatch>,
-    to_write: mpsc::Sender<Result<ProcessedBatch, PluginError>>,
+    mut from_reader: mpsc::UnboundedReceiver<Piece>,
+    to_write: mpsc::UnboundedSender<Processed>,
 ) {
-    while let Some(read) = from_reader.blocking_recv() {
+    while let Some(piece) = from_reader.blocking_recv() {
         // Plugin call spans hang under the batch's span.
-        let traced = read.trace.as_ref().map(BatchTrace::attach);
-        let processed = run_chain(
-            &mut chain,
-            pipeline,
-            &read.batch.events,
-            &read.batch.unreadable,
-        )
-        .map(|result| ProcessedBatch { read, result });
+        let traced = piece.trace.as_ref().map(BatchTrace::attach);
+        let processed = run_chain(&mut chain, pipeline, &piece.events, &piece.unreadable)
+            .map(|result| ProcessedBatch { piece, result });
         drop(traced);
         if let Err(err) = &processed
             && err.kind == PluginErrorKind::Interrupted
         {
             // Shutting down in the middle of a batch: it is not finished,
-            // so neither it nor any later batch is written or committed;
-            // the writer drains the batches before it.
+            // so neither it nor any later piece of this worker is written,
+            // and its partitions' watermarks stay before it; the writer
+            // drains what the other workers finished.
             tracing::warn!(%pipeline, error = %err, "stopping before the end of a batch; it will be read again after the restart");
             return;
         }
         let failed = processed.is_err();
-        if to_write.blocking_send(processed).is_err() || failed {
+        if to_write.send(processed).is_err() || failed {
             return;
         }
     }

@@ -47,3 +47,45 @@ impl Default for RetryConfig {
         }
     }
 }
+
+/// How the events of one partition or shard are spread over a pipeline's
+/// workers (`[pipelines.NAME] ordering`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Ordering {
+    /// All events of a partition go to one worker, in offset order.
+    #[default]
+    Partition,
+    /// Events of a partition are spread over the workers by a hash of the
+    /// record key; events with the same key (or all without one) stay on
+    /// one worker, in offset order.
+    Key,
+}
+
+/// How a pipeline runs its batches in parallel, besides its worker count
+/// (one plugin chain per worker, see [`super::PipelineParts::chains`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FlowConfig {
+    /// What must stay in order.
+    pub ordering: Ordering,
+    /// Most writes (or flushes) one sink of the pipeline runs at once.
+    pub max_concurrent_writes: usize,
+}
+
+/// The default of `[pipelines.NAME] max_concurrent_writes`.
+pub const DEFAULT_MAX_CONCURRENT_WRITES: usize = 4;
+
+impl Default for FlowConfig {
+    fn default() -> Self {
+        FlowConfig {
+            ordering: Ordering::Partition,
+            max_concurrent_writes: DEFAULT_MAX_CONCURRENT_WRITES,
+        }
+    }
+}
+
+/// The worker count of a pipeline that sets none: the cores this process
+/// may use (1 when the platform cannot say).
+pub fn default_workers() -> usize {
+    std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+}

@@ -94,7 +94,8 @@ pub struct StatsSnapshot {
     pub dead_lettered: u64,
     /// Batches whose checkpoint was committed.
     pub committed_batches: u64,
-    /// Events read and not yet committed.
+    /// Events read and not yet written or dead-lettered (the events the
+    /// pipeline holds).
     pub in_flight_events: u64,
     /// The most events ever in flight at once (the memory bound in practice).
     pub max_in_flight_events: u64,
@@ -126,20 +127,26 @@ impl PipelineStats {
         self.metrics.in_flight.set(now as f64);
     }
 
-    /// A batch's commit returned (`ok`: the source took it; otherwise it
-    /// failed transiently and the next commit covers it).
-    pub(crate) fn batch_committed(&self, events: usize, ok: bool) {
-        if ok {
-            self.metrics.commits_ok.add(1);
-        } else {
-            self.metrics.commits_failed.add(1);
-        }
+    /// The events of a piece are written or dead-lettered: the pipeline
+    /// no longer holds them (their commit may still wait for the
+    /// partition's watermark).
+    pub(crate) fn batch_written(&self, events: usize) {
         let n = events as u64;
         let now = self
             .in_flight_events
             .fetch_sub(n, Ordering::AcqRel)
             .saturating_sub(n);
         self.metrics.in_flight.set(now as f64);
+    }
+
+    /// A commit returned (`ok`: the source took it; otherwise it failed
+    /// transiently and the next commit covers it).
+    pub(crate) fn batch_committed(&self, ok: bool) {
+        if ok {
+            self.metrics.commits_ok.add(1);
+        } else {
+            self.metrics.commits_failed.add(1);
+        }
         if let Ok(mut at) = self.last_commit.lock() {
             *at = Instant::now();
         }

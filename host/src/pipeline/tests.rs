@@ -9,9 +9,10 @@ use async_trait::async_trait;
 use bytes::Bytes;
 
 use super::*;
+use super::watermark::Watermarks;
 use crate::event::{Event, Outcome, Output};
 use crate::sink::{Rejection, Sink, SinkError};
-use crate::source::{Source, SourceBatch, erase};
+use crate::source::{Checkpoint, Source, SourceBatch, erase};
 
 /// Hands out prepared batches, then reports itself exhausted.
 struct VecSource {
@@ -32,6 +33,13 @@ impl VecSource {
     }
 }
 
+/// The test source has one partition.
+impl Checkpoint for usize {
+    fn split(self) -> Vec<(String, Self)> {
+        vec![(String::new(), self)]
+    }
+}
+
 #[async_trait]
 impl Source for VecSource {
     type Checkpoint = usize;
@@ -47,6 +55,7 @@ impl Source for VecSource {
             Some(events) => Ok(SourceBatch {
                 events,
                 checkpoint: id,
+                partitions: Vec::new(),
                 exhausted: false,
                 unreadable: Vec::new(),
             }),
@@ -55,6 +64,7 @@ impl Source for VecSource {
                 Ok(SourceBatch {
                     events: Vec::new(),
                     checkpoint: id,
+                    partitions: Vec::new(),
                     exhausted: false,
                     unreadable: Vec::new(),
                 })
@@ -62,6 +72,7 @@ impl Source for VecSource {
             None => Ok(SourceBatch {
                 events: Vec::new(),
                 checkpoint: id,
+                partitions: Vec::new(),
                 exhausted: true,
                 unreadable: Vec::new(),
             }),
@@ -170,7 +181,8 @@ fn parts(
         name: "p".into(),
         source_name: "src".into(),
         source: erase(source),
-        chain,
+        chains: vec![chain],
+        flow: FlowConfig::default(),
         default_route: named("out", out),
         routes: BTreeMap::from([("out".to_owned(), named("out", out))]),
         dead_letter: None,
@@ -681,4 +693,245 @@ async fn a_dead_letter_refused_for_its_size_is_written_again_smaller() {
     assert!(kept_reason.len() < 1_200, "{}", kept_reason.len());
     assert!(kept_reason.ends_with("more bytes cut)"), "{kept_reason}");
     assert_eq!(*source.committed.lock().unwrap(), [0, 1]);
+}
+
+/// How far a batch of [`PartSource`] reached: per partition, the next
+/// offset.
+#[derive(Debug)]
+struct PartMarks(Vec<(String, usize)>);
+
+impl Checkpoint for PartMarks {
+    fn split(self) -> Vec<(String, Self)> {
+        self.0
+            .into_iter()
+            .map(|(p, o)| (p.clone(), PartMarks(vec![(p, o)])))
+            .collect()
+    }
+}
+
+/// A source of several partitions. Event values are `PARTITION/OFFSET`;
+/// every commit is checked against what the sink has: a commit past an
+/// event the sink does not hold yet is recorded as a violation.
+struct PartSource {
+    batches: Mutex<VecDeque<Vec<(u32, Event)>>>,
+    sink: Arc<MemSink>,
+    committed: Mutex<BTreeMap<String, usize>>,
+    violations: Mutex<Vec<String>>,
+}
+
+impl PartSource {
+    /// `partitions` partitions of `per_partition` events each, with keys
+    /// `k0..k{keys}`, read `size` at a time, the partitions interleaved.
+    fn new(
+        partitions: u32,
+        per_partition: usize,
+        keys: usize,
+        size: usize,
+        sink: &Arc<MemSink>,
+    ) -> Arc<PartSource> {
+        let mut all = Vec::new();
+        for offset in 0..per_partition {
+            for p in 0..partitions {
+                let mut e = event(&format!("{p}/{offset}"), offset);
+                e.key = Some(Bytes::from(format!("k{}", offset % keys.max(1))));
+                all.push((p, e));
+            }
+        }
+        let batches = all.chunks(size).map(<[_]>::to_vec).collect();
+        Arc::new(PartSource {
+            batches: Mutex::new(batches),
+            sink: Arc::clone(sink),
+            committed: Mutex::new(BTreeMap::new()),
+            violations: Mutex::new(Vec::new()),
+        })
+    }
+}
+
+fn part_and_offset(o: &Output) -> (String, usize) {
+    let v = value_of(o);
+    let (p, off) = v.split_once('/').unwrap();
+    (p.to_owned(), off.trim_end_matches(|c: char| !c.is_ascii_digit()).parse().unwrap())
+}
+
+#[async_trait]
+impl Source for PartSource {
+    type Checkpoint = PartMarks;
+
+    async fn next_batch(
+        &self,
+        _max: usize,
+        _wait: Duration,
+    ) -> Result<SourceBatch<PartMarks>, SourceError> {
+        let Some(batch) = self.batches.lock().unwrap().pop_front() else {
+            return Ok(SourceBatch {
+                events: Vec::new(),
+                checkpoint: PartMarks(Vec::new()),
+                partitions: Vec::new(),
+                exhausted: true,
+                unreadable: Vec::new(),
+            });
+        };
+        let mut marks: Vec<(String, usize)> = Vec::new();
+        let mut partitions = Vec::new();
+        let mut events = Vec::new();
+        for (p, e) in batch {
+            let name = p.to_string();
+            let offset: usize = e.origin.rsplit('/').next().unwrap().parse().unwrap();
+            match marks.iter().position(|(n, _)| *n == name) {
+                Some(i) => {
+                    marks[i].1 = offset + 1;
+                    partitions.push(i as u32);
+                }
+                None => {
+                    partitions.push(marks.len() as u32);
+                    marks.push((name, offset + 1));
+                }
+            }
+            events.push(e);
+        }
+        Ok(SourceBatch {
+            events,
+            checkpoint: PartMarks(marks),
+            partitions,
+            exhausted: false,
+            unreadable: Vec::new(),
+        })
+    }
+
+    async fn commit(&self, marks: PartMarks) -> Result<(), SourceError> {
+        let written: std::collections::HashSet<(String, usize)> =
+            self.sink.written.lock().unwrap().iter().map(part_and_offset).collect();
+        for (p, next) in marks.0 {
+            if let Some(missing) = (0..next).find(|o| !written.contains(&(p.clone(), *o))) {
+                self.violations
+                    .lock()
+                    .unwrap()
+                    .push(format!("committed {p}@{next} before {p}/{missing} was written"));
+            }
+            let mut committed = self.committed.lock().unwrap();
+            let before = committed.insert(p.clone(), next);
+            if before.is_some_and(|b| b > next) {
+                self.violations
+                    .lock()
+                    .unwrap()
+                    .push(format!("commit of {p} went back to {next}"));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A chain that copies events and is slow on partition 0 (or on one key),
+/// so that workers finish out of order.
+fn slow_chain(slow_on: &'static str) -> Vec<Box<dyn Transform>> {
+    vec![Box::new(FnTransform("slow", move |e: &Event| {
+        let v = e.value.as_deref().unwrap_or_default();
+        let key = e.key.as_deref().unwrap_or_default();
+        if v.starts_with(slow_on.as_bytes()) || key == slow_on.as_bytes() {
+            std::thread::sleep(Duration::from_micros(300));
+        }
+        Outcome::Emit(vec![Output {
+            key: e.key.clone(),
+            value: e.value.clone(),
+            ..Output::default()
+        }])
+    }))]
+}
+
+/// What the sink holds, per lane key (partition, key): offsets in the order
+/// they were written.
+fn written_per(out: &MemSink, by_key: bool) -> BTreeMap<(String, String), Vec<usize>> {
+    let mut seen: BTreeMap<(String, String), Vec<usize>> = BTreeMap::new();
+    for o in out.written.lock().unwrap().iter() {
+        let (p, off) = part_and_offset(o);
+        let key = if by_key {
+            String::from_utf8(o.key.clone().unwrap_or_default().to_vec()).unwrap()
+        } else {
+            String::new()
+        };
+        seen.entry((p, key)).or_default().push(off);
+    }
+    seen
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn workers_finish_out_of_order_and_commits_never_pass_an_unwritten_event() {
+    let out = Arc::new(MemSink::default());
+    let source = PartSource::new(4, 300, 7, 64, &out);
+    let mut p = parts(VecSource::new(Vec::new()), vec![], &out);
+    p.source = erase(Arc::clone(&source));
+    p.chains = vec![slow_chain("0/"), slow_chain("0/")];
+    p.batch = BatchConfig {
+        max_events: 64,
+        max_wait_ms: 5,
+        max_in_flight: 4,
+    };
+    let pipeline = Pipeline::new(p);
+    let stats = pipeline.stats();
+    pipeline.run(CancellationToken::new()).await.unwrap();
+
+    assert_eq!(*source.violations.lock().unwrap(), Vec::<String>::new());
+    let seen = written_per(&out, false);
+    assert_eq!(seen.len(), 4, "{:?}", seen.keys());
+    for ((p, _), offsets) in &seen {
+        assert_eq!(*offsets, (0..300).collect::<Vec<_>>(), "partition {p} out of order");
+    }
+    let committed = source.committed.lock().unwrap().clone();
+    assert_eq!(
+        committed,
+        (0..4).map(|p| (p.to_string(), 300)).collect::<BTreeMap<_, _>>()
+    );
+    // The memory bound holds with several workers: 4 read batches of 64.
+    let s = stats.snapshot();
+    assert!(s.max_in_flight_events <= 4 * 64, "{s:?}");
+    assert_eq!(s.in_flight_events, 0, "{s:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_ordering_by_key_each_key_keeps_its_order_and_every_event_lands_once() {
+    let out = Arc::new(MemSink::default());
+    let source = PartSource::new(2, 500, 11, 100, &out);
+    let mut p = parts(VecSource::new(Vec::new()), vec![], &out);
+    p.source = erase(Arc::clone(&source));
+    p.chains = vec![slow_chain("k3"), slow_chain("k3"), slow_chain("k3")];
+    p.flow = FlowConfig {
+        ordering: super::Ordering::Key,
+        max_concurrent_writes: 3,
+    };
+    Pipeline::new(p).run(CancellationToken::new()).await.unwrap();
+
+    assert_eq!(*source.violations.lock().unwrap(), Vec::<String>::new());
+    let seen = written_per(&out, true);
+    let mut total = 0;
+    for ((p, k), offsets) in &seen {
+        assert!(
+            offsets.windows(2).all(|w| w[0] < w[1]),
+            "key {k} of partition {p} out of order: {offsets:?}"
+        );
+        total += offsets.len();
+    }
+    assert_eq!(total, 1000, "every event exactly once");
+    assert_eq!(seen.len(), 22);
+}
+
+#[test]
+fn a_partition_commits_only_its_done_prefix_and_merges_what_waits() {
+    let mut marks = Watermarks::default();
+    let p: Arc<str> = Arc::from("t/0");
+    let q: Arc<str> = Arc::from("t/1");
+    let a = marks.register(Arc::clone(&p), 2, None);
+    let b = marks.register(Arc::clone(&p), 1, None);
+    let c = marks.register(Arc::clone(&p), 1, None);
+    let other = marks.register(Arc::clone(&q), 1, None);
+    // Later units finishing first commit nothing and are merged.
+    assert!(marks.done(&c).is_none());
+    assert!(marks.done(&b).is_none());
+    assert_eq!(marks.held(), 3, "a, and b merged into c, and the other partition's");
+    assert!(marks.done(&a).is_none(), "one of a's two pieces is still running");
+    assert_eq!(marks.held(), 3);
+    // The other partition is not held back by this one.
+    let _ = marks.done(&other);
+    assert_eq!(marks.held(), 2);
+    let _ = marks.done(&a);
+    assert_eq!(marks.held(), 0);
 }

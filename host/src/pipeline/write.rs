@@ -1,18 +1,27 @@
-//! The writer stage: route a processed batch to its sinks, retry transient
-//! failures, dead-letter what must be, flush, and commit, in batch order.
+//! The writer stage: route a processed piece to its sinks, retry transient
+//! failures, dead-letter what must be, flush, and commit by watermark.
+//!
+//! Pieces of different lanes are written at the same time, each as a task
+//! of its own, with at most `max_concurrent_writes` writes (or flushes) per
+//! sink; a piece waits for the previous piece of its lane to be written, so
+//! outputs of one lane (one partition, or one key of it) reach a sink in
+//! source order. Commits happen here, one at a time, as pieces finish.
 
-use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use backon::{ExponentialBuilder, Retryable};
-use futures::future::join_all;
-use tokio::sync::mpsc;
+use futures::FutureExt;
+use futures::future::{Shared, join_all};
+use tokio::sync::{Semaphore, mpsc, oneshot};
+use tokio::task::JoinSet;
 
 use super::RetryConfig;
 use super::dead_letter::{dead_letter_for_event, dead_letter_for_output, shrunk};
-use super::{NamedSink, PipelineError, PipelineStats, ProcessedBatch};
-use crate::engine::PluginError;
+use super::lanes::Lane;
+use super::watermark::{UnitId, Watermarks};
+use super::{NamedSink, PipelineError, PipelineStats, ProcessedBatch, Processed};
 use crate::event::{Event, Output};
 use crate::logging::WarningSummary;
 use crate::metrics::Count;
@@ -24,7 +33,8 @@ use crate::telemetry::{self, BatchOutcome, BatchTrace, KeyValue};
 /// Name used in dead-letter headers for outputs that matched no sink.
 const ROUTER: &str = "(router)";
 
-pub(super) struct Writer {
+/// What a writer is made of, besides its write limits.
+pub(super) struct WriterParts {
     pub pipeline: String,
     pub source_name: String,
     pub default_route: NamedSink,
@@ -34,6 +44,101 @@ pub(super) struct Writer {
     pub stats: Arc<PipelineStats>,
     /// Dead letters, logged as the first plus a count of the rest.
     pub dead_letter_log: WarningSummary,
+}
+
+pub(super) struct Writer {
+    pipeline: String,
+    source_name: String,
+    default_route: NamedSink,
+    routes: BTreeMap<String, NamedSink>,
+    dead_letter: Option<NamedSink>,
+    retry: RetryConfig,
+    stats: Arc<PipelineStats>,
+    dead_letter_log: WarningSummary,
+    /// Per sink name: room for `max_concurrent_writes` writes at once.
+    limits: HashMap<String, Arc<Semaphore>>,
+}
+
+/// A piece written (or dead-lettered) whole, ready to count and commit.
+struct Written {
+    unit: UnitId,
+    trace: Option<BatchTrace>,
+    outcome: BatchOutcome,
+}
+
+/// Completion of the last piece of a lane handed to a write task: `Ok` once
+/// it is written; an error if that write failed.
+type LaneDone = Shared<oneshot::Receiver<()>>;
+
+/// Write pieces as the workers hand them over until every worker stopped,
+/// committing by watermark as they finish.
+pub(super) async fn run(
+    writer: Arc<Writer>,
+    mut from_workers: mpsc::UnboundedReceiver<Processed>,
+    marks: Arc<Mutex<Watermarks>>,
+) -> Result<(), PipelineError> {
+    let written = write_all(&writer, &mut from_workers, &marks).await;
+    writer.dead_letter_log.flush();
+    written
+}
+
+async fn write_all(
+    writer: &Arc<Writer>,
+    from_workers: &mut mpsc::UnboundedReceiver<Processed>,
+    marks: &Mutex<Watermarks>,
+) -> Result<(), PipelineError> {
+    let mut tasks: JoinSet<Result<Option<Written>, PipelineError>> = JoinSet::new();
+    let mut lanes: HashMap<Lane, LaneDone> = HashMap::new();
+    let mut open = true;
+    loop {
+        tokio::select! {
+            // Finished writes first: they free permits and move watermarks.
+            biased;
+            Some(joined) = tasks.join_next() => {
+                let written = joined.map_err(|e| PipelineError::Sink {
+                    pipeline: writer.pipeline.clone(),
+                    sink: "(writer)".into(),
+                    error: format!("a write task failed: {e}"),
+                })??;
+                if let Some(written) = written {
+                    writer.finish(written, marks).await?;
+                }
+                writer.dead_letter_log.tick();
+            }
+            processed = from_workers.recv(), if open => {
+                let Some(processed) = processed else {
+                    open = false;
+                    continue;
+                };
+                let processed = processed.map_err(|error| PipelineError::Plugin {
+                    pipeline: writer.pipeline.clone(),
+                    error,
+                })?;
+                let lane = processed.piece.lane.clone();
+                let (done, after) = oneshot::channel();
+                let before = lanes.insert(lane, after.shared());
+                let writer = Arc::clone(writer);
+                tasks.spawn(async move {
+                    // The lane's previous piece first; if its write failed
+                    // the pipeline stops, and this one is not written.
+                    if let Some(before) = before
+                        && before.await.is_err()
+                    {
+                        return Ok(None);
+                    }
+                    let written = writer.write_batch(processed).await?;
+                    let _ = done.send(());
+                    Ok(Some(written))
+                });
+                // Lanes whose last write is done need no entry.
+                if lanes.len() > 4096 {
+                    lanes.retain(|_, d| d.peek().is_none());
+                }
+            }
+            else => break,
+        }
+    }
+    Ok(())
 }
 
 /// Outputs of one batch bound for one sink.
@@ -54,27 +159,64 @@ struct DeadLetter {
 }
 
 impl Writer {
-    /// Write batches as they come until the processor stops.
-    pub async fn run(
-        &self,
-        mut from_processor: mpsc::Receiver<Result<ProcessedBatch, PluginError>>,
-    ) -> Result<(), PipelineError> {
-        let written = self.write_all(&mut from_processor).await;
-        self.dead_letter_log.flush();
-        written
+    pub(super) fn new(parts: WriterParts, max_concurrent_writes: usize) -> Writer {
+        let limits = std::iter::once(&parts.default_route)
+            .chain(parts.routes.values())
+            .chain(parts.dead_letter.as_ref())
+            .map(|s| {
+                (
+                    s.name.clone(),
+                    Arc::new(Semaphore::new(max_concurrent_writes.max(1))),
+                )
+            })
+            .collect();
+        Writer {
+            pipeline: parts.pipeline,
+            source_name: parts.source_name,
+            default_route: parts.default_route,
+            routes: parts.routes,
+            dead_letter: parts.dead_letter,
+            retry: parts.retry,
+            stats: parts.stats,
+            dead_letter_log: parts.dead_letter_log,
+            limits,
+        }
     }
 
-    async fn write_all(
+    /// Room for one more write or flush on `sink`.
+    async fn room(&self, sink: &str) -> Option<tokio::sync::OwnedSemaphorePermit> {
+        let limit = self.limits.get(sink)?;
+        Arc::clone(limit).acquire_owned().await.ok()
+    }
+
+    /// A piece is written: its events leave the in-flight count, and its
+    /// partition's watermark may move (then it is committed).
+    async fn finish(
         &self,
-        from_processor: &mut mpsc::Receiver<Result<ProcessedBatch, PluginError>>,
+        written: Written,
+        marks: &Mutex<Watermarks>,
     ) -> Result<(), PipelineError> {
-        while let Some(processed) = from_processor.recv().await {
-            let processed = processed.map_err(|error| PipelineError::Plugin {
-                pipeline: self.pipeline.clone(),
-                error,
-            })?;
-            self.write_batch(processed).await?;
-            self.dead_letter_log.tick();
+        let checkpoint = match marks.lock() {
+            Ok(mut marks) => marks.done(&written.unit),
+            Err(_) => {
+                return Err(PipelineError::Source {
+                    pipeline: self.pipeline.clone(),
+                    source_name: self.source_name.clone(),
+                    error: SourceError::Fatal("the commit tracker lock was poisoned".into()),
+                });
+            }
+        };
+        if let Some(checkpoint) = checkpoint {
+            let mut span = telemetry::child_of(written.trace.as_ref(), "weir.commit", Vec::new);
+            let committed = self
+                .commit(checkpoint)
+                .await
+                .inspect_err(|e| span.fail(e))?;
+            drop(span);
+            self.stats.batch_committed(committed);
+        }
+        if let Some(trace) = written.trace {
+            trace.finish(written.outcome);
         }
         Ok(())
     }
@@ -86,10 +228,10 @@ impl Writer {
         }
     }
 
-    async fn write_batch(&self, processed: ProcessedBatch) -> Result<(), PipelineError> {
-        let ProcessedBatch { read, result } = processed;
-        let events = &read.batch.events;
-        let trace = read.trace.as_ref();
+    async fn write_batch(&self, processed: ProcessedBatch) -> Result<Written, PipelineError> {
+        let ProcessedBatch { piece, result } = processed;
+        let events = &piece.events;
+        let trace = piece.trace.as_ref();
         let mut dead = Vec::new();
 
         for failed in &result.failed {
@@ -195,6 +337,7 @@ impl Writer {
             flushes.extend(self.dead_letter.as_ref());
         }
         for sink in flushes {
+            let _room = self.room(&sink.name).await;
             (|| sink.sink.flush())
                 .retry(self.backoff())
                 .when(SinkError::is_transient)
@@ -210,30 +353,28 @@ impl Writer {
         }
         // Acknowledged: time in Weir per batch, and per event from its own
         // timestamp (events without one are left out).
-        m.processing.record(read.read_at.elapsed().as_secs_f64());
+        m.processing.record(piece.read_at.elapsed().as_secs_f64());
         let now_ms = crate::calendar::now_unix_ms();
         for event in events.iter().filter(|e| e.timestamp_ms > 0) {
             let age_ms = now_ms.saturating_sub(event.timestamp_ms).max(0);
             m.end_to_end.record(age_ms as f64 / 1000.0);
         }
 
-        let event_count = events.len();
-        let mut span = telemetry::child_of(trace, "weir.commit", Vec::new);
-        let committed = self
-            .commit(read.batch.checkpoint)
-            .await
-            .inspect_err(|e| span.fail(e))?;
-        drop(span);
-        self.stats.batch_committed(event_count, committed);
-        if let Some(trace) = read.trace {
-            trace.finish(BatchOutcome {
+        let failed = result.failed.len();
+        let events = events.len();
+        // Out of the count before the permit lets the reader read more.
+        self.stats.batch_written(events);
+        drop(piece.permit);
+        Ok(Written {
+            unit: piece.unit,
+            trace: piece.trace,
+            outcome: BatchOutcome {
                 outputs: written,
                 dropped: result.dropped,
-                failed: result.failed.len(),
+                failed,
                 dead_lettered,
-            });
-        }
-        Ok(())
+            },
+        })
     }
 
     async fn write_dead_letters(
@@ -331,6 +472,7 @@ impl Writer {
         if outputs.is_empty() {
             return Ok(Vec::new());
         }
+        let _room = self.room(&sink.name).await;
         let started = Instant::now();
         let mut span = telemetry::child_of(trace, "weir.sink.write", || {
             vec![

@@ -150,6 +150,8 @@ pub struct StageSnapshot {
     pub pipeline: String,
     /// Position in the pipeline's chain (0-based).
     pub stage: usize,
+    /// The pipeline's worker that runs this stage (0-based).
+    pub worker: usize,
     /// The version its batches run on.
     pub hash: String,
     /// Since when (RFC 3339, UTC).
@@ -324,6 +326,7 @@ impl Plugin {
             pipelines.push(StageSnapshot {
                 pipeline: stage.pipeline.clone(),
                 stage: stage.index,
+                worker: stage.worker,
                 hash: active.hash,
                 since: rfc3339(active.since),
                 pending: stage.is_pending(),
@@ -455,6 +458,18 @@ impl PluginRegistry {
         pipeline: &str,
         stage: usize,
     ) -> Result<ReloadableTransform, ReloadError> {
+        self.transform_on_worker(name, pipeline, stage, 0)
+    }
+
+    /// [`PluginRegistry::transform`] for worker `worker` of the pipeline:
+    /// each worker runs instances of its own.
+    pub fn transform_on_worker(
+        &self,
+        name: &str,
+        pipeline: &str,
+        stage: usize,
+        worker: usize,
+    ) -> Result<ReloadableTransform, ReloadError> {
         let plugin = self.plugin(name)?;
         let _reloading = lock(&plugin.reload_lock);
         let instance = plugin.current().instantiate()?;
@@ -462,6 +477,7 @@ impl PluginRegistry {
             pipeline.to_owned(),
             &plugin.name,
             stage,
+            worker,
             instance.version().hash().to_owned(),
         ));
         lock(&plugin.stages).push(Arc::clone(&slot));

@@ -90,6 +90,8 @@ pub(crate) struct Active {
 pub(crate) struct Stage {
     pub(crate) pipeline: String,
     pub(crate) index: usize,
+    /// The pipeline's worker running it.
+    pub(crate) worker: usize,
     /// Raised when `next` holds an instance; read once per batch.
     pending: AtomicBool,
     next: Mutex<Option<PluginInstance>>,
@@ -100,11 +102,18 @@ pub(crate) struct Stage {
 }
 
 impl Stage {
-    pub(crate) fn new(pipeline: String, plugin: &str, index: usize, hash: String) -> Stage {
+    pub(crate) fn new(
+        pipeline: String,
+        plugin: &str,
+        index: usize,
+        worker: usize,
+        hash: String,
+    ) -> Stage {
         Stage {
             metrics: StageMetrics::new(&pipeline, plugin),
             pipeline,
             index,
+            worker,
             pending: AtomicBool::new(false),
             next: Mutex::new(None),
             active: Mutex::new(Active {

@@ -3,8 +3,14 @@
 //! A source hands out batches, each with a checkpoint of the source's own
 //! type ([`Source::Checkpoint`]), and is told to commit a checkpoint only
 //! once every output of every event up to the end of that batch has been
-//! acknowledged by its sink or dead-lettered. Checkpoints are committed in
-//! the order their batches were read.
+//! acknowledged by its sink or dead-lettered.
+//!
+//! A checkpoint reaches one position per partition or shard, and splits
+//! into one checkpoint per partition ([`Checkpoint::split`]): a pipeline
+//! whose workers finish batches out of order commits each partition on its
+//! own, by watermark, and the checkpoints of one partition in the order
+//! their batches were read. [`SourceBatch::partitions`] says which of those
+//! partitions each event belongs to.
 //!
 //! Pipelines and health checks hold sources of every type alike, as
 //! [`DynSource`]: there a batch's checkpoint travels as a [`PendingCommit`]
@@ -33,6 +39,10 @@ pub struct SourceBatch<C> {
     pub events: Vec<Event>,
     /// Commit this once every event of the batch is done.
     pub checkpoint: C,
+    /// Per event of `events`, the index of its partition among the pieces
+    /// [`Checkpoint::split`] makes of `checkpoint`. Empty when every event
+    /// is of the first (a source of one partition).
+    pub partitions: Vec<u32>,
     /// The source has nothing more to read and was asked to stop at the
     /// end (Kafka `stop_at_end`): the pipeline finishes this batch, commits
     /// and stops. Always `false` for sources that run forever.
@@ -49,6 +59,7 @@ impl<C> SourceBatch<C> {
         SourceBatch {
             events: self.events,
             checkpoint: f(self.checkpoint),
+            partitions: self.partitions,
             exhausted: self.exhausted,
             unreadable: self.unreadable,
         }
@@ -91,7 +102,7 @@ pub trait Source: Send + Sync + 'static {
     /// topic partition; DynamoDB Streams: the last sequence number per
     /// shard), so that positions of different partitions can be tracked
     /// and committed each on its own.
-    type Checkpoint: std::fmt::Debug + Send + Sync + 'static;
+    type Checkpoint: Checkpoint;
 
     /// Up to `max_events` events, returned as soon as `max_events` are
     /// available or `max_wait` has passed since the call began; an empty
@@ -113,6 +124,22 @@ pub trait Source: Send + Sync + 'static {
     /// Whether the source is connected now (for readiness probes).
     async fn check(&self) -> Result<(), SourceError> {
         Ok(())
+    }
+}
+
+/// How far a batch reaches, split per partition or shard.
+pub trait Checkpoint: std::fmt::Debug + Send + Sync + Sized + 'static {
+    /// One checkpoint per partition or shard this one reaches, each with
+    /// a name for the partition that is the same in every batch (Kafka:
+    /// `topic/partition`, DynamoDB Streams: the shard id), in the order
+    /// [`SourceBatch::partitions`] indexes them.
+    fn split(self) -> Vec<(String, Self)>;
+}
+
+/// A source of one partition.
+impl Checkpoint for () {
+    fn split(self) -> Vec<(String, Self)> {
+        vec![(String::new(), ())]
     }
 }
 
@@ -177,11 +204,17 @@ impl PendingCommit {
     pub async fn commit(self) -> Result<(), SourceError> {
         self.0.commit().await
     }
+
+    /// [`Checkpoint::split`], each piece still bound to the source.
+    pub fn split(self) -> Vec<(String, PendingCommit)> {
+        self.0.split()
+    }
 }
 
 /// The typed half of a [`PendingCommit`].
 trait CommitOnce: std::fmt::Debug + Send + Sync {
     fn commit(self: Box<Self>) -> BoxFuture<'static, Result<(), SourceError>>;
+    fn split(self: Box<Self>) -> Vec<(String, PendingCommit)>;
 }
 
 struct Bound<S: Source> {
@@ -198,6 +231,21 @@ impl<S: Source> std::fmt::Debug for Bound<S> {
 impl<S: Source> CommitOnce for Bound<S> {
     fn commit(self: Box<Self>) -> BoxFuture<'static, Result<(), SourceError>> {
         Box::pin(async move { self.source.commit(self.checkpoint).await })
+    }
+
+    fn split(self: Box<Self>) -> Vec<(String, PendingCommit)> {
+        let Bound { source, checkpoint } = *self;
+        checkpoint
+            .split()
+            .into_iter()
+            .map(|(partition, checkpoint)| {
+                let bound = Bound {
+                    source: Arc::clone(&source),
+                    checkpoint,
+                };
+                (partition, PendingCommit(Box::new(bound)))
+            })
+            .collect()
     }
 }
 

@@ -96,7 +96,8 @@ fn pipeline(
         name: name.into(),
         source_name: "in".into(),
         source,
-        chain,
+        chains: vec![chain],
+        flow: weir::pipeline::FlowConfig::default(),
         default_route: NamedSink {
             name: "out".into(),
             sink,

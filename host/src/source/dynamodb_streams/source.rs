@@ -63,6 +63,20 @@ pub struct StreamsCheckpoint {
     pub shards: Vec<ShardMark>,
 }
 
+impl crate::source::Checkpoint for StreamsCheckpoint {
+    fn split(self) -> Vec<(String, Self)> {
+        self.shards
+            .into_iter()
+            .map(|mark| {
+                (
+                    mark.shard_id.clone(),
+                    StreamsCheckpoint { shards: vec![mark] },
+                )
+            })
+            .collect()
+    }
+}
+
 /// One shard's reach within a batch.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ShardMark {
@@ -959,6 +973,8 @@ impl Source for DynamoDbStreamsSource {
         let max_events = max_events.max(1);
         let mut events = Vec::with_capacity(max_events.min(4096));
         let mut marks: Vec<ShardMark> = Vec::new();
+        // Per event, its entry in `marks`.
+        let mut partitions: Vec<u32> = Vec::with_capacity(max_events.min(4096));
         while events.len() < max_events {
             let page = match feed.leftover.take() {
                 Some(p) => p,
@@ -981,8 +997,13 @@ impl Source for DynamoDbStreamsSource {
             let room = max_events - events.len();
             let take = room.min(page.events.len());
             let mut last_seq = None;
+            let mark = marks
+                .iter()
+                .position(|m| m.shard_id == page.shard_id)
+                .unwrap_or(marks.len()) as u32;
             for (seq, ev) in page.events.drain(..take) {
                 events.push(ev);
+                partitions.push(mark);
                 last_seq = Some(seq);
             }
             if let Some(sequence) = last_seq {
@@ -1005,6 +1026,7 @@ impl Source for DynamoDbStreamsSource {
         Ok(SourceBatch {
             events,
             checkpoint: StreamsCheckpoint { shards: marks },
+            partitions,
             exhausted: false,
             unreadable: Vec::new(),
         })

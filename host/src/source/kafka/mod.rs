@@ -154,6 +154,22 @@ pub struct KafkaCheckpoint {
     pub offsets: Vec<(String, i32, i64)>,
 }
 
+impl super::Checkpoint for KafkaCheckpoint {
+    fn split(self) -> Vec<(String, Self)> {
+        self.offsets
+            .into_iter()
+            .map(|(topic, partition, next)| {
+                (
+                    format!("{topic}/{partition}"),
+                    KafkaCheckpoint {
+                        offsets: vec![(topic, partition, next)],
+                    },
+                )
+            })
+            .collect()
+    }
+}
+
 type PartitionMap = HashMap<(String, i32), i64>;
 
 /// State shared between the source and its consumer context (which runs the
@@ -514,6 +530,8 @@ impl Source for KafkaSource {
         // Timestamp of the last record per entry of `reached`.
         let mut reached_ms: Vec<i64> = Vec::new();
         let mut unreadable = Vec::new();
+        // Per event, its entry in `reached`.
+        let mut partitions = Vec::with_capacity(max_events.min(4096));
         while events.len() < max_events {
             // A message librdkafka already holds is taken without arming a
             // timer: a timeout per message (a timer-wheel entry made and
@@ -584,8 +602,10 @@ impl Source for KafkaSource {
                 Some(i) => {
                     reached[i].2 = next;
                     reached_ms[i] = timestamp_ms;
+                    partitions.push(i as u32);
                 }
                 None => {
+                    partitions.push(reached.len() as u32);
                     reached.push((msg.topic().to_string(), msg.partition(), next));
                     reached_ms.push(timestamp_ms);
                 }
@@ -615,6 +635,7 @@ impl Source for KafkaSource {
         Ok(SourceBatch {
             events,
             checkpoint: KafkaCheckpoint { offsets: reached },
+            partitions,
             exhausted,
             unreadable,
         })
