@@ -16,7 +16,8 @@
 //! Environment: `WEIR_BENCH_EVENTS` (events per run, default 1,000,000),
 //! `WEIR_BENCH_ROUNDS` (runs per configuration, default 3; the round with
 //! the lowest total time is reported), `WEIR_BENCH_BATCHES` (comma-separated batch sizes, default
-//! `1,64,256,1024`).
+//! `1,64,256,1024`), `WEIR_BENCH_REFERENCE` (path of another build of the
+//! reference component, to compare compiler settings).
 
 use std::hint::black_box;
 use std::path::PathBuf;

@@ -533,13 +533,13 @@ impl Source for KafkaSource {
         // Per event, its entry in `reached`.
         let mut partitions = Vec::with_capacity(max_events.min(4096));
         while events.len() < max_events {
+            // Let other tasks run now and then: a full queue never waits.
+            tokio::task::coop::consume_budget().await;
             // A message librdkafka already holds is taken without arming a
             // timer: a timeout per message (a timer-wheel entry made and
             // dropped) was a visible per-event cost. Only when the queue is
             // empty does the wait go through the batch's deadline. Dropping
             // the pending `recv` loses nothing (it is cancel-safe).
-            // Let other tasks run now and then: a full queue never waits.
-            tokio::task::coop::consume_budget().await;
             let ready = consumer.recv().now_or_never();
             let received = match ready {
                 Some(result) => Ok(result),
