@@ -89,6 +89,11 @@ fn main() {
         "cargo:rerun-if-changed={}",
         root.join("Cargo.lock").display()
     );
+    // The plugins' compiler flags (inlining threshold) live there.
+    println!(
+        "cargo:rerun-if-changed={}",
+        root.join(".cargo").join("config.toml").display()
+    );
 
     let out_dir = PathBuf::from(env::var_os("OUT_DIR").expect("set by cargo"));
     let target_dir = plugin_target_dir(&out_dir);

@@ -19,7 +19,8 @@
 //! Environment: `WEIR_BENCH_EVENTS` (events per run, default 1,000,000),
 //! `WEIR_BENCH_ROUNDS` (runs per configuration, default 3; the round with
 //! the lowest total time is reported), `WEIR_BENCH_BATCHES` (comma-separated batch sizes, default
-//! `1,64,256,1024`).
+//! `1,64,256,1024`), `WEIR_BENCH_REFERENCE` (path of another build of the
+//! reference component, to compare compiler settings).
 
 use std::hint::black_box;
 use std::path::PathBuf;
@@ -120,7 +121,10 @@ fn main() {
     let engine = Engine::new(EngineOptions { cache_dir: None }).expect("engine");
     let spec = PluginSpec {
         name: "reference".to_owned(),
-        path: PathBuf::from(weir_tests::plugins::REFERENCE),
+        path: std::env::var_os("WEIR_BENCH_REFERENCE").map_or_else(
+            || PathBuf::from(weir_tests::plugins::REFERENCE),
+            PathBuf::from,
+        ),
         config: Vec::new(),
         limits: PluginLimits::default(),
         grants: PluginGrants::default(),

@@ -45,14 +45,16 @@ pub struct ChainResult {
 
 /// The event the next plugin sees for an output of the previous one: the
 /// output's key, value, op and headers, with the source event's time,
-/// origin and old value.
-fn next_event(input: &Event, output: &Output) -> Event {
+/// origin and old value. The output's parts are moved, not cloned: a
+/// clone of a plugin output's `Bytes` (a slice of the outcome buffer)
+/// allocated a shared header per key and value.
+fn next_event(input: &Event, output: Output) -> Event {
     Event {
-        key: output.key.clone(),
-        value: output.value.clone(),
+        key: output.key,
+        value: output.value,
         old_value: input.old_value.clone(),
         op: output.op,
-        headers: output.headers.clone(),
+        headers: output.headers,
         timestamp_ms: input.timestamp_ms,
         origin: input.origin.clone(),
     }
@@ -158,8 +160,8 @@ pub fn run_chain(
                                 output,
                             });
                         } else {
-                            next_events.push(next_event(input, &output));
-                            next_lineage.push((source, output.route, output.ttl_seconds));
+                            next_lineage.push((source, output.route.take(), output.ttl_seconds));
+                            next_events.push(next_event(input, output));
                         }
                     }
                 }

@@ -28,6 +28,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
+use futures::FutureExt as _;
 use rdkafka::ClientConfig;
 use rdkafka::Offset;
 use rdkafka::TopicPartitionList;
@@ -669,7 +670,19 @@ impl Source for KafkaSource {
         // Per event, its entry in `reached`.
         let mut partitions = Vec::with_capacity(max_events.min(4096));
         while events.len() < max_events {
-            let msg = match tokio::time::timeout_at(deadline, consumer.recv()).await {
+            // Let other tasks run now and then: a full queue never waits.
+            tokio::task::coop::consume_budget().await;
+            // A message librdkafka already holds is taken without arming a
+            // timer: a timeout per message (a timer-wheel entry made and
+            // dropped) was a visible per-event cost. Only when the queue is
+            // empty does the wait go through the batch's deadline. Dropping
+            // the pending `recv` loses nothing (it is cancel-safe).
+            let ready = consumer.recv().now_or_never();
+            let received = match ready {
+                Some(result) => Ok(result),
+                None => tokio::time::timeout_at(deadline, consumer.recv()).await,
+            };
+            let msg = match received {
                 Err(_elapsed) => break,
                 Ok(Ok(msg)) => msg,
                 Ok(Err(KafkaError::PartitionEOF(partition))) => {
@@ -744,6 +757,7 @@ impl Source for KafkaSource {
             }
             if self.stop_at_end
                 && let Ok(mut progress) = self.progress.lock()
+                && !progress.at_end.is_empty()
             {
                 progress
                     .at_end

@@ -34,9 +34,25 @@ pub(super) fn to_event(msg: &BorrowedMessage<'_>, now_ms: i64) -> (Event, Option
         old_value: None,
         headers,
         timestamp_ms: msg.timestamp().to_millis().unwrap_or(now_ms),
-        origin: format!("{}/{}/{}", msg.topic(), msg.partition(), msg.offset()),
+        origin: origin(msg.topic(), msg.partition(), msg.offset()),
     };
     (event, problem)
+}
+
+/// `topic/partition/offset`, built in one exactly sized allocation (this
+/// runs once per record; `format!` reallocated and went through the
+/// formatting machinery).
+fn origin(topic: &str, partition: i32, offset: i64) -> String {
+    let mut p = itoa::Buffer::new();
+    let mut o = itoa::Buffer::new();
+    let (p, o) = (p.format(partition), o.format(offset));
+    let mut origin = String::with_capacity(topic.len() + p.len() + o.len() + 2);
+    origin.push_str(topic);
+    origin.push('/');
+    origin.push_str(p);
+    origin.push('/');
+    origin.push_str(o);
+    origin
 }
 
 /// The headers of `msg`, and the first problem met reading them.
