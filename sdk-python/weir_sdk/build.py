@@ -157,7 +157,7 @@ def build(
                 f"{done.stderr.strip() or done.stdout.strip()}"
             )
         os.replace(partial, target)
-    if cached is not None:
+    if cache is not None and cached is not None:
         if target != cached:
             shutil.copyfile(target, cached)
         _prune(cache, name, keep=KEEP_CACHED)

@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import json
 from enum import Enum
-from typing import Any, Iterator
+from typing import TYPE_CHECKING, Any, Iterator
+
+if TYPE_CHECKING:
+    from . import wire
 
 
 class Op(str, Enum):
@@ -52,8 +55,9 @@ class Event:
 
     __slots__ = ("_raw",)
 
-    def __init__(self, raw: Any) -> None:
-        # `raw` is a `types.event` record (generated or `weir_sdk.wire`).
+    def __init__(self, raw: wire.Event) -> None:
+        # `raw` is a `types.event` record: the class componentize-py
+        # generates or its native twin `weir_sdk.wire.Event` (same fields).
         self._raw = raw
 
     def __repr__(self) -> str:

@@ -4,10 +4,15 @@
 //! Python exception fails exactly its event, an endless loop is stopped by
 //! the deadline and isolated, and the compiled-artifact cache makes the
 //! second start of a ~18 MB component a cache hit.
+//!
+//! Compiling a Python component takes tens of seconds in a debug build, so
+//! every test but the cache's own shares one compiled-plugin cache, kept in
+//! the target's scratch directory across runs, and compiles under a lock:
+//! the first load of each component compiles it, the others load it.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use bytes::Bytes;
 use serde_json::{Value, json};
@@ -16,9 +21,21 @@ use weir::engine::{Engine, EngineOptions, PluginSpec, PluginVersion, Transform};
 use weir::event::{Event, Header, Op, Outcome, Output};
 use weir_tests::{plugins, weir_bin};
 
-fn engine() -> Engine {
-    Engine::new(EngineOptions { cache_dir: None }).expect("engine")
+/// The compiled-plugin cache the tests of this module share.
+fn shared_cache() -> PathBuf {
+    Path::new(env!("CARGO_TARGET_TMPDIR")).join("python-plugins-cache")
 }
+
+fn engine() -> Engine {
+    Engine::new(EngineOptions {
+        cache_dir: Some(shared_cache()),
+    })
+    .expect("engine")
+}
+
+/// Held while loading, so two tests never compile the same component at
+/// once (on this module's shared cache, the second one then loads it).
+static LOADING: Mutex<()> = Mutex::new(());
 
 fn spec(name: &str, path: &str, config: &[(&str, &str)]) -> PluginSpec {
     PluginSpec {
@@ -34,6 +51,7 @@ fn spec(name: &str, path: &str, config: &[(&str, &str)]) -> PluginSpec {
 }
 
 fn load(engine: &Engine, spec: &PluginSpec) -> Arc<PluginVersion> {
+    let _loading = LOADING.lock().unwrap_or_else(PoisonError::into_inner);
     engine
         .load(spec)
         .unwrap_or_else(|e| panic!("cannot load {}: {e}", spec.name))
@@ -201,6 +219,7 @@ fn the_python_filter_refuses_a_bad_config_at_load_with_the_rust_words() {
         ),
     ] {
         for path in [plugins::FILTER, plugins::FILTER_PY] {
+            let _loading = LOADING.lock().unwrap_or_else(PoisonError::into_inner);
             let refused = engine
                 .load(&spec("filter", path, config))
                 .err()
@@ -226,7 +245,9 @@ fn weir_plugin_test_runs_the_python_filter_like_the_rust_one() {
     let run = |plugin: &str| {
         let out = Command::new(weir_bin())
             .current_dir(dir.path())
-            .args(["plugin", "test", plugin, "--config", "field=event_type"])
+            .args(["plugin", "test", plugin, "--cache-dir"])
+            .arg(shared_cache())
+            .args(["--config", "field=event_type"])
             .args(["--config", "equals=heartbeat", "--input"])
             .arg(&input)
             .output()
@@ -364,7 +385,7 @@ fn the_second_start_of_a_python_plugin_is_a_compile_cache_hit() {
         &[("field", "a"), ("exists", "true")],
     );
     let first = Engine::new(options()).unwrap();
-    let v1 = load(&first, &s);
+    let v1 = first.load(&s).unwrap();
     assert!(!v1.loaded_from_cache());
     let written = artifacts(dir.path());
     assert_eq!(written.len(), 1, "{written:?}");
@@ -378,7 +399,7 @@ fn the_second_start_of_a_python_plugin_is_a_compile_cache_hit() {
 
     // A new engine (a restart) loads the compiled code instead of compiling.
     let second = Engine::new(options()).unwrap();
-    let v2 = load(&second, &s);
+    let v2 = second.load(&s).unwrap();
     assert!(v2.loaded_from_cache());
     assert_eq!(artifacts(dir.path()), written);
     let mut instance = v2.instantiate().unwrap();
