@@ -38,9 +38,14 @@ class JsonError(ValueError):
         self.no_value = no_value
 
 
+def _reject_constant(name: str) -> Any:
+    # Python's parser takes NaN and Infinity; JSON (and the Rust SDK) do not.
+    raise ValueError(f"{name} is not a JSON value")
+
+
 def _parse(raw: bytes) -> Any:
     try:
-        return json.loads(raw)
+        return json.loads(raw, parse_constant=_reject_constant)
     except (ValueError, UnicodeDecodeError) as e:
         raise JsonError(f"event value is not valid JSON: {e}") from None
 
