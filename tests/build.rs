@@ -192,7 +192,10 @@ fn main() {
 /// outside the clone like CARGO_TARGET_DIR): `weir_sdk.build --cache`
 /// rebuilds a plugin only when its sources, the SDK, the WIT or the
 /// componentize-py version change.
-fn build_python_plugins(root: &Path, wasm_target_dir: &Path) -> Vec<(&'static str, &'static str, PathBuf)> {
+fn build_python_plugins(
+    root: &Path,
+    wasm_target_dir: &Path,
+) -> Vec<(&'static str, &'static str, PathBuf)> {
     println!("cargo:rerun-if-env-changed=WEIR_PLUGIN_PYTHON");
     println!("cargo:rerun-if-env-changed=WEIR_SERVICES_DIR");
     let python = match env::var_os("WEIR_PLUGIN_PYTHON") {

@@ -194,7 +194,9 @@ fn python_typed(pool: &[Event], batches: &[usize], rounds: usize, native: &mut N
     };
     let python = spec("reference-py", weir_tests::plugins::REFERENCE_PY);
     let engine = Engine::new(EngineOptions { cache_dir: None }).expect("engine");
-    let version = engine.load(&python).expect("load the Python reference plugin");
+    let version = engine
+        .load(&python)
+        .expect("load the Python reference plugin");
     let mut wasm = version.instantiate().expect("instantiate");
 
     println!();
@@ -243,10 +245,7 @@ fn python_typed(pool: &[Event], batches: &[usize], rounds: usize, native: &mut N
         "{:<14} {:>10} {:>11} {:>10} {:>11} {:>12}",
         "component", "size MB", "compile ms", "cached ms", "instance ms", "memory MiB"
     );
-    for s in [
-        python,
-        spec("reference", weir_tests::plugins::REFERENCE),
-    ] {
+    for s in [python, spec("reference", weir_tests::plugins::REFERENCE)] {
         let size = std::fs::metadata(&s.path).map_or(0, |m| m.len());
         let dir = tempfile::tempdir().expect("a cache directory");
         let options = || EngineOptions {
