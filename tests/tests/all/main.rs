@@ -41,3 +41,4 @@ mod sink_outages;
 mod store_tls;
 mod telemetry;
 mod validate;
+mod worlds;
