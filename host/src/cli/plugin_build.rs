@@ -1,0 +1,141 @@
+//! `weir plugin build [DIR]`: build a plugin project (as `weir plugin new`
+//! writes them) into a component with its language's toolchain, and print
+//! the `.wasm` path on stdout — the only thing printed there, so
+//! `weir plugin test "$(weir plugin build)"` works. The toolchain's own
+//! progress and errors go to stderr as it prints them.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode, Stdio};
+
+use anyhow::{Context, bail};
+use clap::Args;
+use serde_json::Value;
+
+/// `weir plugin build`
+#[derive(Debug, Args)]
+pub struct BuildArgs {
+    /// The project directory (default: the current directory).
+    #[arg(default_value = ".")]
+    pub dir: PathBuf,
+}
+
+/// The toolchain a project is built with, found from the files it holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Toolchain {
+    /// `Cargo.toml`: cargo for wasm32-wasip2.
+    Cargo,
+}
+
+fn detect(dir: &Path) -> anyhow::Result<Toolchain> {
+    if dir.join("Cargo.toml").is_file() {
+        return Ok(Toolchain::Cargo);
+    }
+    if !dir.is_dir() {
+        bail!("{} is not a directory", dir.display());
+    }
+    bail!(
+        "{} is not a plugin project: it has no Cargo.toml (Rust); `weir plugin new` writes one",
+        dir.display()
+    )
+}
+
+/// `weir plugin build`.
+pub fn build(args: BuildArgs) -> anyhow::Result<ExitCode> {
+    let wasm = match detect(&args.dir)? {
+        Toolchain::Cargo => build_rust(&args.dir)?,
+    };
+    super::output::stdout(&format!("{}\n", wasm.display()))
+        .context("cannot write to standard output")?;
+    Ok(ExitCode::SUCCESS)
+}
+
+const RUST_TARGET: &str = "wasm32-wasip2";
+
+/// `cargo build --target wasm32-wasip2 --release`; the component is the
+/// `.wasm` file of the project's own `cdylib` target, as cargo reports it
+/// (wherever `CARGO_TARGET_DIR` puts it).
+fn build_rust(dir: &Path) -> anyhow::Result<PathBuf> {
+    let manifest = dir
+        .join("Cargo.toml")
+        .canonicalize()
+        .with_context(|| format!("cannot read {}", dir.join("Cargo.toml").display()))?;
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let output = Command::new(&cargo)
+        .args(["build", "--release", "--target", RUST_TARGET])
+        .args(["--message-format", "json-render-diagnostics"])
+        .arg("--manifest-path")
+        .arg(&manifest)
+        .current_dir(dir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .output()
+        .with_context(|| format!("cannot run {}: is Rust installed?", cargo.to_string_lossy()))?;
+    if !output.status.success() {
+        bail!(
+            "cargo build failed ({}); a missing `{RUST_TARGET}` target is added with \
+             `rustup target add {RUST_TARGET}`",
+            output.status
+        );
+    }
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    rust_artifact(&stdout, &manifest).with_context(|| {
+        format!(
+            "cargo built {} but produced no .wasm: is its [lib] crate-type \"cdylib\"?",
+            manifest.display()
+        )
+    })
+}
+
+/// The `.wasm` of the `cdylib` built for the package at `manifest`, from
+/// cargo's JSON messages.
+fn rust_artifact(messages: &str, manifest: &Path) -> Option<PathBuf> {
+    messages
+        .lines()
+        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+        .filter(|m| m["reason"] == "compiler-artifact")
+        .filter(|m| m["manifest_path"].as_str().map(Path::new) == Some(manifest))
+        .filter(|m| {
+            m["target"]["kind"]
+                .as_array()
+                .is_some_and(|kinds| kinds.iter().any(|k| k == "cdylib"))
+        })
+        .flat_map(|m| {
+            m["filenames"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+                .into_iter()
+        })
+        .filter_map(|f| f.as_str().map(PathBuf::from))
+        .find(|f| f.extension().is_some_and(|e| e == "wasm"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_artifact_is_the_projects_own_cdylib() {
+        let messages = concat!(
+            r#"{"reason":"compiler-artifact","manifest_path":"/p/vendor/sdk/Cargo.toml","target":{"kind":["lib"]},"filenames":["/t/libweir_sdk.rlib"]}"#,
+            "\n",
+            "not json\n",
+            r#"{"reason":"compiler-artifact","manifest_path":"/p/Cargo.toml","target":{"kind":["cdylib","rlib"]},"filenames":["/t/wasm32-wasip2/release/tag.wasm","/t/wasm32-wasip2/release/libtag.rlib"]}"#,
+            "\n",
+            r#"{"reason":"build-finished","success":true}"#,
+        );
+        assert_eq!(
+            rust_artifact(messages, Path::new("/p/Cargo.toml")),
+            Some(PathBuf::from("/t/wasm32-wasip2/release/tag.wasm"))
+        );
+        assert_eq!(rust_artifact(messages, Path::new("/q/Cargo.toml")), None);
+    }
+
+    #[test]
+    fn a_directory_without_a_project_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let err = detect(dir.path()).unwrap_err();
+        assert!(err.to_string().contains("is not a plugin project"), "{err}");
+    }
+}
