@@ -24,17 +24,24 @@ pub struct BuildArgs {
 enum Toolchain {
     /// `Cargo.toml`: cargo for wasm32-wasip2.
     Cargo,
+    /// `pyproject.toml` and `plugin.py`: the Python SDK's build
+    /// (componentize-py).
+    ComponentizePy,
 }
 
 fn detect(dir: &Path) -> anyhow::Result<Toolchain> {
     if dir.join("Cargo.toml").is_file() {
         return Ok(Toolchain::Cargo);
     }
+    if dir.join("pyproject.toml").is_file() && dir.join("plugin.py").is_file() {
+        return Ok(Toolchain::ComponentizePy);
+    }
     if !dir.is_dir() {
         bail!("{} is not a directory", dir.display());
     }
     bail!(
-        "{} is not a plugin project: it has no Cargo.toml (Rust); `weir plugin new` writes one",
+        "{} is not a plugin project: it has no Cargo.toml (Rust) nor pyproject.toml with plugin.py (Python); \
+         `weir plugin new` writes them",
         dir.display()
     )
 }
@@ -43,6 +50,7 @@ fn detect(dir: &Path) -> anyhow::Result<Toolchain> {
 pub fn build(args: BuildArgs) -> anyhow::Result<ExitCode> {
     let wasm = match detect(&args.dir)? {
         Toolchain::Cargo => build_rust(&args.dir)?,
+        Toolchain::ComponentizePy => build_python(&args.dir)?,
     };
     super::output::stdout(&format!("{}\n", wasm.display()))
         .context("cannot write to standard output")?;
@@ -85,6 +93,69 @@ fn build_rust(dir: &Path) -> anyhow::Result<PathBuf> {
             manifest.display()
         )
     })
+}
+
+/// The interpreter whose environment has componentize-py: `$WEIR_PYTHON`,
+/// else the project's `.venv` (its README says how to make it).
+fn python_interpreter(dir: &Path) -> anyhow::Result<PathBuf> {
+    if let Some(python) = std::env::var_os("WEIR_PYTHON") {
+        return Ok(PathBuf::from(python));
+    }
+    let venv = dir.join(".venv/bin/python");
+    if venv.is_file() {
+        return Ok(venv);
+    }
+    bail!(
+        "no Python toolchain for {}: create the project's virtualenv (`python3 -m venv .venv && \
+         .venv/bin/pip install componentize-py==0.25.1 pytest==8.4.2`) or set WEIR_PYTHON to an \
+         interpreter that has componentize-py",
+        dir.display()
+    )
+}
+
+/// The `[project] name` of `pyproject.toml`, the component's file name.
+fn python_project_name(dir: &Path) -> anyhow::Result<String> {
+    let path = dir.join("pyproject.toml");
+    let text = std::fs::read_to_string(&path)
+        .with_context(|| format!("cannot read {}", path.display()))?;
+    let manifest: toml::Table =
+        toml::from_str(&text).with_context(|| format!("{} is not valid TOML", path.display()))?;
+    manifest
+        .get("project")
+        .and_then(|p| p.get("name"))
+        .and_then(toml::Value::as_str)
+        .map(str::to_owned)
+        .with_context(|| format!("{} has no [project] name", path.display()))
+}
+
+/// `python -m weir_sdk.build DIR -o DIR/build/NAME.wasm`, with the
+/// project's vendored SDK first on the Python path.
+fn build_python(dir: &Path) -> anyhow::Result<PathBuf> {
+    let python = python_interpreter(dir)?;
+    let name = python_project_name(dir)?;
+    let wasm = dir.join("build").join(format!("{name}.wasm"));
+    let mut path = vec![dir.join("vendor")];
+    if let Some(existing) = std::env::var_os("PYTHONPATH") {
+        path.extend(std::env::split_paths(&existing));
+    }
+    let status = Command::new(&python)
+        .args(["-m", "weir_sdk.build"])
+        .arg(dir)
+        .arg("-o")
+        .arg(&wasm)
+        .env(
+            "PYTHONPATH",
+            std::env::join_paths(path).context("the project path cannot be on PYTHONPATH")?,
+        )
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .status()
+        .with_context(|| format!("cannot run {}", python.display()))?;
+    if !status.success() {
+        bail!("the Python build failed ({status}); its error is above");
+    }
+    Ok(wasm)
 }
 
 /// The `.wasm` of the `cdylib` built for the package at `manifest`, from

@@ -42,12 +42,16 @@ pub struct NewArgs {
 pub enum Lang {
     /// Rust, with the `weir-sdk` crate (the packed world: the fast path).
     Rust,
+    /// Python, with the `weir_sdk` package, built with componentize-py
+    /// (the typed world).
+    Python,
 }
 
 impl Lang {
     fn as_str(self) -> &'static str {
         match self {
             Lang::Rust => "rust",
+            Lang::Python => "python",
         }
     }
 }
@@ -61,6 +65,7 @@ pub fn new(args: NewArgs) -> anyhow::Result<ExitCode> {
     let dir = args.dir.unwrap_or_else(|| PathBuf::from(&args.name));
     let files = match args.lang {
         Lang::Rust => rust_project(&args.name)?,
+        Lang::Python => python_project(&args.name)?,
     };
     write_project(&dir, &files)?;
     super::output::stdout(&format!(
@@ -155,6 +160,44 @@ fn rust_project(name: &str) -> anyhow::Result<Vec<File>> {
         ("events.jsonl", include_str!("../../templates/rust/events.jsonl")),
         ("expected.jsonl", include_str!("../../templates/rust/expected.jsonl")),
         (".gitignore", include_str!("../../templates/rust/gitignore")),
+    ] {
+        files.push((rel.into(), fill(template, name)));
+    }
+    Ok(files)
+}
+
+/// The contract version the typed-world SDKs (Python, JavaScript) build
+/// against: its WIT is vendored beside them.
+const TYPED_WIT: &str = "wit/0.2.0";
+
+/// Every embedded file under `from/`, vendored as `to/...`.
+fn vendor_as(from: &str, to: &str, files: &mut Vec<File>) -> anyhow::Result<()> {
+    let prefix = format!("{from}/");
+    let before = files.len();
+    for (path, bytes) in SDK_SOURCES {
+        if let Some(rest) = path.strip_prefix(&prefix) {
+            files.push((format!("{to}/{rest}"), bytes.to_vec()));
+        }
+    }
+    if files.len() == before {
+        bail!("this weir binary was built without {from}/");
+    }
+    Ok(())
+}
+
+fn python_project(name: &str) -> anyhow::Result<Vec<File>> {
+    let mut files = Vec::new();
+    vendor_as("sdk-python/weir_sdk", "vendor/weir_sdk", &mut files)?;
+    // Where the SDK's build looks for the WIT when it is vendored.
+    vendor_as(TYPED_WIT, "vendor/weir_sdk/wit", &mut files)?;
+    for (rel, template) in [
+        ("plugin.py", include_str!("../../templates/python/plugin.py")),
+        ("tests/test_plugin.py", include_str!("../../templates/python/tests/test_plugin.py")),
+        ("pyproject.toml", include_str!("../../templates/python/pyproject.toml")),
+        ("README.md", include_str!("../../templates/python/README.md")),
+        ("events.jsonl", include_str!("../../templates/python/events.jsonl")),
+        ("expected.jsonl", include_str!("../../templates/python/expected.jsonl")),
+        (".gitignore", include_str!("../../templates/python/gitignore")),
     ] {
         files.push((rel.into(), fill(template, name)));
     }
@@ -329,6 +372,23 @@ mod tests {
         let lib = &files.iter().find(|(f, _)| f == "src/lib.rs").unwrap().1;
         let lib = String::from_utf8_lossy(lib);
         assert!(lib.contains("\"tagger\".into()") && !lib.contains("{{"), "{lib}");
+    }
+
+    #[test]
+    fn a_python_project_vendors_the_sdk_with_its_wit() {
+        let files = python_project("tagger").unwrap();
+        let has = |p: &str| files.iter().any(|(f, _)| f == p);
+        for p in [
+            "vendor/weir_sdk/__init__.py",
+            "vendor/weir_sdk/build.py",
+            "vendor/weir_sdk/wit/worlds.wit",
+            "plugin.py",
+            "tests/test_plugin.py",
+            "pyproject.toml",
+        ] {
+            assert!(has(p), "{p} missing");
+        }
+        assert!(!files.iter().any(|(f, _)| f.contains("__pycache__")));
     }
 
     #[test]

@@ -31,6 +31,7 @@ mod kafka_source;
 mod metrics;
 mod mongodb_sink;
 mod plugin_cli;
+mod plugin_scaffold;
 mod postgres_sink;
 mod redis_generic_command;
 mod redis_sink;
