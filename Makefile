@@ -15,7 +15,7 @@ export WEIR_PLUGIN_DIR := $(PLUGIN_DIR)
 WEIR := $(CARGO_TARGET_DIR)/debug/weir
 EXAMPLE_PLUGINS := -p weir-plugin-filter -p weir-plugin-transform -p weir-plugin-router -p weir-plugin-iot-telemetry
 
-.PHONY: all setup build release image plugins demo test test-scylla lint fmt bench services-start services-stop clean-services
+.PHONY: all setup build release image plugins python-plugins test-python demo test test-scylla lint fmt bench services-start services-stop clean-services
 
 all: build plugins
 
@@ -38,6 +38,17 @@ image:
 plugins: setup
 	$(CARGO) build --profile plugin --target wasm32-wasip2 $(EXAMPLE_PLUGINS)
 
+# The Python plugins and fixtures, with the toolchain scripts/setup installs
+# (.services/plugin-venv); each .wasm lands beside its source in build/.
+PLUGIN_PYTHON := $(or $(WEIR_SERVICES_DIR),.services)/plugin-venv/bin/python
+PYTHON_PLUGINS := plugins/filter-py plugins/fixtures-py/hostile plugins/fixtures-py/reference
+python-plugins: setup
+	for dir in $(PYTHON_PLUGINS); do PYTHONPATH=sdk-python $(PLUGIN_PYTHON) -m weir_sdk.build $$dir; done
+
+# The native tests of the Python SDK and plugins (pytest, no Wasm).
+test-python: setup
+	for dir in sdk-python $(PYTHON_PLUGINS); do (cd $$dir && $(abspath $(PLUGIN_PYTHON)) -m pytest -q); done
+
 demo: build plugins
 	python3 examples/quickstart/gen_events.py examples/quickstart/events.jsonl
 	rm -rf examples/quickstart/out
@@ -47,7 +58,7 @@ lint: setup
 	$(CARGO) fmt --all --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
-test: setup services-start lint
+test: setup services-start lint test-python
 	$(CARGO) test --workspace --no-fail-fast
 
 # The scylla sink against a real ScyllaDB/Cassandra node (opt-in: no CQL

@@ -1,0 +1,191 @@
+"""Build a Python plugin into a component with componentize-py.
+
+    python -m weir_sdk.build [DIR] [--module plugin] [-o OUT.wasm]
+                             [--wit WIT_DIR] [--world typed] [--cache DIR]
+
+``DIR`` (default ``.``) holds the plugin's module ``MODULE.py`` (default
+``plugin``), which ends with ``TypedPlugin = weir_sdk.export(...)``. Only
+the Python sources are bundled: the ``.py`` files and packages of ``DIR``
+(not ``tests/``, ``build/`` or hidden directories) and this SDK, staged in a
+temporary directory, so a previous build or a test cache never ends up in
+the component. The path of the built ``.wasm`` is printed on stdout.
+
+``--cache DIR`` keeps built components under a hash of everything that
+goes into them (the sources, the WIT, the world, componentize-py's
+version); a build whose hash is there already is not run again.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+SDK_PACKAGE = Path(__file__).resolve().parent
+SKIPPED_DIRS = {"tests", "test", "build", "__pycache__", "node_modules"}
+
+
+class BuildError(Exception):
+    """The plugin could not be built; the message says why."""
+
+
+def default_wit() -> Path:
+    """The WIT of weir:transform@0.2.0: vendored beside the SDK's package
+    (``weir_sdk/wit``) when the SDK is installed outside the repository,
+    else the repository's ``wit/0.2.0``."""
+    vendored = SDK_PACKAGE / "wit"
+    if vendored.is_dir():
+        return vendored
+    return SDK_PACKAGE.parent.parent / "wit" / "0.2.0"
+
+
+def componentize_py() -> str:
+    """componentize-py beside this interpreter (the venv's), else on PATH."""
+    beside = Path(sys.executable).parent / "componentize-py"
+    if beside.is_file():
+        return str(beside)
+    found = shutil.which("componentize-py")
+    if found is None:
+        raise BuildError(
+            "componentize-py is not installed: run scripts/setup (it installs it into "
+            ".services/venv) or `pip install componentize-py==0.25.1`"
+        )
+    return found
+
+
+def _sources(root: Path) -> Iterator[Path]:
+    """The Python sources of a plugin directory, sorted, relative to it."""
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = sorted(
+            d for d in dirnames if d not in SKIPPED_DIRS and not d.startswith(".")
+        )
+        for name in sorted(filenames):
+            if name.endswith(".py") and not name.startswith("test_") and name != "conftest.py":
+                yield (Path(dirpath) / name).relative_to(root)
+
+
+def _sdk_sources() -> Iterator[Path]:
+    for path in sorted(SDK_PACKAGE.glob("*.py")):
+        yield path.relative_to(SDK_PACKAGE.parent)
+
+
+def _tool_version(tool: str) -> str:
+    out = subprocess.run([tool, "--version"], capture_output=True, text=True, check=False)
+    return out.stdout.strip()
+
+
+def inputs_hash(plugin_dir: Path, module: str, wit: Path, world: str, tool: str) -> str:
+    """A hash of everything that goes into the component."""
+    h = hashlib.sha256()
+
+    def add(label: str, data: bytes) -> None:
+        h.update(f"{label}\0{len(data)}\0".encode())
+        h.update(data)
+
+    add("tool", _tool_version(tool).encode())
+    add("module", module.encode())
+    add("world", world.encode())
+    for path in sorted(wit.glob("*.wit")):
+        add(f"wit/{path.name}", path.read_bytes())
+    for rel in _sdk_sources():
+        add(f"sdk/{rel}", (SDK_PACKAGE.parent / rel).read_bytes())
+    for rel in _sources(plugin_dir):
+        add(f"plugin/{rel}", (plugin_dir / rel).read_bytes())
+    return h.hexdigest()[:32]
+
+
+def _stage(plugin_dir: Path, into: Path) -> None:
+    for rel in _sources(plugin_dir):
+        (into / rel).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(plugin_dir / rel, into / rel)
+    for rel in _sdk_sources():
+        (into / rel).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(SDK_PACKAGE.parent / rel, into / rel)
+
+
+def build(
+    plugin_dir: Path,
+    *,
+    module: str = "plugin",
+    output: Path | None = None,
+    wit: Path | None = None,
+    world: str = "typed",
+    cache: Path | None = None,
+) -> Path:
+    """Build the plugin in ``plugin_dir``; returns the ``.wasm`` path."""
+    plugin_dir = plugin_dir.resolve()
+    wit = (wit or default_wit()).resolve()
+    if not (plugin_dir / f"{module.replace('.', '/')}.py").is_file():
+        raise BuildError(f"{plugin_dir}: no module `{module}` ({module}.py) to build")
+    if not wit.is_dir():
+        raise BuildError(f"the WIT directory {wit} does not exist (pass --wit)")
+    tool = componentize_py()
+    name = plugin_dir.name
+    cached: Path | None = None
+    if cache is not None:
+        cache.mkdir(parents=True, exist_ok=True)
+        cached = cache / f"{name}-{inputs_hash(plugin_dir, module, wit, world, tool)}.wasm"
+        if cached.is_file():
+            if output is None:
+                return cached
+            output.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(cached, output)
+            return output
+    target = output or cached or plugin_dir / "build" / f"{name}.wasm"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="weir-py-") as staging:
+        _stage(plugin_dir, Path(staging))
+        partial = target.with_name(f".{target.name}.{os.getpid()}.partial")
+        cmd = [
+            tool, "-d", str(wit), "-w", world, "componentize",
+            "-p", staging, "-o", str(partial), module,
+        ]  # fmt: skip
+        done = subprocess.run(cmd, capture_output=True, text=True, check=False)
+        if done.returncode != 0:
+            partial.unlink(missing_ok=True)
+            raise BuildError(
+                f"componentize-py failed on {plugin_dir} ({done.returncode}):\n"
+                f"{done.stderr.strip() or done.stdout.strip()}"
+            )
+        os.replace(partial, target)
+    if cached is not None and target != cached:
+        shutil.copyfile(target, cached)
+    return target
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m weir_sdk.build",
+        description="Build a Weir Python plugin into a component (weir:transform@0.2.0).",
+    )
+    parser.add_argument("dir", nargs="?", default=".", type=Path, help="the plugin directory")
+    parser.add_argument("-m", "--module", default="plugin", help="the plugin module (plugin)")
+    parser.add_argument("-o", "--output", type=Path, help="the .wasm to write (DIR/build/NAME.wasm)")
+    parser.add_argument("--wit", type=Path, help="the WIT directory of weir:transform@0.2.0")
+    parser.add_argument("--world", default="typed", help="the world to build (typed)")
+    parser.add_argument("--cache", type=Path, help="keep and reuse builds in this directory")
+    args = parser.parse_args(argv)
+    try:
+        path = build(
+            args.dir,
+            module=args.module,
+            output=args.output,
+            wit=args.wit,
+            world=args.world,
+            cache=args.cache,
+        )
+    except BuildError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    print(path)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
