@@ -27,6 +27,9 @@ enum Toolchain {
     /// `pyproject.toml` and `plugin.py`: the Python SDK's build
     /// (componentize-py).
     ComponentizePy,
+    /// `package.json`: the JavaScript SDK's `weir-js-build` (esbuild and
+    /// componentize-js), for JavaScript and TypeScript alike.
+    WeirJsBuild,
 }
 
 fn detect(dir: &Path) -> anyhow::Result<Toolchain> {
@@ -36,21 +39,28 @@ fn detect(dir: &Path) -> anyhow::Result<Toolchain> {
     if dir.join("pyproject.toml").is_file() && dir.join("plugin.py").is_file() {
         return Ok(Toolchain::ComponentizePy);
     }
+    if dir.join("package.json").is_file() {
+        return Ok(Toolchain::WeirJsBuild);
+    }
     if !dir.is_dir() {
         bail!("{} is not a directory", dir.display());
     }
     bail!(
-        "{} is not a plugin project: it has no Cargo.toml (Rust) nor pyproject.toml with plugin.py (Python); \
-         `weir plugin new` writes them",
+        "{} is not a plugin project: it has no Cargo.toml (Rust), pyproject.toml with plugin.py (Python) \
+         or package.json (JavaScript, TypeScript); `weir plugin new` writes them",
         dir.display()
     )
 }
 
 /// `weir plugin build`.
 pub fn build(args: BuildArgs) -> anyhow::Result<ExitCode> {
-    let wasm = match detect(&args.dir)? {
-        Toolchain::Cargo => build_rust(&args.dir)?,
-        Toolchain::ComponentizePy => build_python(&args.dir)?,
+    // Absolute, so the printed path works from any directory.
+    let dir = std::path::absolute(&args.dir)
+        .with_context(|| format!("cannot resolve {}", args.dir.display()))?;
+    let wasm = match detect(&dir)? {
+        Toolchain::Cargo => build_rust(&dir)?,
+        Toolchain::ComponentizePy => build_python(&dir)?,
+        Toolchain::WeirJsBuild => build_js(&dir)?,
     };
     super::output::stdout(&format!("{}\n", wasm.display()))
         .context("cannot write to standard output")?;
@@ -155,6 +165,44 @@ fn build_python(dir: &Path) -> anyhow::Result<PathBuf> {
     if !status.success() {
         bail!("the Python build failed ({status}); its error is above");
     }
+    Ok(wasm)
+}
+
+/// `node node_modules/@weir/sdk/bin/weir-js-build.mjs DIR`: the build of
+/// the SDK the project's `npm install` linked; it prints the `.wasm` path.
+fn build_js(dir: &Path) -> anyhow::Result<PathBuf> {
+    let script = dir.join("node_modules/@weir/sdk/bin/weir-js-build.mjs");
+    if !script.is_file() {
+        bail!(
+            "{} has no node_modules/@weir/sdk: run `npm install` there first",
+            dir.display()
+        );
+    }
+    let node = std::env::var_os("WEIR_NODE").unwrap_or_else(|| "node".into());
+    let output = Command::new(&node)
+        .arg(&script)
+        .arg(dir)
+        .current_dir(dir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .output()
+        .with_context(|| {
+            format!(
+                "cannot run {}: is Node.js 20 or newer installed? ($WEIR_NODE names another)",
+                node.to_string_lossy()
+            )
+        })?;
+    if !output.status.success() {
+        bail!("the JavaScript build failed ({}); its error is above", output.status);
+    }
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let wasm = stdout
+        .lines()
+        .rev()
+        .find(|l| !l.trim().is_empty())
+        .map(|l| dir.join(l.trim()))
+        .context("the JavaScript build printed no .wasm path")?;
     Ok(wasm)
 }
 

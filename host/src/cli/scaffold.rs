@@ -45,6 +45,11 @@ pub enum Lang {
     /// Python, with the `weir_sdk` package, built with componentize-py
     /// (the typed world).
     Python,
+    /// JavaScript, with the `@weir/sdk` package, built with componentize-js
+    /// (the typed world).
+    Js,
+    /// TypeScript, with the `@weir/sdk` package and its types.
+    Ts,
 }
 
 impl Lang {
@@ -52,6 +57,8 @@ impl Lang {
         match self {
             Lang::Rust => "rust",
             Lang::Python => "python",
+            Lang::Js => "js",
+            Lang::Ts => "ts",
         }
     }
 }
@@ -66,6 +73,7 @@ pub fn new(args: NewArgs) -> anyhow::Result<ExitCode> {
     let files = match args.lang {
         Lang::Rust => rust_project(&args.name)?,
         Lang::Python => python_project(&args.name)?,
+        Lang::Js | Lang::Ts => js_project(&args.name, args.lang == Lang::Ts)?,
     };
     write_project(&dir, &files)?;
     super::output::stdout(&format!(
@@ -200,6 +208,75 @@ fn python_project(name: &str) -> anyhow::Result<Vec<File>> {
         (".gitignore", include_str!("../../templates/python/gitignore")),
     ] {
         files.push((rel.into(), fill(template, name)));
+    }
+    Ok(files)
+}
+
+/// The exact versions of a dependency the JavaScript SDK pins, so a
+/// project resolves the tools the SDK was tested with.
+fn js_sdk_pin(manifest: &serde_json::Value, name: &str) -> anyhow::Result<String> {
+    ["dependencies", "devDependencies"]
+        .iter()
+        .find_map(|table| manifest[table][name].as_str())
+        .map(str::to_owned)
+        .with_context(|| format!("sdk-js/package.json does not pin {name}"))
+}
+
+fn js_project(name: &str, typescript: bool) -> anyhow::Result<Vec<File>> {
+    let mut files = Vec::new();
+    vendor_as("sdk-js", "vendor/weir-sdk", &mut files)?;
+    // Where the SDK's build looks for the WIT when it is vendored.
+    vendor_as(TYPED_WIT, "vendor/weir-sdk/wit", &mut files)?;
+    let sdk: serde_json::Value = serde_json::from_slice(embedded("sdk-js/package.json")?)
+        .context("the embedded sdk-js/package.json is not JSON")?;
+    let (entry, test) = if typescript {
+        ("src/plugin.ts", "tsc -p . && node --test build/test/")
+    } else {
+        ("src/plugin.js", "node --test test/")
+    };
+    let mut manifest = serde_json::json!({
+        "name": name,
+        "version": "0.1.0",
+        "private": true,
+        "description": "A Weir stream-transform plugin",
+        "type": "module",
+        "weir": { "entry": entry },
+        "scripts": { "build": "weir-js-build .", "test": test },
+        // The vendored SDK; `npm install` links it and installs its build
+        // tools (componentize-js, esbuild) at the versions it pins.
+        "dependencies": { "@weir/sdk": "file:vendor/weir-sdk" },
+    });
+    if typescript {
+        manifest["devDependencies"] = serde_json::json!({
+            "@types/node": js_sdk_pin(&sdk, "@types/node")?,
+            "typescript": js_sdk_pin(&sdk, "typescript")?,
+        });
+    }
+    let mut text = serde_json::to_string_pretty(&manifest)?;
+    text.push('\n');
+    files.push(("package.json".into(), text.into_bytes()));
+    let readme = include_str!("../../templates/js/README.md")
+        .replace("{{lang}}", if typescript { "TypeScript" } else { "JavaScript" })
+        .replace("{{entry}}", entry);
+    files.push(("README.md".into(), fill(&readme, name)));
+    let templates: &[(&str, &str)] = if typescript {
+        &[
+            ("src/plugin.ts", include_str!("../../templates/ts/src/plugin.ts")),
+            ("test/plugin.test.ts", include_str!("../../templates/ts/test/plugin.test.ts")),
+            ("tsconfig.json", include_str!("../../templates/ts/tsconfig.json")),
+        ]
+    } else {
+        &[
+            ("src/plugin.js", include_str!("../../templates/js/src/plugin.js")),
+            ("test/plugin.test.js", include_str!("../../templates/js/test/plugin.test.js")),
+        ]
+    };
+    for (rel, template) in templates.iter().chain(&[
+        ("events.jsonl", include_str!("../../templates/js/events.jsonl")),
+        ("expected.jsonl", include_str!("../../templates/js/expected.jsonl")),
+        (".gitignore", include_str!("../../templates/js/gitignore")),
+    ]) {
+        files.push(((*rel).into(), fill(template, name)));
     }
     Ok(files)
 }

@@ -72,7 +72,15 @@ fn weir(cwd: &Path, args: &[&str]) -> Command {
 /// `weir plugin build` in `project`: the one stdout line, an existing
 /// component file.
 fn build(project: &Path) -> PathBuf {
-    let out = run(&mut weir(project, &["plugin", "build"]));
+    build_with(project, &[])
+}
+
+fn build_with(project: &Path, env: &[(&str, &std::ffi::OsStr)]) -> PathBuf {
+    let mut cmd = weir(project, &["plugin", "build"]);
+    for (name, value) in env {
+        cmd.env(name, value);
+    }
+    let out = run(&mut cmd);
     assert!(
         out.status.success(),
         "weir plugin build failed ({}):\n{}",
@@ -221,4 +229,147 @@ fn plugin_new_refuses_a_bad_name_and_a_used_directory() {
         "{}",
         text(&out.stderr)
     );
+}
+
+/// The Python that `scripts/setup` installs componentize-py and pytest into
+/// (`.services/plugin-venv`), or `$WEIR_PYTHON`.
+fn setup_python() -> PathBuf {
+    if let Some(python) = std::env::var_os("WEIR_PYTHON") {
+        return PathBuf::from(python);
+    }
+    let services = std::env::var_os("WEIR_SERVICES_DIR").map_or_else(
+        || {
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .parent()
+                .expect("tests/ sits in the repository")
+                .join(".services")
+        },
+        PathBuf::from,
+    );
+    let python = services.join("plugin-venv/bin/python");
+    assert!(
+        python.is_file(),
+        "{} is missing: run scripts/setup (it installs componentize-py and pytest there)",
+        python.display()
+    );
+    python
+}
+
+#[test]
+fn a_new_python_plugin_builds_and_passes_its_tests_outside_the_clone() {
+    let dir = outside_the_clone();
+    let python = setup_python();
+    let out = run(&mut weir(
+        dir.path(),
+        &["plugin", "new", "tagger", "--lang", "python", "--dir", "tagger"],
+    ));
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let project = dir.path().join("tagger");
+    let readme = std::fs::read_to_string(project.join("README.md")).unwrap();
+    for command in [
+        "python3 -m venv .venv",
+        "pip install componentize-py==",
+        "-m pytest",
+        "weir plugin build",
+        "--expect expected.jsonl",
+    ] {
+        assert!(readme.contains(command), "the README lacks `{command}`");
+    }
+
+    // Its own tests pass as generated, with the vendored SDK.
+    let tests = run(Command::new(&python)
+        .args(["-m", "pytest", "-q", "-p", "no:cacheprovider"])
+        .current_dir(&project)
+        .env_remove("PYTHONPATH"));
+    assert!(
+        tests.status.success(),
+        "pytest failed:\n{}{}",
+        text(&tests.stdout),
+        text(&tests.stderr)
+    );
+    assert!(text(&tests.stdout).contains("3 passed"), "{}", text(&tests.stdout));
+
+    let wasm = build_with(&project, &[("WEIR_PYTHON", python.as_os_str())]);
+    assert_eq!(wasm, project.join("build/tagger.wasm"));
+    let checked = test_against_golden(&project, &wasm);
+    assert!(
+        checked.status.success(),
+        "{}{}",
+        text(&checked.stdout),
+        text(&checked.stderr)
+    );
+    assert_eq!(text(&checked.stdout), "all 5 outcomes match expected.jsonl\n");
+
+    // Without a toolchain, the build says how to get one.
+    let out = run(weir(&project, &["plugin", "build"]).env_remove("WEIR_PYTHON"));
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("create the project's virtualenv (`python3 -m venv .venv"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+/// `weir plugin new` → `npm install` → `npm test` → `weir plugin build` →
+/// `weir plugin test` for `--lang js` or `--lang ts`. `npm install` takes
+/// the SDK's build tools from npm's cache where `scripts/setup`'s `npm ci`
+/// left them (the registry otherwise).
+fn js_project_loop(lang: &str, entry: &str) {
+    let dir = outside_the_clone();
+    let out = run(&mut weir(
+        dir.path(),
+        &["plugin", "new", "tagger", "--lang", lang, "--dir", "tagger"],
+    ));
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let project = dir.path().join("tagger");
+    assert!(project.join(entry).is_file(), "{entry} missing");
+    let readme = std::fs::read_to_string(project.join("README.md")).unwrap();
+    for command in ["npm install", "npm test", "weir plugin build", "--expect expected.jsonl"] {
+        assert!(readme.contains(command), "the README lacks `{command}`");
+    }
+
+    // Before `npm install` the build says what to do.
+    let out = run(&mut weir(&project, &["plugin", "build"]));
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("has no node_modules/@weir/sdk: run `npm install` there first"),
+        "{}",
+        text(&out.stderr)
+    );
+
+    let npm = |args: &[&str]| {
+        let out = run(Command::new("npm").args(args).current_dir(&project));
+        assert!(
+            out.status.success(),
+            "npm {args:?} failed:\n{}{}",
+            text(&out.stdout),
+            text(&out.stderr)
+        );
+        out
+    };
+    npm(&["install", "--prefer-offline", "--no-audit", "--no-fund"]);
+    let tests = npm(&["test"]);
+    assert!(text(&tests.stdout).contains("# pass 3"), "{}", text(&tests.stdout));
+    assert!(text(&tests.stdout).contains("# fail 0"), "{}", text(&tests.stdout));
+
+    let wasm = build(&project);
+    assert_eq!(wasm, project.join("dist/tagger.wasm"));
+    let checked = test_against_golden(&project, &wasm);
+    assert!(
+        checked.status.success(),
+        "{}{}",
+        text(&checked.stdout),
+        text(&checked.stderr)
+    );
+    assert_eq!(text(&checked.stdout), "all 5 outcomes match expected.jsonl\n");
+}
+
+#[test]
+fn a_new_javascript_plugin_builds_and_passes_its_tests_outside_the_clone() {
+    js_project_loop("js", "src/plugin.js");
+}
+
+#[test]
+fn a_new_typescript_plugin_builds_and_passes_its_tests_outside_the_clone() {
+    js_project_loop("ts", "src/plugin.ts");
 }
