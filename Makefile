@@ -15,7 +15,7 @@ export WEIR_PLUGIN_DIR := $(PLUGIN_DIR)
 WEIR := $(CARGO_TARGET_DIR)/debug/weir
 EXAMPLE_PLUGINS := -p weir-plugin-filter -p weir-plugin-transform -p weir-plugin-router -p weir-plugin-iot-telemetry
 
-.PHONY: all setup build release image plugins python-plugins test-python demo test test-scylla lint fmt bench services-start services-stop clean-services
+.PHONY: all setup build release image plugins python-plugins plugins-js demo test test-python test-js test-scylla lint fmt bench services-start services-stop clean-services
 
 all: build plugins
 
@@ -49,6 +49,10 @@ python-plugins: setup
 test-python: setup
 	for dir in sdk-python $(PYTHON_PLUGINS); do (cd $$dir && $(abspath $(PLUGIN_PYTHON)) -m pytest -q); done
 
+# The TypeScript router as a component (sdk-js/README.md): prints its path.
+plugins-js: setup
+	scripts/node sdk-js/bin/weir-js-build.mjs plugins/router-ts
+
 demo: build plugins
 	python3 examples/quickstart/gen_events.py examples/quickstart/events.jsonl
 	rm -rf examples/quickstart/out
@@ -58,8 +62,13 @@ lint: setup
 	$(CARGO) fmt --all --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
-test: setup services-start lint test-python
+test: setup services-start lint test-python test-js
 	$(CARGO) test --workspace --no-fail-fast
+
+# The JavaScript/TypeScript SDK, the TypeScript router and the JS fixtures
+# under node --test (tsc type-checks the TypeScript first).
+test-js: setup
+	PATH="$$(dirname "$$(scripts/node -p process.execPath)"):$$PATH" npm test
 
 # The scylla sink against a real ScyllaDB/Cassandra node (opt-in: no CQL
 # server can be installed on the project's machines; docs/sinks/scylla.md).

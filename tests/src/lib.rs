@@ -4,6 +4,7 @@
 
 pub mod cql_responder;
 pub mod dynamodb_support;
+pub mod js;
 pub mod kafka;
 pub mod private_server;
 pub mod prometheus;

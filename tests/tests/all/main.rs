@@ -23,6 +23,7 @@ mod examples_sessions_clickstream;
 mod hostile_records;
 mod hot_reload;
 mod iot_telemetry_example;
+mod js_plugins;
 mod kafka_backpressure;
 mod kafka_pipeline;
 mod kafka_secure;
