@@ -168,23 +168,27 @@ fn embed_sdk_sources(root: &Path, out_dir: &Path) {
             .expect("collected under the root")
             .to_string_lossy()
             .replace('\\', "/");
-        table.push_str(&format!("    ({rel:?}, include_bytes!({:?})),\n", file.display().to_string()));
+        table.push_str(&format!(
+            "    ({rel:?}, include_bytes!({:?})),\n",
+            file.display().to_string()
+        ));
     }
     table.push_str("];\n");
     let path = out_dir.join("sdk_sources.rs");
-    std::fs::write(&path, table)
-        .unwrap_or_else(|e| panic!("cannot write {}: {e}", path.display()));
+    std::fs::write(&path, table).unwrap_or_else(|e| panic!("cannot write {}: {e}", path.display()));
 }
 
 fn collect_files(root: &Path, dir: &Path, files: &mut Vec<PathBuf>) {
-    let entries = std::fs::read_dir(dir)
-        .unwrap_or_else(|e| panic!("cannot read {}: {e}", dir.display()));
+    let entries =
+        std::fs::read_dir(dir).unwrap_or_else(|e| panic!("cannot read {}: {e}", dir.display()));
     for entry in entries {
         let entry = entry.unwrap_or_else(|e| panic!("cannot read {}: {e}", dir.display()));
         let path = entry.path();
         let name = entry.file_name();
         let name = name.to_string_lossy();
-        let kind = entry.file_type().unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        let kind = entry
+            .file_type()
+            .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
         if kind.is_dir() {
             if !SKIPPED_DIRS.contains(&name.as_ref()) {
                 collect_files(root, &path, files);

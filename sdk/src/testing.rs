@@ -208,7 +208,9 @@ mod tests {
     #[test]
     fn reserialized_objects_keep_their_member_order() {
         let mut h = Harness::<Touch>::new(Vec::<(String, String)>::new()).unwrap();
-        let out = h.run_one(raw_event(br#"{"zeta":1,"alpha":{"y":2,"b":3},"mid":[{"q":1,"c":2}]}"#));
+        let out = h.run_one(raw_event(
+            br#"{"zeta":1,"alpha":{"y":2,"b":3},"mid":[{"q":1,"c":2}]}"#,
+        ));
         assert_eq!(
             outputs(&out)[0].value.as_deref(),
             Some(

@@ -255,7 +255,8 @@ mod tests {
 
     #[test]
     fn equal_json_matches_whatever_its_spacing_and_member_order() {
-        let g = golden("{\"outcome\": \"drop\", \"line\": 1}\n\n{\"line\":2,\"outcome\":\"drop\"}\n");
+        let g =
+            golden("{\"outcome\": \"drop\", \"line\": 1}\n\n{\"line\":2,\"outcome\":\"drop\"}\n");
         let report = g.compare(&[
             r#"{"line":1,"outcome":"drop"}"#.to_owned(),
             r#"{"line":2,"outcome":"drop"}"#.to_owned(),

@@ -194,7 +194,10 @@ fn build_js(dir: &Path) -> anyhow::Result<PathBuf> {
             )
         })?;
     if !output.status.success() {
-        bail!("the JavaScript build failed ({}); its error is above", output.status);
+        bail!(
+            "the JavaScript build failed ({}); its error is above",
+            output.status
+        );
     }
     let stdout = String::from_utf8_lossy(&output.stdout);
     let wasm = stdout

@@ -91,7 +91,8 @@ pub fn new(args: NewArgs) -> anyhow::Result<ExitCode> {
 fn check_name(name: &str) -> anyhow::Result<()> {
     let mut chars = name.chars();
     let first_ok = chars.next().is_some_and(|c| c.is_ascii_lowercase());
-    let rest_ok = chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_');
+    let rest_ok =
+        chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_');
     if !first_ok || !rest_ok || name.len() > 64 {
         bail!(
             "plugin name `{name}`: use lowercase letters, digits, `-` and `_`, starting with a \
@@ -163,10 +164,19 @@ fn rust_project(name: &str) -> anyhow::Result<Vec<File>> {
     // entries this project does not use on its first build.
     files.push(("Cargo.lock".into(), embedded("Cargo.lock")?.to_vec()));
     for (rel, template) in [
-        ("src/lib.rs", include_str!("../../templates/rust/src/lib.rs")),
+        (
+            "src/lib.rs",
+            include_str!("../../templates/rust/src/lib.rs"),
+        ),
         ("README.md", include_str!("../../templates/rust/README.md")),
-        ("events.jsonl", include_str!("../../templates/rust/events.jsonl")),
-        ("expected.jsonl", include_str!("../../templates/rust/expected.jsonl")),
+        (
+            "events.jsonl",
+            include_str!("../../templates/rust/events.jsonl"),
+        ),
+        (
+            "expected.jsonl",
+            include_str!("../../templates/rust/expected.jsonl"),
+        ),
         (".gitignore", include_str!("../../templates/rust/gitignore")),
     ] {
         files.push((rel.into(), fill(template, name)));
@@ -199,13 +209,34 @@ fn python_project(name: &str) -> anyhow::Result<Vec<File>> {
     // Where the SDK's build looks for the WIT when it is vendored.
     vendor_as(TYPED_WIT, "vendor/weir_sdk/wit", &mut files)?;
     for (rel, template) in [
-        ("plugin.py", include_str!("../../templates/python/plugin.py")),
-        ("tests/test_plugin.py", include_str!("../../templates/python/tests/test_plugin.py")),
-        ("pyproject.toml", include_str!("../../templates/python/pyproject.toml")),
-        ("README.md", include_str!("../../templates/python/README.md")),
-        ("events.jsonl", include_str!("../../templates/python/events.jsonl")),
-        ("expected.jsonl", include_str!("../../templates/python/expected.jsonl")),
-        (".gitignore", include_str!("../../templates/python/gitignore")),
+        (
+            "plugin.py",
+            include_str!("../../templates/python/plugin.py"),
+        ),
+        (
+            "tests/test_plugin.py",
+            include_str!("../../templates/python/tests/test_plugin.py"),
+        ),
+        (
+            "pyproject.toml",
+            include_str!("../../templates/python/pyproject.toml"),
+        ),
+        (
+            "README.md",
+            include_str!("../../templates/python/README.md"),
+        ),
+        (
+            "events.jsonl",
+            include_str!("../../templates/python/events.jsonl"),
+        ),
+        (
+            "expected.jsonl",
+            include_str!("../../templates/python/expected.jsonl"),
+        ),
+        (
+            ".gitignore",
+            include_str!("../../templates/python/gitignore"),
+        ),
     ] {
         files.push((rel.into(), fill(template, name)));
     }
@@ -256,24 +287,52 @@ fn js_project(name: &str, typescript: bool) -> anyhow::Result<Vec<File>> {
     text.push('\n');
     files.push(("package.json".into(), text.into_bytes()));
     let readme = include_str!("../../templates/js/README.md")
-        .replace("{{lang}}", if typescript { "TypeScript" } else { "JavaScript" })
+        .replace(
+            "{{lang}}",
+            if typescript {
+                "TypeScript"
+            } else {
+                "JavaScript"
+            },
+        )
         .replace("{{entry}}", entry);
     files.push(("README.md".into(), fill(&readme, name)));
     let templates: &[(&str, &str)] = if typescript {
         &[
-            ("src/plugin.ts", include_str!("../../templates/ts/src/plugin.ts")),
-            ("test/plugin.test.ts", include_str!("../../templates/ts/test/plugin.test.ts")),
-            ("tsconfig.json", include_str!("../../templates/ts/tsconfig.json")),
+            (
+                "src/plugin.ts",
+                include_str!("../../templates/ts/src/plugin.ts"),
+            ),
+            (
+                "test/plugin.test.ts",
+                include_str!("../../templates/ts/test/plugin.test.ts"),
+            ),
+            (
+                "tsconfig.json",
+                include_str!("../../templates/ts/tsconfig.json"),
+            ),
         ]
     } else {
         &[
-            ("src/plugin.js", include_str!("../../templates/js/src/plugin.js")),
-            ("test/plugin.test.js", include_str!("../../templates/js/test/plugin.test.js")),
+            (
+                "src/plugin.js",
+                include_str!("../../templates/js/src/plugin.js"),
+            ),
+            (
+                "test/plugin.test.js",
+                include_str!("../../templates/js/test/plugin.test.js"),
+            ),
         ]
     };
     for (rel, template) in templates.iter().chain(&[
-        ("events.jsonl", include_str!("../../templates/js/events.jsonl")),
-        ("expected.jsonl", include_str!("../../templates/js/expected.jsonl")),
+        (
+            "events.jsonl",
+            include_str!("../../templates/js/events.jsonl"),
+        ),
+        (
+            "expected.jsonl",
+            include_str!("../../templates/js/expected.jsonl"),
+        ),
         (".gitignore", include_str!("../../templates/js/gitignore")),
     ]) {
         files.push(((*rel).into(), fill(template, name)));
@@ -282,7 +341,8 @@ fn js_project(name: &str, typescript: bool) -> anyhow::Result<Vec<File>> {
 }
 
 fn parse_toml(path: &str) -> anyhow::Result<toml::Table> {
-    let text = std::str::from_utf8(embedded(path)?).with_context(|| format!("{path} is not UTF-8"))?;
+    let text =
+        std::str::from_utf8(embedded(path)?).with_context(|| format!("{path} is not UTF-8"))?;
     toml::from_str(text).with_context(|| format!("embedded {path} is not valid TOML"))
 }
 
@@ -379,9 +439,9 @@ fn rust_manifest(name: &str) -> anyhow::Result<String> {
             out.push_str(&format!("{dep} = {{ path = \"vendor/{dir}\" }}\n"));
             continue;
         }
-        let spec = ws_deps
-            .get(dep)
-            .with_context(|| format!("the SDK inherits `{dep}`, absent from [workspace.dependencies]"))?;
+        let spec = ws_deps.get(dep).with_context(|| {
+            format!("the SDK inherits `{dep}`, absent from [workspace.dependencies]")
+        })?;
         if spec.get("path").is_some() {
             bail!("the SDK depends on the workspace crate `{dep}`, which is not vendored");
         }
@@ -418,7 +478,10 @@ mod tests {
         let manifest: toml::Table = toml::from_str(&text).unwrap();
         let deps = manifest["workspace"]["dependencies"].as_table().unwrap();
         assert_eq!(deps["weir-sdk"]["path"].as_str(), Some("vendor/sdk"));
-        assert_eq!(deps["weir-contract"]["path"].as_str(), Some("vendor/contract"));
+        assert_eq!(
+            deps["weir-contract"]["path"].as_str(),
+            Some("vendor/contract")
+        );
         let mut needed = BTreeSet::new();
         inherited_deps(&parse_toml("sdk/Cargo.toml").unwrap(), &mut needed);
         inherited_deps(&parse_toml("contract/Cargo.toml").unwrap(), &mut needed);
@@ -448,7 +511,10 @@ mod tests {
         }
         let lib = &files.iter().find(|(f, _)| f == "src/lib.rs").unwrap().1;
         let lib = String::from_utf8_lossy(lib);
-        assert!(lib.contains("\"tagger\".into()") && !lib.contains("{{"), "{lib}");
+        assert!(
+            lib.contains("\"tagger\".into()") && !lib.contains("{{"),
+            "{lib}"
+        );
     }
 
     #[test]
@@ -469,11 +535,53 @@ mod tests {
     }
 
     #[test]
+    fn a_typescript_project_links_the_vendored_sdk_and_pins_its_tools() {
+        let files = js_project("tagger", true).unwrap();
+        let file = |p: &str| {
+            files
+                .iter()
+                .find(|(f, _)| f == p)
+                .map(|(_, b)| String::from_utf8_lossy(b).into_owned())
+                .unwrap_or_else(|| panic!("{p} missing"))
+        };
+        let manifest: serde_json::Value = serde_json::from_str(&file("package.json")).unwrap();
+        assert_eq!(manifest["name"], "tagger");
+        assert_eq!(manifest["weir"]["entry"], "src/plugin.ts");
+        assert_eq!(
+            manifest["dependencies"]["@weir/sdk"],
+            "file:vendor/weir-sdk"
+        );
+        let sdk: serde_json::Value =
+            serde_json::from_slice(embedded("sdk-js/package.json").unwrap()).unwrap();
+        assert_eq!(
+            manifest["devDependencies"]["typescript"],
+            sdk["devDependencies"]["typescript"]
+        );
+        for p in [
+            "vendor/weir-sdk/package.json",
+            "vendor/weir-sdk/bin/weir-js-build.mjs",
+            "vendor/weir-sdk/wit/worlds.wit",
+            "test/plugin.test.ts",
+            "tsconfig.json",
+        ] {
+            file(p);
+        }
+        assert!(file("README.md").contains("in TypeScript"));
+        assert!(!files.iter().any(|(f, _)| f.contains("node_modules")));
+        let js = js_project("tagger", false).unwrap();
+        assert!(js.iter().any(|(f, _)| f == "src/plugin.js"));
+        assert!(!js.iter().any(|(f, _)| f == "tsconfig.json"));
+    }
+
+    #[test]
     fn a_non_empty_directory_is_refused() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("keep"), "x").unwrap();
         let err = write_project(dir.path(), &[("a".into(), b"b".to_vec())]).unwrap_err();
-        assert!(err.to_string().ends_with("exists and is not empty: choose another --dir"));
+        assert!(
+            err.to_string()
+                .ends_with("exists and is not empty: choose another --dir")
+        );
         assert!(!dir.path().join("a").exists());
     }
 }

@@ -342,13 +342,21 @@ fn plugin_test_records_a_golden_file_and_checks_runs_against_it() {
     let golden = dir.path().join("expected.jsonl");
     let (input, golden_s) = (input.to_str().unwrap(), golden.to_str().unwrap());
 
-    let recorded = weir(dir.path(), &filter_args(input, &["--record", golden_s]), None);
+    let recorded = weir(
+        dir.path(),
+        &filter_args(input, &["--record", golden_s]),
+        None,
+    );
     assert!(recorded.status.success(), "{}", stderr(&recorded));
     // The golden file holds exactly what was printed.
     assert_eq!(std::fs::read(&golden).unwrap(), recorded.stdout);
     assert_eq!(stdout_lines(&recorded).len(), 4);
 
-    let same = weir(dir.path(), &filter_args(input, &["--expect", golden_s]), None);
+    let same = weir(
+        dir.path(),
+        &filter_args(input, &["--expect", golden_s]),
+        None,
+    );
     assert!(same.status.success(), "{}", stderr(&same));
     assert_eq!(
         String::from_utf8_lossy(&same.stdout),
@@ -445,7 +453,14 @@ default_route = "archive"
     let events = "{\"event_type\":\"heartbeat\"}\n{\"event_type\":\"view\"}\n";
     let out = weir(
         dir.path(),
-        &["plugin", "test", "--from", config_s, "--plugin", "no_heartbeats"],
+        &[
+            "plugin",
+            "test",
+            "--from",
+            config_s,
+            "--plugin",
+            "no_heartbeats",
+        ],
         Some(events),
     );
     assert!(out.status.success(), "{}", stderr(&out));
@@ -457,7 +472,13 @@ default_route = "archive"
     let out = weir(
         dir.path(),
         &[
-            "plugin", "test", "--from", config_s, "--plugin", "no_heartbeats", "--config",
+            "plugin",
+            "test",
+            "--from",
+            config_s,
+            "--plugin",
+            "no_heartbeats",
+            "--config",
             "equals=view",
         ],
         Some(events),
@@ -473,7 +494,9 @@ default_route = "archive"
     );
     assert_eq!(out.status.code(), Some(1));
     assert!(
-        stderr(&out).contains(&format!("{config_s} has no [plugins.nope] (plugins: no_heartbeats)")),
+        stderr(&out).contains(&format!(
+            "{config_s} has no [plugins.nope] (plugins: no_heartbeats)"
+        )),
         "{}",
         stderr(&out)
     );
@@ -483,7 +506,11 @@ default_route = "archive"
 fn plugin_test_feeds_lines_and_bytes_that_are_not_json() {
     let dir = scratch();
     let lines_in = dir.path().join("lines.txt");
-    std::fs::write(&lines_in, b"not json at all\r\n\n{\"event_type\":\"view\"}\n\xff\xfe\n").unwrap();
+    std::fs::write(
+        &lines_in,
+        b"not json at all\r\n\n{\"event_type\":\"view\"}\n\xff\xfe\n",
+    )
+    .unwrap();
     let out = weir(
         dir.path(),
         &filter_args(lines_in.to_str().unwrap(), &["--input-format", "lines"]),
@@ -496,9 +523,15 @@ fn plugin_test_feeds_lines_and_bytes_that_are_not_json() {
     // cannot read the first and the last, and passes the JSON one.
     assert_eq!(lines[0]["line"], 1);
     assert_eq!(lines[0]["outcome"], "fail");
-    assert!(lines[0]["reason"].as_str().unwrap().contains("JSON"), "{lines:?}");
+    assert!(
+        lines[0]["reason"].as_str().unwrap().contains("JSON"),
+        "{lines:?}"
+    );
     assert_eq!(lines[1]["line"], 3);
-    assert_eq!(lines[1]["outputs"][0]["value"], serde_json::json!({"event_type": "view"}));
+    assert_eq!(
+        lines[1]["outputs"][0]["value"],
+        serde_json::json!({"event_type": "view"})
+    );
     assert_eq!(lines[2]["line"], 4);
     assert_eq!(lines[2]["outcome"], "fail");
 
@@ -519,7 +552,11 @@ fn plugin_test_feeds_lines_and_bytes_that_are_not_json() {
     );
 
     // Without --input-format, input that is not UTF-8 says what to use.
-    let out = weir(dir.path(), &filter_args(lines_in.to_str().unwrap(), &[]), None);
+    let out = weir(
+        dir.path(),
+        &filter_args(lines_in.to_str().unwrap(), &[]),
+        None,
+    );
     assert_eq!(out.status.code(), Some(1));
     assert!(
         stderr(&out).contains("lines.txt is not UTF-8 text"),

@@ -93,7 +93,12 @@ fn build_with(project: &Path, env: &[(&str, &std::ffi::OsStr)]) -> PathBuf {
     let wasm = PathBuf::from(lines[0]);
     let bytes = std::fs::read(&wasm).unwrap_or_else(|e| panic!("{}: {e}", wasm.display()));
     // A component's preamble: magic, then version 0x0d with layer 1.
-    assert_eq!(&bytes[..8], b"\0asm\x0d\0\x01\0", "{} is not a component", wasm.display());
+    assert_eq!(
+        &bytes[..8],
+        b"\0asm\x0d\0\x01\0",
+        "{} is not a component",
+        wasm.display()
+    );
     wasm
 }
 
@@ -118,7 +123,9 @@ fn a_new_rust_plugin_builds_and_passes_its_tests_outside_the_clone() {
     let dir = outside_the_clone();
     let out = run(&mut weir(
         dir.path(),
-        &["plugin", "new", "tagger", "--lang", "rust", "--dir", "tagger"],
+        &[
+            "plugin", "new", "tagger", "--lang", "rust", "--dir", "tagger",
+        ],
     ));
     assert!(out.status.success(), "{}", text(&out.stderr));
     let project = dir.path().join("tagger");
@@ -144,7 +151,11 @@ fn a_new_rust_plugin_builds_and_passes_its_tests_outside_the_clone() {
         .arg("test")
         .current_dir(&project)
         .env("CARGO_TARGET_DIR", shared_target_dir()));
-    assert!(tests.status.success(), "cargo test failed:\n{}", text(&tests.stderr));
+    assert!(
+        tests.status.success(),
+        "cargo test failed:\n{}",
+        text(&tests.stderr)
+    );
     assert!(
         text(&tests.stdout).contains("test result: ok. 3 passed"),
         "{}",
@@ -160,7 +171,10 @@ fn a_new_rust_plugin_builds_and_passes_its_tests_outside_the_clone() {
         text(&checked.stdout),
         text(&checked.stderr)
     );
-    assert_eq!(text(&checked.stdout), "all 5 outcomes match expected.jsonl\n");
+    assert_eq!(
+        text(&checked.stdout),
+        "all 5 outcomes match expected.jsonl\n"
+    );
 
     // Edit → build → test: the golden file catches the change.
     let lib = project.join("src/lib.rs");
@@ -201,7 +215,10 @@ fn count_files(dir: &Path) -> usize {
 #[test]
 fn plugin_new_refuses_a_bad_name_and_a_used_directory() {
     let dir = outside_the_clone();
-    let out = run(&mut weir(dir.path(), &["plugin", "new", "My Plugin", "--lang", "rust"]));
+    let out = run(&mut weir(
+        dir.path(),
+        &["plugin", "new", "My Plugin", "--lang", "rust"],
+    ));
     assert_eq!(out.status.code(), Some(1));
     assert!(
         text(&out.stderr).contains("plugin name `My Plugin`: use lowercase letters"),
@@ -220,7 +237,10 @@ fn plugin_new_refuses_a_bad_name_and_a_used_directory() {
         "{}",
         text(&out.stderr)
     );
-    assert_eq!(std::fs::read_dir(dir.path().join("taken")).unwrap().count(), 1);
+    assert_eq!(
+        std::fs::read_dir(dir.path().join("taken")).unwrap().count(),
+        1
+    );
 
     let out = run(&mut weir(dir.path(), &["plugin", "build", "."]));
     assert_eq!(out.status.code(), Some(1));
@@ -261,7 +281,9 @@ fn a_new_python_plugin_builds_and_passes_its_tests_outside_the_clone() {
     let python = setup_python();
     let out = run(&mut weir(
         dir.path(),
-        &["plugin", "new", "tagger", "--lang", "python", "--dir", "tagger"],
+        &[
+            "plugin", "new", "tagger", "--lang", "python", "--dir", "tagger",
+        ],
     ));
     assert!(out.status.success(), "{}", text(&out.stderr));
     let project = dir.path().join("tagger");
@@ -287,7 +309,11 @@ fn a_new_python_plugin_builds_and_passes_its_tests_outside_the_clone() {
         text(&tests.stdout),
         text(&tests.stderr)
     );
-    assert!(text(&tests.stdout).contains("3 passed"), "{}", text(&tests.stdout));
+    assert!(
+        text(&tests.stdout).contains("3 passed"),
+        "{}",
+        text(&tests.stdout)
+    );
 
     let wasm = build_with(&project, &[("WEIR_PYTHON", python.as_os_str())]);
     assert_eq!(wasm, project.join("build/tagger.wasm"));
@@ -298,7 +324,10 @@ fn a_new_python_plugin_builds_and_passes_its_tests_outside_the_clone() {
         text(&checked.stdout),
         text(&checked.stderr)
     );
-    assert_eq!(text(&checked.stdout), "all 5 outcomes match expected.jsonl\n");
+    assert_eq!(
+        text(&checked.stdout),
+        "all 5 outcomes match expected.jsonl\n"
+    );
 
     // Without a toolchain, the build says how to get one.
     let out = run(weir(&project, &["plugin", "build"]).env_remove("WEIR_PYTHON"));
@@ -324,7 +353,12 @@ fn js_project_loop(lang: &str, entry: &str) {
     let project = dir.path().join("tagger");
     assert!(project.join(entry).is_file(), "{entry} missing");
     let readme = std::fs::read_to_string(project.join("README.md")).unwrap();
-    for command in ["npm install", "npm test", "weir plugin build", "--expect expected.jsonl"] {
+    for command in [
+        "npm install",
+        "npm test",
+        "weir plugin build",
+        "--expect expected.jsonl",
+    ] {
         assert!(readme.contains(command), "the README lacks `{command}`");
     }
 
@@ -349,8 +383,16 @@ fn js_project_loop(lang: &str, entry: &str) {
     };
     npm(&["install", "--prefer-offline", "--no-audit", "--no-fund"]);
     let tests = npm(&["test"]);
-    assert!(text(&tests.stdout).contains("# pass 3"), "{}", text(&tests.stdout));
-    assert!(text(&tests.stdout).contains("# fail 0"), "{}", text(&tests.stdout));
+    assert!(
+        text(&tests.stdout).contains("# pass 3"),
+        "{}",
+        text(&tests.stdout)
+    );
+    assert!(
+        text(&tests.stdout).contains("# fail 0"),
+        "{}",
+        text(&tests.stdout)
+    );
 
     let wasm = build(&project);
     assert_eq!(wasm, project.join("dist/tagger.wasm"));
@@ -361,7 +403,10 @@ fn js_project_loop(lang: &str, entry: &str) {
         text(&checked.stdout),
         text(&checked.stderr)
     );
-    assert_eq!(text(&checked.stdout), "all 5 outcomes match expected.jsonl\n");
+    assert_eq!(
+        text(&checked.stdout),
+        "all 5 outcomes match expected.jsonl\n"
+    );
 }
 
 #[test]
