@@ -459,8 +459,7 @@ fn parse_events(text: &str, input: &str, raw: bool) -> anyhow::Result<Vec<(usize
     let mut events = Vec::new();
     for (i, line) in text.lines().enumerate() {
         let lineno = i + 1;
-        let line = line.trim();
-        if line.is_empty() {
+        if line.trim().is_empty() {
             continue;
         }
         match parse_line(line, input, lineno, raw) {
@@ -474,8 +473,11 @@ fn parse_events(text: &str, input: &str, raw: bool) -> anyhow::Result<Vec<(usize
     Ok(events)
 }
 
-fn parse_line(line: &str, input: &str, lineno: usize, raw: bool) -> Result<Event, String> {
-    let value: Value = serde_json::from_str(line).map_err(json_problem)?;
+/// One line, untrimmed, so a syntax error's column is the column in the
+/// file.
+fn parse_line(untrimmed: &str, input: &str, lineno: usize, raw: bool) -> Result<Event, String> {
+    let value: Value = serde_json::from_str(untrimmed).map_err(json_problem)?;
+    let line = untrimmed.trim();
     let origin = format!("{input}/0/{lineno}");
     let envelope = match &value {
         Value::Object(map)
@@ -681,11 +683,11 @@ mod tests {
 
     #[test]
     fn bad_lines_name_their_number() {
-        let err = parse_events("{}\n{\"a\":\n", "in.jsonl", false).unwrap_err();
-        assert!(
-            err.to_string()
-                .starts_with("in.jsonl line 2: not valid JSON"),
-            "{err}"
+        let err = parse_events("{}\n {\"a\":\n", "in.jsonl", false).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "in.jsonl line 2, column 6: not valid JSON: EOF while parsing a value \
+             (--input-format lines reads lines that are not JSON)"
         );
         let err = parse_events("{\"value\":1,\"op\":\"merge\"}", "in", false).unwrap_err();
         assert_eq!(

@@ -153,7 +153,7 @@ fn plugin_test_rejects_a_malformed_line_with_its_number() {
     let input = dir.path().join("events.jsonl");
     std::fs::write(
         &input,
-        "{\"event_type\":\"view\"}\n{\"event_type\":\"view\"}\n{\"event_type\": \n{\"event_type\":\"view\"}\n",
+        "{\"event_type\":\"view\"}\n{\"event_type\":\"view\"}\n  {\"event_type\": \n{\"event_type\":\"view\"}\n",
     )
     .unwrap();
     let out = weir(
@@ -174,9 +174,10 @@ fn plugin_test_rejects_a_malformed_line_with_its_number() {
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     let err = stderr(&out);
     // serde_json counts each line as line 1: the message says which line
-    // of the file and which column, not "at line 1 column 16".
+    // of the file and which column (leading blanks counted), not "at line
+    // 1 column 17".
     assert!(
-        err.contains("events.jsonl line 3, column 16: not valid JSON: EOF while parsing a value ("),
+        err.contains("events.jsonl line 3, column 17: not valid JSON: EOF while parsing a value ("),
         "message does not name the line and column: {err}"
     );
     assert!(!err.contains("at line 1"), "{err}");
