@@ -32,6 +32,9 @@ const PLUGINS: &[(&str, &str)] = &[
     ("REFUSE_INIT", "weir-fixture-refuse-init"),
     ("OTHER_CONTRACT", "weir-fixture-other-contract"),
     ("REFERENCE", "weir-fixture-reference"),
+    ("REFERENCE_V1", "weir-fixture-reference-v1"),
+    ("REFERENCE_TYPED", "weir-fixture-reference-typed"),
+    ("TYPED_HOSTILE", "weir-fixture-typed-hostile"),
     ("STAMP_A", "weir-fixture-stamp-a"),
     ("STAMP_B", "weir-fixture-stamp-b"),
     ("HOSTILE", "weir-fixture-hostile"),
@@ -43,6 +46,8 @@ const WAT_FIXTURES: &[(&str, &str)] = &[
     ("BIG_TABLES", "big-tables.wat"),
     ("MANY_INSTANCES", "many-instances.wat"),
     ("GUEST_HANDLES", "guest-handles.wat"),
+    ("STATE_IMPORT", "state-import.wat"),
+    ("LOOKUP_IMPORT", "lookup-import.wat"),
 ];
 
 /// Variables of the outer build that would change how the plugins are built.

@@ -1,4 +1,5 @@
-//! The packed batch format of the Weir plugin contract (`wit/0.1.0/transform.wit`).
+//! The packed batch format of the Weir plugin contract (`wit/0.2.0/plugin.wit`;
+//! the layout is the same in 0.1.0, `wit/0.1.0/transform.wit`).
 //!
 //! A batch of events crosses into a plugin as one byte buffer and the
 //! outcomes come back as one byte buffer; this crate is the single
@@ -22,12 +23,13 @@ pub use write::{OutcomeWriter, OutputFields, encode_batch, encode_outcomes};
 
 /// The WIT package this crate implements.
 pub const PACKAGE: &str = "weir:transform";
-/// The contract version this crate implements.
-pub const CONTRACT_VERSION: &str = "0.1.0";
-/// The name under which a plugin exports the `plugin` interface.
-pub const PLUGIN_EXPORT: &str = "weir:transform/plugin@0.1.0";
+/// The contract version the SDK builds (its packed layout is also that of
+/// 0.1.0, which the host still runs).
+pub const CONTRACT_VERSION: &str = "0.2.0";
+/// The name under which a packed plugin exports the `plugin` interface.
+pub const PLUGIN_EXPORT: &str = "weir:transform/plugin@0.2.0";
 /// The name under which the host provides the `host` interface.
-pub const HOST_IMPORT: &str = "weir:transform/host@0.1.0";
+pub const HOST_IMPORT: &str = "weir:transform/host@0.2.0";
 
 /// First word of an encoded batch ("WWB1").
 pub const BATCH_MAGIC: u32 = 0x3142_5757;

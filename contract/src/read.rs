@@ -11,7 +11,7 @@ use crate::{
     BATCH_MAGIC, EVENT_FIXED, Event, Header, OUTCOMES_MAGIC, OUTPUT_FIXED, Op, Outcome, Output,
 };
 
-/// A buffer that does not follow the layout of `wit/0.1.0/transform.wit`.
+/// A buffer that does not follow the layout of `wit/0.2.0/plugin.wit`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DecodeError {
     /// Byte offset where decoding stopped.

@@ -80,7 +80,7 @@ pub struct OutputFields<'a> {
     pub ttl_seconds: Option<u32>,
 }
 
-/// Appends outcomes to a buffer in the layout of `wit/0.1.0/transform.wit`.
+/// Appends outcomes to a buffer in the layout of `wit/0.2.0/plugin.wit`.
 ///
 /// The plugin side keeps one writer for its lifetime and calls
 /// [`OutcomeWriter::reset`] per batch, so steady state allocates nothing.

@@ -1,7 +1,8 @@
 //! Write Weir stream-transform plugins in Rust.
 //!
 //! A plugin is a type implementing [`Transform`] plus one line,
-//! [`export!`]. The SDK hides the Wasm contract (`wit/0.1.0/transform.wit`): it
+//! [`export!`]. The SDK hides the Wasm contract (the packed world `transform`
+//! of `weir:transform@0.2.0`, `wit/0.2.0/plugin.wit`): it
 //! receives each batch as one packed buffer, hands your `process` one
 //! [`Event`] at a time — borrowed from that buffer, nothing copied — and
 //! packs the [`Outcome`]s into a buffer it reuses from batch to batch.
@@ -95,9 +96,9 @@ pub mod testing;
 #[cfg(target_arch = "wasm32")]
 #[doc(hidden)]
 pub mod bindings {
-    //! Bindings generated from `wit/0.1.0/transform.wit` (Wasm only).
+    //! Bindings generated from `wit/0.2.0`, world `transform` (Wasm only).
     wit_bindgen::generate!({
-        path: "../wit/0.1.0",
+        path: "../wit/0.2.0",
         world: "transform",
         pub_export_macro: true,
         default_bindings_module: "weir_sdk::bindings",

@@ -4,7 +4,7 @@
 use std::fmt;
 use std::path::PathBuf;
 
-use weir_contract::CONTRACT_VERSION;
+use super::world::SUPPORTED;
 
 /// The engine itself could not be set up.
 #[derive(Debug, thiserror::Error)]
@@ -57,21 +57,50 @@ pub enum PluginErrorKind {
     /// wasmtime could not compile or validate the component.
     #[error("not a valid component: {0}")]
     Invalid(String),
-    /// The component implements another version of the contract.
+    /// The component implements a version of the contract this host does
+    /// not speak.
     #[error(
-        "built against weir:transform@{found}, this host supports weir:transform@{}",
-        CONTRACT_VERSION
+        "built against weir:transform@{found}, this host supports {}",
+        SUPPORTED
     )]
     ContractVersion {
         /// The version the component was built against.
         found: String,
     },
-    /// The component does not export the plugin interface at all.
+    /// The component exports no plugin interface of any version.
     #[error(
-        "does not export weir:transform/plugin@{} (is it a Weir plugin? build it with weir-sdk)",
-        CONTRACT_VERSION
+        "exports no weir:transform plugin interface (is it a Weir plugin? build it with weir-sdk \
+         or against wit/); this host supports {}",
+        SUPPORTED
     )]
     NotAPlugin,
+    /// The component exports more than one plugin interface, so which one
+    /// to call is ambiguous.
+    #[error("exports several plugin interfaces ({0}); a plugin implements exactly one world")]
+    SeveralWorlds(String),
+    /// The component imports an interface of another contract version
+    /// than the one it exports.
+    #[error("imports {import} but exports {export}; build it against one contract version")]
+    MixedVersions {
+        /// The offending import.
+        import: String,
+        /// The plugin interface it exports.
+        export: String,
+    },
+    /// The component imports an interface of the contract this host does
+    /// not know.
+    #[error("imports {0}, which is no interface of the contract this host provides")]
+    UnknownImport(String),
+    /// The component imports a host interface its config does not grant.
+    #[error(
+        "imports {import}, but its config grants no {grant} (this version of weir cannot grant it yet)"
+    )]
+    NotGranted {
+        /// The interface, e.g. `weir:transform/state@0.2.0`.
+        import: String,
+        /// The grant it needs, as the config names it.
+        grant: &'static str,
+    },
     /// The component imports something the host does not provide.
     #[error("cannot be linked: {0}")]
     Link(String),

@@ -1,15 +1,18 @@
 //! What a plugin file is: the header check (WebAssembly at all? core module
-//! or component?), the contract check (which `weir:transform` version it
-//! exports), and [`ComponentInfo`], the report `weir plugin inspect` prints.
+//! or component?) and [`ComponentInfo`], the report `weir plugin inspect`
+//! prints (which world and contract version, which weir imports and
+//! exports; the detection itself is `world`'s).
 
 use std::fmt;
 
 use serde::Serialize;
 use wasmtime::component::Component;
 use wasmtime::component::types::ComponentItem;
-use weir_contract::{CONTRACT_VERSION, PACKAGE};
+use weir_contract::PACKAGE;
 
+use super::PluginGrants;
 use super::error::PluginErrorKind;
+use super::world::{self, SUPPORTED, WorldKind};
 
 /// The preamble of every WebAssembly binary.
 const WASM_MAGIC: &[u8; 4] = b"\0asm";
@@ -29,38 +32,19 @@ pub(crate) fn check_header(bytes: &[u8]) -> Result<(), PluginErrorKind> {
     }
 }
 
-/// The version of `PACKAGE/plugin` that `component` exports, if any.
+/// The version of the plugin interface (`plugin` or `typed-plugin`) that
+/// `component` exports, if any, whether this host speaks it or not.
 fn exported_contract(component: &Component, engine: &wasmtime::Engine) -> Option<String> {
     let ty = component.component_type();
-    let prefix = format!("{PACKAGE}/plugin@");
-    ty.exports(engine)
-        .find_map(|(name, _)| name.strip_prefix(&prefix).map(str::to_owned))
-}
-
-/// Check that `component` implements the contract this host speaks.
-pub(crate) fn check_contract(
-    component: &Component,
-    engine: &wasmtime::Engine,
-) -> Result<(), PluginErrorKind> {
-    match exported_contract(component, engine) {
-        Some(version) if version == CONTRACT_VERSION => {}
-        Some(found) => return Err(PluginErrorKind::ContractVersion { found }),
-        None => return Err(PluginErrorKind::NotAPlugin),
-    }
-    // A `host` import of another version would fail to link with a less
-    // helpful message; name the version instead.
-    let ty = component.component_type();
-    let prefix = format!("{PACKAGE}/host@");
-    for (name, _) in ty.imports(engine) {
-        if let Some(found) = name.strip_prefix(&prefix)
-            && found != CONTRACT_VERSION
-        {
-            return Err(PluginErrorKind::ContractVersion {
-                found: found.to_owned(),
-            });
-        }
-    }
-    Ok(())
+    let prefixes = [
+        format!("{PACKAGE}/plugin@"),
+        format!("{PACKAGE}/typed-plugin@"),
+    ];
+    ty.exports(engine).find_map(|(name, _)| {
+        prefixes
+            .iter()
+            .find_map(|p| name.strip_prefix(p.as_str()).map(str::to_owned))
+    })
 }
 
 /// One import or export of a component.
@@ -82,10 +66,25 @@ pub struct ComponentInfo {
     pub sha256: String,
     /// Size of the file in bytes.
     pub size_bytes: u64,
-    /// The `weir:transform` version the component exports, if any.
+    /// The `weir:transform` version of the plugin interface the component
+    /// exports, if any (also one this host does not speak).
     pub contract_version: Option<String>,
-    /// Whether this host can run it.
+    /// The WIT world it implements (`transform`, `typed`, `typed-state`,
+    /// ...), if it is one this host knows.
+    pub world: Option<&'static str>,
+    /// `packed` (one buffer each way) or `typed` (WIT records), if known.
+    pub kind: Option<WorldKind>,
+    /// Whether it imports `weir:transform/state`.
+    pub state: bool,
+    /// Whether it imports `weir:transform/lookup`.
+    pub lookup: bool,
+    /// Whether it exports `weir:transform/timers`.
+    pub timers: bool,
+    /// Whether this host can run it (with the grants a config can give).
     pub compatible: bool,
+    /// Why this host cannot run it, when it cannot.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub problem: Option<String>,
     /// What the component exports.
     pub exports: Vec<ItemInfo>,
     /// What the component imports.
@@ -123,12 +122,32 @@ impl ComponentInfo {
         size_bytes: u64,
     ) -> ComponentInfo {
         let ty = component.component_type();
-        let contract_version = exported_contract(component, engine);
+        let detected = world::detect(component, engine);
+        // What a config can grant today: no state, no lookups.
+        let problem = match &detected {
+            Ok(w) => w.capabilities.check(&PluginGrants::default()).err(),
+            Err(e) => Some(e.clone()),
+        }
+        .map(|e| e.to_string());
+        let has_import = |interface: &str| {
+            let prefix = format!("{PACKAGE}/{interface}@");
+            ty.imports(engine).any(|(n, _)| n.starts_with(&prefix))
+        };
+        let timers_prefix = format!("{PACKAGE}/timers@");
+        let detected = detected.ok();
         ComponentInfo {
             sha256,
             size_bytes,
-            compatible: check_contract(component, engine).is_ok(),
-            contract_version,
+            contract_version: exported_contract(component, engine),
+            world: detected.map(|w| w.world_name()),
+            kind: detected.map(|w| w.kind),
+            state: has_import("state"),
+            lookup: has_import("lookup"),
+            timers: ty
+                .exports(engine)
+                .any(|(n, _)| n.starts_with(&timers_prefix)),
+            compatible: problem.is_none(),
+            problem,
             exports: ty
                 .exports(engine)
                 .map(|(n, e)| item_info(engine, n, &e.ty))
@@ -143,13 +162,31 @@ impl ComponentInfo {
 
 impl fmt::Display for ComponentInfo {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match &self.contract_version {
-            Some(v) if self.compatible => writeln!(f, "contract: {PACKAGE}@{v}")?,
-            Some(v) => writeln!(
+        match (&self.contract_version, self.world, self.kind) {
+            (Some(v), Some(world), Some(kind)) => {
+                let how = match kind {
+                    WorldKind::Packed => "packed: one byte buffer each way",
+                    WorldKind::Typed => "typed: list<event> in, list<outcome> out",
+                };
+                writeln!(f, "contract: {PACKAGE}@{v}")?;
+                writeln!(f, "world:    {world} ({how})")?;
+            }
+            (Some(v), _, _) => writeln!(
                 f,
-                "contract: {PACKAGE}@{v} (this host supports {PACKAGE}@{CONTRACT_VERSION})"
+                "contract: {PACKAGE}@{v} (this host supports {SUPPORTED})"
             )?,
-            None => writeln!(f, "contract: none (does not export {PACKAGE}/plugin)")?,
+            (None, _, _) => writeln!(f, "contract: none (exports no {PACKAGE} plugin interface)")?,
+        }
+        let yes = |b: bool| if b { "yes" } else { "no" };
+        writeln!(
+            f,
+            "weir:     state: {}, lookup: {}, timers: {}",
+            yes(self.state),
+            yes(self.lookup),
+            yes(self.timers)
+        )?;
+        if let Some(problem) = &self.problem {
+            writeln!(f, "refused:  {problem}")?;
         }
         writeln!(f, "sha256:   {}", self.sha256)?;
         writeln!(f, "size:     {} bytes", self.size_bytes)?;

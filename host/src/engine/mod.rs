@@ -4,18 +4,25 @@
 //!
 //! - [`Engine`]: one per process; wasmtime engine, linker, epoch ticker,
 //!   compile cache.
+//! - [`DetectedWorld`]: which world of the contract a component implements
+//!   (packed 0.1.0, packed 0.2.0 or typed 0.2.0); all three run through
+//!   the same limits, isolation, deadlines and reloads.
 //! - [`PluginVersion`]: one loaded plugin file with its config, shared;
 //!   makes [`PluginInstance`]s cheaply from an `InstancePre`.
 //! - [`PluginInstance`]: a store and an instance, used by one thread at a
 //!   time through the [`Transform`] trait.
 //!
-//! Submodules: `cache` (compiled artifacts on disk, authenticated),
+//! Submodules: `world` (which world a component implements, and the
+//! imports it needs granted), `bindings` (the generated bindings of each
+//! world, `host.log`), `typed` (events and outcomes of the typed world),
+//! `cache` (compiled artifacts on disk, authenticated),
 //! `limits` (memory cap, counts, epoch ticker), `wasi` (the sandbox),
 //! `timers` (WASI timers bounded by the call's deadline), `stderr` (panic
 //! messages), `state` (store data, `host.log`), `outputs` (caps on what
 //! outcomes hold), `isolate` (bisecting a failed batch, within a budget),
 //! `inspect` (header and contract checks, `weir plugin inspect`), `error`.
 
+mod bindings;
 mod cache;
 mod error;
 mod inspect;
@@ -26,7 +33,9 @@ mod outputs;
 mod state;
 mod stderr;
 mod timers;
+mod typed;
 mod wasi;
+mod world;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -36,7 +45,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use sha2::{Digest, Sha256};
 use tokio_util::sync::CancellationToken;
-use wasmtime::component::{Component, HasSelf, Linker, ResourceTable};
+use wasmtime::component::{Component, ComponentExportIndex, Func, HasSelf, Linker, ResourceTable};
 use wasmtime::{Store, Trap};
 use weir_contract::{Event, Outcome, decode_outcomes, encode_batch};
 
@@ -45,6 +54,7 @@ pub use error::{EngineError, PluginError, PluginErrorKind};
 pub use inspect::{ComponentInfo, ItemInfo};
 pub use limits::{MAX_REASON_BYTES, bound_reason};
 pub use options::{PluginGrants, PluginLimits};
+pub use world::{Capabilities, ContractVersion, DetectedWorld, SUPPORTED, WorldKind};
 
 use cache::CompileCache;
 use isolate::{BatchRunner, Budget};
@@ -52,14 +62,6 @@ use limits::{MAX_COMPONENT_HANDLES, MAX_HOST_RESOURCES, MemoryLimiter, Ticker};
 use outputs::OutputBudget;
 use state::{HostState, PluginLog, SharedLog};
 use timers::CallDeadline;
-
-/// Bindings generated from `wit/0.1.0/transform.wit`.
-mod bindings {
-    wasmtime::component::bindgen!({
-        path: "../wit/0.1.0",
-        world: "transform",
-    });
-}
 
 /// How the engine is set up.
 #[derive(Debug, Clone, Default)]
@@ -127,8 +129,16 @@ impl Engine {
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker)
             .map_err(|e| EngineError::Config(format!("{e:#}")))?;
         timers::add_to_linker(&mut linker).map_err(|e| EngineError::Config(format!("{e:#}")))?;
-        bindings::Transform::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |s| s)
+        // `host` of both versions. The typed world imports the very `host`
+        // interface of the 0.2.0 packed world (shared through `with:`), and
+        // its `types` interface holds no functions.
+        bindings::v1::Transform::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |s| s)
             .map_err(|e| EngineError::Config(format!("{e:#}")))?;
+        bindings::packed::Transform::add_to_linker::<HostState, HasSelf<HostState>>(
+            &mut linker,
+            |s| s,
+        )
+        .map_err(|e| EngineError::Config(format!("{e:#}")))?;
 
         let cache = match options.cache_dir {
             Some(dir) => match CompileCache::new(dir.clone(), &engine) {
@@ -187,13 +197,9 @@ impl Engine {
             kind,
         };
         let (component, hash, from_cache) = self.compile(bytes).map_err(err)?;
-        inspect::check_contract(&component, &self.engine).map_err(err)?;
-        let pre = self
-            .linker
-            .instantiate_pre(&component)
-            .map_err(|e| err(PluginErrorKind::Link(format!("{e:#}"))))?;
-        let pre = bindings::TransformPre::new(pre)
-            .map_err(|e| err(PluginErrorKind::Link(format!("{e:#}"))))?;
+        let world = world::detect(&component, &self.engine).map_err(err)?;
+        world.capabilities.check(&spec.grants).map_err(err)?;
+        let pre = WorldPre::new(&self.linker, &component, &world).map_err(err)?;
         let log = Arc::clone(
             self.logs
                 .lock()
@@ -205,6 +211,7 @@ impl Engine {
             spec: spec.clone(),
             hash,
             from_cache,
+            world,
             deadline_ticks: limits::deadline_ticks(spec.limits.deadline_ms),
             init_deadline_ticks: limits::deadline_ticks(spec.limits.init_deadline_ms),
             log,
@@ -221,6 +228,8 @@ impl Engine {
             path = %spec.path.display(),
             hash = %version.hash,
             from_cache,
+            world = world.world_name(),
+            contract = %world.version,
             "plugin loaded"
         );
         Ok(version)
@@ -274,10 +283,11 @@ pub struct PluginVersion {
     spec: PluginSpec,
     hash: String,
     from_cache: bool,
+    world: DetectedWorld,
     deadline_ticks: u64,
     init_deadline_ticks: u64,
     log: SharedLog,
-    pre: bindings::TransformPre<HostState>,
+    pre: WorldPre,
     /// The instance `load` initialised, handed out by the first
     /// `instantiate`.
     spare: Mutex<Option<Live>>,
@@ -292,14 +302,112 @@ impl std::fmt::Debug for PluginVersion {
             .field("path", &self.spec.path)
             .field("hash", &self.hash)
             .field("from_cache", &self.from_cache)
+            .field("world", &self.world)
             .finish_non_exhaustive()
+    }
+}
+
+/// A component linked and type-checked against the world it implements,
+/// ready to make instances.
+enum WorldPre {
+    /// Packed, `weir:transform@0.1.0`.
+    V1(bindings::v1::TransformPre<HostState>),
+    /// Packed, `weir:transform@0.2.0`.
+    Packed(bindings::packed::TransformPre<HostState>),
+    /// Typed, `weir:transform@0.2.0`, with the index of its `process`
+    /// (called through the borrowed events of `typed`).
+    Typed {
+        pre: bindings::typed::TypedPre<HostState>,
+        process: ComponentExportIndex,
+    },
+}
+
+impl WorldPre {
+    fn new(
+        linker: &Linker<HostState>,
+        component: &Component,
+        world: &DetectedWorld,
+    ) -> Result<WorldPre, PluginErrorKind> {
+        let link = |e: wasmtime::Error| PluginErrorKind::Link(format!("{e:#}"));
+        let pre = linker.instantiate_pre(component).map_err(link)?;
+        Ok(match (world.kind, world.version) {
+            (WorldKind::Packed, ContractVersion::V0_1) => {
+                WorldPre::V1(bindings::v1::TransformPre::new(pre).map_err(link)?)
+            }
+            (WorldKind::Packed, ContractVersion::V0_2) => {
+                WorldPre::Packed(bindings::packed::TransformPre::new(pre).map_err(link)?)
+            }
+            (WorldKind::Typed, _) => {
+                let process = component
+                    .get_export_index(None, "weir:transform/typed-plugin@0.2.0")
+                    .and_then(|i| component.get_export_index(Some(&i), "process"))
+                    .ok_or_else(|| {
+                        PluginErrorKind::Link("typed-plugin exports no `process`".to_owned())
+                    })?;
+                WorldPre::Typed {
+                    pre: bindings::typed::TypedPre::new(pre).map_err(link)?,
+                    process,
+                }
+            }
+        })
+    }
+
+    fn engine(&self) -> &wasmtime::Engine {
+        match self {
+            WorldPre::V1(pre) => pre.engine(),
+            WorldPre::Packed(pre) => pre.engine(),
+            WorldPre::Typed { pre, .. } => pre.engine(),
+        }
+    }
+
+    /// Instantiate in `store`.
+    fn instantiate(&self, store: &mut Store<HostState>) -> wasmtime::Result<Bindings> {
+        Ok(match self {
+            WorldPre::V1(pre) => Bindings::V1(pre.instantiate(&mut *store)?),
+            WorldPre::Packed(pre) => Bindings::Packed(pre.instantiate(&mut *store)?),
+            WorldPre::Typed { pre, process } => {
+                let instance = pre.instance_pre().instantiate(&mut *store)?;
+                let bindings = bindings::typed::Typed::new(&mut *store, &instance)?;
+                let process = instance
+                    .get_func(&mut *store, process)
+                    .ok_or_else(|| wasmtime::format_err!("typed-plugin exports no `process`"))?;
+                typed::typecheck(store, &process)?;
+                Bindings::Typed { bindings, process }
+            }
+        })
+    }
+}
+
+/// The exports of one instance, by world.
+enum Bindings {
+    V1(bindings::v1::Transform),
+    Packed(bindings::packed::Transform),
+    Typed {
+        bindings: bindings::typed::Typed,
+        process: Func,
+    },
+}
+
+impl Bindings {
+    fn call_init(
+        &self,
+        store: &mut Store<HostState>,
+        config: &[(String, String)],
+    ) -> wasmtime::Result<Result<(), String>> {
+        match self {
+            Bindings::V1(b) => b.weir_transform_plugin().call_init(store, config),
+            Bindings::Packed(b) => b.weir_transform_plugin().call_init(store, config),
+            Bindings::Typed { bindings, .. } => bindings
+                .weir_transform_typed_plugin()
+                .call_init(store, config),
+        }
     }
 }
 
 /// A store and the plugin instance living in it.
 struct Live {
     store: Store<HostState>,
-    bindings: bindings::Transform,
+    bindings: Bindings,
 }
 
 impl PluginVersion {
@@ -316,6 +424,11 @@ impl PluginVersion {
     /// What this version was loaded from.
     pub fn spec(&self) -> &PluginSpec {
         &self.spec
+    }
+
+    /// Which world of the contract the component implements.
+    pub fn world(&self) -> &DetectedWorld {
+        &self.world
     }
 
     /// Whether the compiled code came from the on-disk cache.
@@ -377,9 +490,7 @@ impl PluginVersion {
             self.error(PluginErrorKind::Instantiate(cause))
         })?;
         store.data_mut().limiter.reset();
-        let result = bindings
-            .weir_transform_plugin()
-            .call_init(&mut store, &self.spec.config);
+        let result = bindings.call_init(&mut store, &self.spec.config);
         if store.data().deadline.hit() {
             return Err(self.error(PluginErrorKind::InitFailed(deadline_exceeded(init_ms))));
         }
@@ -532,30 +643,57 @@ impl PluginInstance {
     }
 }
 
+/// What a call that returned gave back, by world.
+enum Returned {
+    /// The packed outcome buffer, not yet decoded.
+    Packed(Vec<u8>),
+    /// The typed outcomes, converted, or why they break the contract.
+    Typed(Result<Vec<Outcome>, String>),
+}
+use Returned::{Packed, Typed};
+
 impl BatchRunner for PluginInstance {
     fn run(&mut self, events: &[Event]) -> Result<Vec<Outcome>, String> {
-        encode_batch(events, &mut self.buf);
+        if !matches!(self.live.bindings, Bindings::Typed { .. }) {
+            encode_batch(events, &mut self.buf);
+        }
         let live = &mut self.live;
         let deadline_ms = self.version.spec.limits.deadline_ms;
         let state = live.store.data_mut();
         state.limiter.reset();
         state.deadline.start(Duration::from_millis(deadline_ms));
         live.store.set_epoch_deadline(self.version.deadline_ticks);
-        let result = live
-            .bindings
-            .weir_transform_plugin()
-            .call_process(&mut live.store, &self.buf);
+        let result = match &live.bindings {
+            Bindings::V1(b) => b
+                .weir_transform_plugin()
+                .call_process(&mut live.store, &self.buf)
+                .map(Packed),
+            Bindings::Packed(b) => b
+                .weir_transform_plugin()
+                .call_process(&mut live.store, &self.buf)
+                .map(Packed),
+            Bindings::Typed { process, .. } => {
+                match typed::process(&mut live.store, process, events) {
+                    Ok(outcomes) => Ok(Typed(Ok(outcomes))),
+                    Err(typed::CallError::Malformed(problem)) => Ok(Typed(Err(problem))),
+                    Err(typed::CallError::Trap(e)) => Err(e),
+                }
+            }
+        };
         if live.store.data().deadline.hit() {
             // Blocked in a timer until the deadline: as late as a loop.
             return Err(deadline_exceeded(deadline_ms));
         }
         match result {
-            Ok(out) => decode_outcomes(Bytes::from(out), events.len()).map_err(|e| {
+            Ok(Packed(out)) => decode_outcomes(Bytes::from(out), events.len()).map_err(|e| {
                 format!(
                     "malformed outcome buffer at byte {}: {}",
                     e.offset, e.problem
                 )
             }),
+            Ok(Typed(outcomes)) => {
+                outcomes.map_err(|problem| format!("malformed outcomes: {problem}"))
+            }
             Err(e) => Err(self.version.describe_failure(&live.store, &e, deadline_ms)),
         }
     }

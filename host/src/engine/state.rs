@@ -1,20 +1,21 @@
 //! The data each instance's `Store` holds: its WASI context, resource
 //! table and clock, its memory limiter, the deadline of the running call,
 //! the tail of its stderr, and the plugin's log (the `host.log` import,
-//! forwarded to `tracing` under the plugin's name and rate-limited).
+//! forwarded to `tracing` under the plugin's name and rate-limited; the
+//! import itself is implemented in `bindings`, once per contract version).
 //!
 //! The log's rate limit belongs to the plugin, not to the instance: every
 //! instance of a plugin (every stage, every rebuild after a failed call,
 //! every reloaded version) draws from one bucket, so a plugin that logs and
 //! then traps on every event cannot get a fresh burst per rebuild.
 
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
-use super::bindings::weir::transform::host::{Host, Level};
+use super::bindings::packed::weir::transform::host::Level;
 use super::limits::MemoryLimiter;
 use super::stderr::StderrTail;
 use super::timers::CallDeadline;
@@ -60,7 +61,7 @@ impl PluginLog {
         }
     }
 
-    fn write(&mut self, level: Level, message: &str) {
+    pub(crate) fn write(&mut self, level: Level, message: &str) {
         if !self.admit() {
             return;
         }
@@ -107,14 +108,5 @@ impl WasiView for HostState {
             ctx: &mut self.wasi,
             table: &mut self.table,
         }
-    }
-}
-
-impl Host for HostState {
-    fn log(&mut self, level: Level, message: String) {
-        self.log
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .write(level, &message);
     }
 }

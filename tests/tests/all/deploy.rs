@@ -733,7 +733,7 @@ fn plugin_test_and_inspect_take_builtin_plugins() {
         hex_of(&sha2::Sha256::digest(embedded.bytes))
     };
     assert_eq!(info["sha256"], embedded_hash, "{info:#}");
-    assert_eq!(info["contract_version"], "0.1.0", "{info:#}");
+    assert_eq!(info["contract_version"], "0.2.0", "{info:#}");
     assert_eq!(info["compatible"], true, "{info:#}");
 
     let out = weir_plugin(&["plugin", "inspect", "builtin:sorter"], "");

@@ -388,7 +388,9 @@ fn a_component_of_another_contract_version_is_refused() {
     assert_eq!(
         err.to_string(),
         format!(
-            "plugin `other` ({}): built against weir:transform@0.2.0, this host supports weir:transform@0.1.0",
+            "plugin `other` ({}): built against weir:transform@0.9.0, this host supports \
+             weir:transform@0.1.0 (world `transform`) and weir:transform@0.2.0 (worlds `transform` \
+             and `typed`)",
             plugins::OTHER_CONTRACT
         )
     );
@@ -436,12 +438,12 @@ fn a_missing_file_is_refused() {
 #[test]
 fn inspect_reports_contract_and_exports() {
     let info = engine().inspect(Path::new(plugins::FILTER)).unwrap();
-    assert_eq!(info.contract_version.as_deref(), Some("0.1.0"));
+    assert_eq!(info.contract_version.as_deref(), Some("0.2.0"));
     assert!(info.compatible);
     let plugin = info
         .exports
         .iter()
-        .find(|e| e.name == "weir:transform/plugin@0.1.0")
+        .find(|e| e.name == "weir:transform/plugin@0.2.0")
         .expect("plugin export");
     assert_eq!(plugin.functions, ["init", "process"]);
     assert!(
@@ -455,7 +457,8 @@ fn inspect_reports_contract_and_exports() {
     let other = engine()
         .inspect(Path::new(plugins::OTHER_CONTRACT))
         .unwrap();
-    assert_eq!(other.contract_version.as_deref(), Some("0.2.0"));
+    assert_eq!(other.contract_version.as_deref(), Some("0.9.0"));
+    assert_eq!(other.world, None);
     assert!(!other.compatible);
 }
 

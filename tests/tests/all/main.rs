@@ -42,3 +42,4 @@ mod sink_outages;
 mod store_tls;
 mod telemetry;
 mod validate;
+mod worlds;

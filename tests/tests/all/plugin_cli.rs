@@ -255,9 +255,17 @@ fn plugin_inspect_prints_contract_and_exports() {
     let out = weir(dir.path(), &["plugin", "inspect", plugins::FILTER], None);
     assert!(out.status.success(), "{}", stderr(&out));
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(text.contains("contract: weir:transform@0.1.0\n"), "{text}");
+    assert!(text.contains("contract: weir:transform@0.2.0\n"), "{text}");
     assert!(
-        text.contains("weir:transform/plugin@0.1.0 (instance: init, process)"),
+        text.contains("world:    transform (packed: one byte buffer each way)\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("weir:     state: no, lookup: no, timers: no\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("weir:transform/plugin@0.2.0 (instance: init, process)"),
         "{text}"
     );
     assert!(text.contains("\n  wasi:cli/environment@0.2"), "{text}");
@@ -269,8 +277,70 @@ fn plugin_inspect_prints_contract_and_exports() {
     );
     assert!(out.status.success(), "{}", stderr(&out));
     let info: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(info["contract_version"], "0.2.0");
+    assert_eq!(info["contract_version"], "0.9.0");
     assert_eq!(info["compatible"], false);
+    assert_eq!(info["world"], serde_json::Value::Null);
+    assert_eq!(
+        info["problem"],
+        "built against weir:transform@0.9.0, this host supports weir:transform@0.1.0 \
+         (world `transform`) and weir:transform@0.2.0 (worlds `transform` and `typed`)"
+    );
+}
+
+#[test]
+fn plugin_inspect_names_the_typed_world_and_its_timers() {
+    let dir = scratch();
+    let out = weir(
+        dir.path(),
+        &["plugin", "inspect", plugins::TYPED_HOSTILE],
+        None,
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("contract: weir:transform@0.2.0\n"), "{text}");
+    assert!(
+        text.contains("world:    typed (typed: list<event> in, list<outcome> out)\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("weir:     state: no, lookup: no, timers: yes\n"),
+        "{text}"
+    );
+
+    let out = weir(
+        dir.path(),
+        &["plugin", "inspect", "--json", plugins::STATE_IMPORT],
+        None,
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let info: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(info["world"], "transform-state");
+    assert_eq!(info["kind"], "packed");
+    assert_eq!(info["state"], true);
+    assert_eq!(info["compatible"], false);
+    assert_eq!(
+        info["problem"],
+        "imports weir:transform/state@0.2.0, but its config grants no state \
+         (this version of weir cannot grant it yet)"
+    );
+}
+
+#[test]
+fn plugin_test_runs_a_typed_plugin() {
+    let dir = scratch();
+    let out = weir(
+        dir.path(),
+        &["plugin", "test", plugins::TYPED_HOSTILE],
+        Some("{\"a\":1}\n{\"poison\":true}\n"),
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 2, "{lines:?}");
+    assert_eq!(lines[0]["outcome"], "emit", "{lines:?}");
+    assert_eq!(lines[1]["outcome"], "fail", "{lines:?}");
 }
 
 /// Run `weir args` with stdout a pipe whose reading end is already closed

@@ -824,7 +824,7 @@ fn validate_reports_a_plugin_file_that_is_not_a_component_at_its_path() {
     assert_eq!(
         report,
         format!(
-            "{p}:7:1: plugins.only_purchases.path: plugin `only_purchases`: does not export weir:transform/plugin@0.1.0 (is it a Weir plugin? build it with weir-sdk)\n\
+            "{p}:7:1: plugins.only_purchases.path: plugin `only_purchases`: exports no weir:transform plugin interface (is it a Weir plugin? build it with weir-sdk or against wit/); this host supports weir:transform@0.1.0 (world `transform`) and weir:transform@0.2.0 (worlds `transform` and `typed`)\n\
              {p}: 1 error\n"
         )
     );
