@@ -193,7 +193,7 @@ fn a_new_rust_plugin_builds_and_passes_its_tests_outside_the_clone() {
         "{report}"
     );
     assert!(
-        report.ends_with("2 of 5 outcomes differ from expected.jsonl\n"),
+        report.ends_with("3 of 5 outcomes differ from expected.jsonl\n"),
         "{report}"
     );
 }
