@@ -11,7 +11,10 @@
 //!   validate them — the work the host and the plugin do around the
 //!   transform, minus Wasm;
 //! - wasm: the component through `weir::engine`, with the production
-//!   limits on (64 MiB memory cap, 1000 ms deadline by epoch interruption).
+//!   limits on (64 MiB memory cap, 1000 ms deadline by epoch interruption);
+//! - typed: the same logic built against the typed world
+//!   (`plugins/fixtures/reference-typed`: `list<event>` in, `list<outcome>`
+//!   out, no codec), through the same engine and limits.
 //!
 //! Environment: `WEIR_BENCH_EVENTS` (events per run, default 1,000,000),
 //! `WEIR_BENCH_ROUNDS` (runs per configuration, default 3; the round with
@@ -124,47 +127,72 @@ fn main() {
     };
     let version = engine.load(&spec).expect("load the reference plugin");
     let mut wasm = version.instantiate().expect("instantiate");
+    let typed_spec = PluginSpec {
+        name: "reference-typed".to_owned(),
+        path: PathBuf::from(weir_tests::plugins::REFERENCE_TYPED),
+        ..spec.clone()
+    };
+    let typed_version = engine
+        .load(&typed_spec)
+        .expect("load the typed reference plugin");
+    let mut typed = typed_version.instantiate().expect("instantiate typed");
     let mut native =
         Native(Harness::<Reference>::new(Vec::<(String, String)>::new()).expect("native init"));
 
     println!(
-        "reference transform, {total} events per run, mean value {mean_size} bytes, best of {rounds} rounds, native and wasm alternating in {SLICES} slices; limits: {} MiB, {} ms deadline",
+        "reference transform, {total} events per run, mean value {mean_size} bytes, best of {rounds} rounds, native, wasm and typed alternating in {SLICES} slices; limits: {} MiB, {} ms deadline",
         spec.limits.memory_mib, spec.limits.deadline_ms
     );
     println!(
-        "{:>6} {:>14} {:>14} {:>10} {:>10} {:>7}",
-        "batch", "native ev/s", "wasm ev/s", "native ns", "wasm ns", "ratio"
+        "{:>6} {:>14} {:>14} {:>10} {:>10} {:>7} {:>14} {:>10} {:>7}",
+        "batch",
+        "native ev/s",
+        "wasm ev/s",
+        "native ns",
+        "wasm ns",
+        "ratio",
+        "typed ev/s",
+        "typed ns",
+        "t.ratio"
     );
     for &batch in &batches {
         // Warm up both paths (allocator pools, caches, branch predictors).
         run(&mut native, &pool, batch, POOL.min(total));
         run(&mut wasm, &pool, batch, POOL.min(total));
+        run(&mut typed, &pool, batch, POOL.min(total));
         // The machine is shared: alternate the two paths in short slices so
         // both see the same background load, and keep the best round.
         let slice = (total / SLICES).div_ceil(batch) * batch;
-        let mut best: Option<(Duration, Duration)> = None;
+        let mut best: Option<(Duration, Duration, Duration)> = None;
         for _ in 0..rounds {
-            let (mut n_time, mut w_time) = (Duration::ZERO, Duration::ZERO);
+            let (mut n_time, mut w_time, mut t_time) =
+                (Duration::ZERO, Duration::ZERO, Duration::ZERO);
             for _ in 0..SLICES {
                 let (n, n_out) = run(&mut native, &pool, batch, slice);
                 let (w, w_out) = run(&mut wasm, &pool, batch, slice);
+                let (t, t_out) = run(&mut typed, &pool, batch, slice);
                 assert_eq!(n_out, w_out, "native and wasm disagree");
+                assert_eq!(n_out, t_out, "native and typed disagree");
                 n_time += n;
                 w_time += w;
+                t_time += t;
             }
-            if best.is_none_or(|(bn, bw)| n_time + w_time < bn + bw) {
-                best = Some((n_time, w_time));
+            if best.is_none_or(|(bn, bw, bt)| n_time + w_time + t_time < bn + bw + bt) {
+                best = Some((n_time, w_time, t_time));
             }
         }
-        let (n_time, w_time) = best.unwrap_or_default();
+        let (n_time, w_time, t_time) = best.unwrap_or_default();
         let done = slice * SLICES;
         let native_rate = done as f64 / n_time.as_secs_f64();
         let wasm_rate = done as f64 / w_time.as_secs_f64();
+        let typed_rate = done as f64 / t_time.as_secs_f64();
         println!(
-            "{batch:>6} {native_rate:>14.0} {wasm_rate:>14.0} {:>10.0} {:>10.0} {:>7.3}",
+            "{batch:>6} {native_rate:>14.0} {wasm_rate:>14.0} {:>10.0} {:>10.0} {:>7.3} {typed_rate:>14.0} {:>10.0} {:>7.3}",
             1e9 / native_rate,
             1e9 / wasm_rate,
-            wasm_rate / native_rate
+            wasm_rate / native_rate,
+            1e9 / typed_rate,
+            typed_rate / native_rate
         );
     }
 }

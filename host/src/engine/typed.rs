@@ -89,7 +89,6 @@ pub(crate) fn process(
     // walk over one signature, far below the cost of lowering the batch.
     let func: Process<'_> = process.typed(&store).map_err(CallError::Trap)?;
     let (outcomes,) = func.call(&mut store, (&batch,)).map_err(CallError::Trap)?;
-    drop(batch);
     convert_outcomes(outcomes, events.len()).map_err(CallError::Malformed)
 }
 
