@@ -1,6 +1,7 @@
 //! Builds every example plugin and test fixture as a wasm32-wasip2
-//! component, assembles the hand-written components of `fixtures/*.wat`,
-//! and writes `plugins.rs` into OUT_DIR: one
+//! component, builds the Python plugins with componentize-py (see
+//! `build_python_plugins`), assembles the hand-written components of
+//! `fixtures/*.wat`, and writes `plugins.rs` into OUT_DIR: one
 //! `pub const NAME: &str = "/abs/path.wasm";` per plugin, plus `ALL`.
 //!
 //! The nested cargo uses its own target directory (`wasm-plugins` beside
@@ -40,6 +41,14 @@ const PLUGINS: &[(&str, &str)] = &[
     ("HOSTILE", "weir-fixture-hostile"),
 ];
 
+/// (constant name, directory) of every Python plugin the tests use, each a
+/// `plugin.py` built against the world `typed` of weir:transform@0.2.0.
+const PYTHON_PLUGINS: &[(&str, &str)] = &[
+    ("FILTER_PY", "plugins/filter-py"),
+    ("HOSTILE_PY", "plugins/fixtures-py/hostile"),
+    ("REFERENCE_PY", "plugins/fixtures-py/reference"),
+];
+
 /// (constant name, file under `fixtures/`) of every hand-written component.
 const WAT_FIXTURES: &[(&str, &str)] = &[
     ("TWO_MEMORIES", "two-memories.wat"),
@@ -74,7 +83,7 @@ const LEAKING_ENV: &[&str] = &[
 fn main() {
     let manifest_dir = PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").expect("set by cargo"));
     let root = manifest_dir.parent().expect("tests/ sits in the workspace");
-    for dir in ["sdk", "contract", "wit", "plugins"] {
+    for dir in ["sdk", "sdk-python/weir_sdk", "contract", "wit", "plugins"] {
         println!("cargo:rerun-if-changed={}", root.join(dir).display());
     }
     println!(
@@ -146,6 +155,15 @@ fn main() {
         )
         .unwrap();
     }
+    for (name, dir, path) in build_python_plugins(root, &target_dir) {
+        writeln!(src, "/// `{dir}` built with componentize-py.").unwrap();
+        writeln!(
+            src,
+            "pub const {name}: &str = {:?};",
+            path.display().to_string()
+        )
+        .unwrap();
+    }
     for (name, file) in WAT_FIXTURES {
         let source = manifest_dir.join("fixtures").join(file);
         let bytes = wat::parse_file(&source)
@@ -161,11 +179,80 @@ fn main() {
         .unwrap();
     }
     src.push_str("\n/// Every plugin above, as (constant name, path).\npub const ALL: &[(&str, &str)] = &[\n");
-    for (name, _) in PLUGINS.iter().chain(WAT_FIXTURES) {
+    for (name, _) in PLUGINS.iter().chain(PYTHON_PLUGINS).chain(WAT_FIXTURES) {
         writeln!(src, "    ({name:?}, {name}),").unwrap();
     }
     src.push_str("];\n");
     std::fs::write(out_dir.join("plugins.rs"), src).expect("write plugins.rs");
+}
+
+/// Build the Python plugins with the toolchain `scripts/setup` installs
+/// (componentize-py in `.services/plugin-venv`, or the interpreter named by
+/// `WEIR_PLUGIN_PYTHON`), all at once, and return (constant, directory,
+/// component path) for each.
+///
+/// A component takes componentize-py some seconds and holds the whole
+/// CPython runtime (~18 MB), so the builds go to a content-addressed cache
+/// beside the Rust plugins' target directory (`<target>/python-plugins`,
+/// outside the clone like CARGO_TARGET_DIR): `weir_sdk.build --cache`
+/// rebuilds a plugin only when its sources, the SDK, the WIT or the
+/// componentize-py version change.
+fn build_python_plugins(
+    root: &Path,
+    wasm_target_dir: &Path,
+) -> Vec<(&'static str, &'static str, PathBuf)> {
+    println!("cargo:rerun-if-env-changed=WEIR_PLUGIN_PYTHON");
+    println!("cargo:rerun-if-env-changed=WEIR_SERVICES_DIR");
+    let python = match env::var_os("WEIR_PLUGIN_PYTHON") {
+        Some(p) => PathBuf::from(p),
+        None => env::var_os("WEIR_SERVICES_DIR")
+            .map_or_else(|| root.join(".services"), PathBuf::from)
+            .join("plugin-venv/bin/python"),
+    };
+    if !python.is_file() {
+        panic!(
+            "the Python plugin toolchain is missing ({} does not exist), so the Python test \
+             plugins cannot be built: run `scripts/setup` (it installs componentize-py into \
+             .services/plugin-venv) or set WEIR_PLUGIN_PYTHON",
+            python.display()
+        );
+    }
+    let cache = wasm_target_dir.with_file_name("python-plugins");
+    let children: Vec<_> = PYTHON_PLUGINS
+        .iter()
+        .map(|(name, dir)| {
+            let child = Command::new(&python)
+                .current_dir(root)
+                .env("PYTHONPATH", root.join("sdk-python"))
+                .args(["-m", "weir_sdk.build", dir, "--cache"])
+                .arg(&cache)
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap_or_else(|e| panic!("could not run {}: {e}", python.display()));
+            (*name, *dir, child)
+        })
+        .collect();
+    children
+        .into_iter()
+        .map(|(name, dir, child)| {
+            let out = child
+                .wait_with_output()
+                .unwrap_or_else(|e| panic!("building {dir}: {e}"));
+            if !out.status.success() {
+                panic!(
+                    "building the Python plugin {dir} failed ({}):\n{}\nrerun by hand to see why:\n  \
+                     PYTHONPATH=sdk-python {} -m weir_sdk.build {dir}",
+                    out.status,
+                    String::from_utf8_lossy(&out.stderr),
+                    python.display()
+                );
+            }
+            let path = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
+            assert!(path.is_file(), "{dir} was built but {} is missing", path.display());
+            (name, dir, path)
+        })
+        .collect()
 }
 
 /// `<outer target dir>/wasm-plugins`, found from OUT_DIR

@@ -28,6 +28,8 @@ def test_json_errors_say_what_is_wrong() -> None:
         Event(testing.raw_event(b"not json")).json()
     with pytest.raises(JsonError, match="^event value is not valid JSON"):
         Event(testing.raw_event(b'"\xff"')).json()
+    with pytest.raises(JsonError, match="^event value is not valid JSON: NaN is not a JSON value$"):
+        Event(testing.raw_event(b'{"a": NaN}')).json()
     assert Event(testing.raw_event(None)).old_json() is None
 
 

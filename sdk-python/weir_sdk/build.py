@@ -12,7 +12,8 @@ the component. The path of the built ``.wasm`` is printed on stdout.
 
 ``--cache DIR`` keeps built components under a hash of everything that
 goes into them (the sources, the WIT, the world, componentize-py's
-version); a build whose hash is there already is not run again.
+version); a build whose hash is there already is not run again, and only
+the last few builds of each plugin are kept.
 """
 
 from __future__ import annotations
@@ -120,6 +121,7 @@ def build(
 ) -> Path:
     """Build the plugin in ``plugin_dir``; returns the ``.wasm`` path."""
     plugin_dir = plugin_dir.resolve()
+    cache = cache.resolve() if cache is not None else None
     wit = (wit or default_wit()).resolve()
     if not (plugin_dir / f"{module.replace('.', '/')}.py").is_file():
         raise BuildError(f"{plugin_dir}: no module `{module}` ({module}.py) to build")
@@ -132,6 +134,7 @@ def build(
         cache.mkdir(parents=True, exist_ok=True)
         cached = cache / f"{name}-{inputs_hash(plugin_dir, module, wit, world, tool)}.wasm"
         if cached.is_file():
+            os.utime(cached)  # the newest use, for pruning
             if output is None:
                 return cached
             output.parent.mkdir(parents=True, exist_ok=True)
@@ -154,9 +157,26 @@ def build(
                 f"{done.stderr.strip() or done.stdout.strip()}"
             )
         os.replace(partial, target)
-    if cached is not None and target != cached:
-        shutil.copyfile(target, cached)
+    if cache is not None and cached is not None:
+        if target != cached:
+            shutil.copyfile(target, cached)
+        _prune(cache, name, keep=KEEP_CACHED)
     return target
+
+
+#: How many builds of one plugin the cache keeps (the newest): enough for a
+#: couple of checkouts sharing it, few enough for ~18 MB components.
+KEEP_CACHED = 3
+
+
+def _prune(cache: Path, name: str, keep: int) -> None:
+    builds = sorted(
+        (p for p in cache.glob(f"{name}-*.wasm") if len(p.stem) == len(name) + 33),
+        key=lambda p: p.stat().st_mtime,
+        reverse=True,
+    )
+    for old in builds[keep:]:
+        old.unlink(missing_ok=True)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import json
 from enum import Enum
-from typing import Any, Iterator
+from typing import TYPE_CHECKING, Any, Iterator
+
+if TYPE_CHECKING:
+    from . import wire
 
 
 class Op(str, Enum):
@@ -35,9 +38,14 @@ class JsonError(ValueError):
         self.no_value = no_value
 
 
+def _reject_constant(name: str) -> Any:
+    # Python's parser takes NaN and Infinity; JSON (and the Rust SDK) do not.
+    raise ValueError(f"{name} is not a JSON value")
+
+
 def _parse(raw: bytes) -> Any:
     try:
-        return json.loads(raw)
+        return json.loads(raw, parse_constant=_reject_constant)
     except (ValueError, UnicodeDecodeError) as e:
         raise JsonError(f"event value is not valid JSON: {e}") from None
 
@@ -52,8 +60,9 @@ class Event:
 
     __slots__ = ("_raw",)
 
-    def __init__(self, raw: Any) -> None:
-        # `raw` is a `types.event` record (generated or `weir_sdk.wire`).
+    def __init__(self, raw: wire.Event) -> None:
+        # `raw` is a `types.event` record: the class componentize-py
+        # generates or its native twin `weir_sdk.wire.Event` (same fields).
         self._raw = raw
 
     def __repr__(self) -> str:

@@ -16,7 +16,15 @@
 //!   (`plugins/fixtures/reference-typed`: `list<event>` in, `list<outcome>`
 //!   out, no codec), through the same engine and limits.
 //!
+//! Then the reference transform in Python (`plugins/fixtures-py/reference`,
+//! built with componentize-py against the typed world) against the same
+//! native path, alternating in the same way, and the start-up cost of the
+//! Python and the Rust component: compiling, loading from the
+//! compiled-plugin cache, and the memory an instance holds.
+//!
 //! Environment: `WEIR_BENCH_EVENTS` (events per run, default 1,000,000),
+//! `WEIR_BENCH_PYTHON_EVENTS` (events per run of the Python pass, default
+//! 100,000; 0 skips it),
 //! `WEIR_BENCH_ROUNDS` (runs per configuration, default 3; the round with
 //! the lowest total time is reported), `WEIR_BENCH_BATCHES` (comma-separated batch sizes, default
 //! `1,64,256,1024`).
@@ -193,6 +201,108 @@ fn main() {
             wasm_rate / native_rate,
             1e9 / typed_rate,
             typed_rate / native_rate
+        );
+    }
+    python_typed(&pool, &batches, rounds, &mut native);
+}
+
+/// The reference transform in Python through the typed world against
+/// native Rust, then the start-up cost of the Python and Rust components.
+fn python_typed(pool: &[Event], batches: &[usize], rounds: usize, native: &mut Native) {
+    let total: usize = env_or("WEIR_BENCH_PYTHON_EVENTS", 100_000);
+    if total == 0 {
+        return;
+    }
+    let spec = |name: &str, path: &str| PluginSpec {
+        name: name.to_owned(),
+        path: PathBuf::from(path),
+        config: Vec::new(),
+        limits: PluginLimits::default(),
+        grants: PluginGrants::default(),
+    };
+    let python = spec("reference-py", weir_tests::plugins::REFERENCE_PY);
+    let engine = Engine::new(EngineOptions { cache_dir: None }).expect("engine");
+    let version = engine
+        .load(&python)
+        .expect("load the Python reference plugin");
+    let mut wasm = version.instantiate().expect("instantiate");
+
+    println!();
+    println!(
+        "reference transform in Python (typed world, componentize-py), {total} events per run, best of {rounds} rounds, alternating with native in {SLICES} slices"
+    );
+    println!(
+        "{:>6} {:>14} {:>14} {:>10} {:>10} {:>7}",
+        "batch", "native ev/s", "python ev/s", "native ns", "python ns", "ratio"
+    );
+    for &batch in batches {
+        run(native, pool, batch, POOL.min(total));
+        run(&mut wasm, pool, batch, POOL.min(total));
+        let slice = (total / SLICES).div_ceil(batch) * batch;
+        let mut best: Option<(Duration, Duration)> = None;
+        for _ in 0..rounds {
+            let (mut n_time, mut p_time) = (Duration::ZERO, Duration::ZERO);
+            for _ in 0..SLICES {
+                let (n, n_out) = run(native, pool, batch, slice);
+                let (p, p_out) = run(&mut wasm, pool, batch, slice);
+                assert_eq!(n_out, p_out, "native and python disagree");
+                n_time += n;
+                p_time += p;
+            }
+            if best.is_none_or(|(bn, bp)| n_time + p_time < bn + bp) {
+                best = Some((n_time, p_time));
+            }
+        }
+        let (n_time, p_time) = best.unwrap_or_default();
+        let done = slice * SLICES;
+        let native_rate = done as f64 / n_time.as_secs_f64();
+        let python_rate = done as f64 / p_time.as_secs_f64();
+        println!(
+            "{batch:>6} {native_rate:>14.0} {python_rate:>14.0} {:>10.0} {:>10.0} {:>7.3}",
+            1e9 / native_rate,
+            1e9 / python_rate,
+            python_rate / native_rate
+        );
+    }
+
+    println!();
+    println!(
+        "start-up: compile = first load into an empty compiled-plugin cache, cached = load by a new engine from that cache (both include one instance and its init), instance = one more instance; memory = what an instance holds against its cap after a batch of 64"
+    );
+    println!(
+        "{:<14} {:>10} {:>11} {:>10} {:>11} {:>12}",
+        "component", "size MB", "compile ms", "cached ms", "instance ms", "memory MiB"
+    );
+    for s in [python, spec("reference", weir_tests::plugins::REFERENCE)] {
+        let size = std::fs::metadata(&s.path).map_or(0, |m| m.len());
+        let dir = tempfile::tempdir().expect("a cache directory");
+        let options = || EngineOptions {
+            cache_dir: Some(dir.path().to_owned()),
+        };
+        let cold = Engine::new(options()).expect("engine");
+        let started = Instant::now();
+        let first = cold.load(&s).expect("load");
+        let compile = started.elapsed();
+        assert!(!first.loaded_from_cache());
+        let warm = Engine::new(options()).expect("engine");
+        let started = Instant::now();
+        let cached = warm.load(&s).expect("load from the cache");
+        let cached_time = started.elapsed();
+        assert!(cached.loaded_from_cache(), "{}: not a cache hit", s.name);
+        // The first instance is the spare made by `load`; time a second.
+        let _spare = cached.instantiate().expect("instantiate");
+        let started = Instant::now();
+        let mut instance = cached.instantiate().expect("instantiate");
+        let instance_time = started.elapsed();
+        instance.process_batch(&pool[..64]).expect("a batch");
+        println!(
+            "{:<14} {:>10.1} {:>11.0} {:>10.0} {:>11.1} {:>12.1}",
+            s.name,
+            size as f64 / 1e6,
+            compile.as_secs_f64() * 1e3,
+            cached_time.as_secs_f64() * 1e3,
+            instance_time.as_secs_f64() * 1e3,
+            instance.memory_bytes() as f64 / (1024.0 * 1024.0)
         );
     }
 }

@@ -34,6 +34,7 @@ mod mongodb_sink;
 mod plugin_cli;
 mod plugin_scaffold;
 mod postgres_sink;
+mod python_plugins;
 mod redis_generic_command;
 mod redis_sink;
 mod scylla_cluster;
