@@ -150,7 +150,7 @@ fn embed_sdk_sources(root: &Path, out_dir: &Path) {
         let dir = root.join(tree);
         if dir.is_dir() {
             println!("cargo:rerun-if-changed={}", dir.display());
-            collect_files(root, &dir, &mut files);
+            collect_files(&dir, &mut files);
         }
     }
     for file in SDK_FILES {
@@ -178,7 +178,7 @@ fn embed_sdk_sources(root: &Path, out_dir: &Path) {
     std::fs::write(&path, table).unwrap_or_else(|e| panic!("cannot write {}: {e}", path.display()));
 }
 
-fn collect_files(root: &Path, dir: &Path, files: &mut Vec<PathBuf>) {
+fn collect_files(dir: &Path, files: &mut Vec<PathBuf>) {
     let entries =
         std::fs::read_dir(dir).unwrap_or_else(|e| panic!("cannot read {}: {e}", dir.display()));
     for entry in entries {
@@ -191,7 +191,7 @@ fn collect_files(root: &Path, dir: &Path, files: &mut Vec<PathBuf>) {
             .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
         if kind.is_dir() {
             if !SKIPPED_DIRS.contains(&name.as_ref()) {
-                collect_files(root, &path, files);
+                collect_files(&path, files);
             }
         } else if kind.is_file() && !name.ends_with(".wasm") && !name.ends_with(".pyc") {
             files.push(path);
