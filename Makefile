@@ -15,7 +15,7 @@ export WEIR_PLUGIN_DIR := $(PLUGIN_DIR)
 WEIR := $(CARGO_TARGET_DIR)/debug/weir
 EXAMPLE_PLUGINS := -p weir-plugin-filter -p weir-plugin-transform -p weir-plugin-router -p weir-plugin-iot-telemetry
 
-.PHONY: all setup build release image plugins python-plugins plugins-js test-python demo test test-js test-scylla lint fmt bench services-start services-stop clean-services
+.PHONY: all setup build release image plugins python-plugins plugins-js demo test test-python test-js test-scylla lint fmt bench services-start services-stop clean-services
 
 all: build plugins
 
@@ -48,6 +48,7 @@ python-plugins: setup
 # The native tests of the Python SDK and plugins (pytest, no Wasm).
 test-python: setup
 	for dir in sdk-python $(PYTHON_PLUGINS); do (cd $$dir && $(abspath $(PLUGIN_PYTHON)) -m pytest -q); done
+
 # The TypeScript router as a component (sdk-js/README.md): prints its path.
 plugins-js: setup
 	scripts/node sdk-js/bin/weir-js-build.mjs plugins/router-ts

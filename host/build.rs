@@ -9,6 +9,12 @@
 //! so a nested build there would wait for itself. The outer build's flags
 //! and wrappers are cleared so the components are built exactly as
 //! `cargo build --profile plugin --target wasm32-wasip2` builds them.
+//!
+//! It also writes `sdk_sources.rs`, a table of the SDK sources and the WIT
+//! (`sdk/`, `contract/`, `wit/`, and `sdk-python/`, `sdk-js/` where they
+//! exist) that `weir plugin new` vendors into a new plugin project, so a
+//! project made outside this repository builds with the SDK of the binary
+//! that made it and nothing but the package registries.
 
 use std::env;
 use std::path::{Path, PathBuf};
@@ -62,6 +68,7 @@ fn main() {
     }
 
     let out_dir = PathBuf::from(env::var_os("OUT_DIR").expect("set by cargo"));
+    embed_sdk_sources(root, &out_dir);
     let target_dir = plugin_target_dir(&out_dir);
     check_target_installed();
 
@@ -113,6 +120,82 @@ fn main() {
                 embedded.display()
             )
         });
+    }
+}
+
+/// Trees vendored by `weir plugin new` (those that exist), relative to the
+/// repository root.
+const SDK_TREES: &[&str] = &["sdk", "contract", "wit", "sdk-python", "sdk-js"];
+/// Single files vendored too: the workspace manifest (versions of the SDK's
+/// dependencies, lints) and the lock file (the versions it was tested with).
+const SDK_FILES: &[&str] = &["Cargo.toml", "Cargo.lock"];
+/// Directory names never vendored: build output and local toolchains.
+const SKIPPED_DIRS: &[&str] = &[
+    "target",
+    "node_modules",
+    ".venv",
+    "venv",
+    "__pycache__",
+    ".pytest_cache",
+    ".mypy_cache",
+    "dist",
+    ".git",
+];
+
+/// Write `$OUT_DIR/sdk_sources.rs`: `SDK_SOURCES`, every vendored file as
+/// (path relative to the repository root, `include_bytes!` of it).
+fn embed_sdk_sources(root: &Path, out_dir: &Path) {
+    let mut files = Vec::new();
+    for tree in SDK_TREES {
+        let dir = root.join(tree);
+        if dir.is_dir() {
+            println!("cargo:rerun-if-changed={}", dir.display());
+            collect_files(&dir, &mut files);
+        }
+    }
+    for file in SDK_FILES {
+        files.push(root.join(file));
+    }
+    files.sort();
+    let mut table = String::from(
+        "/// Every file `weir plugin new` may vendor: (path relative to the \
+         repository root, contents).\n\
+         pub static SDK_SOURCES: &[(&str, &[u8])] = &[\n",
+    );
+    for file in &files {
+        let rel = file
+            .strip_prefix(root)
+            .expect("collected under the root")
+            .to_string_lossy()
+            .replace('\\', "/");
+        table.push_str(&format!(
+            "    ({rel:?}, include_bytes!({:?})),\n",
+            file.display().to_string()
+        ));
+    }
+    table.push_str("];\n");
+    let path = out_dir.join("sdk_sources.rs");
+    std::fs::write(&path, table).unwrap_or_else(|e| panic!("cannot write {}: {e}", path.display()));
+}
+
+fn collect_files(dir: &Path, files: &mut Vec<PathBuf>) {
+    let entries =
+        std::fs::read_dir(dir).unwrap_or_else(|e| panic!("cannot read {}: {e}", dir.display()));
+    for entry in entries {
+        let entry = entry.unwrap_or_else(|e| panic!("cannot read {}: {e}", dir.display()));
+        let path = entry.path();
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        let kind = entry
+            .file_type()
+            .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        if kind.is_dir() {
+            if !SKIPPED_DIRS.contains(&name.as_ref()) {
+                collect_files(&path, files);
+            }
+        } else if kind.is_file() && !name.ends_with(".wasm") && !name.ends_with(".pyc") {
+            files.push(path);
+        }
     }
 }
 

@@ -8,7 +8,7 @@
 //! packs the [`Outcome`]s into a buffer it reuses from batch to batch.
 //!
 //! ```
-//! use weir_sdk::{json, Config, Event, Outcome, Output, Transform};
+//! use weir_sdk::{json, Config, Event, JsonError, Outcome, Output, Transform};
 //!
 //! /// Drops events whose `field` equals `value`; tags the others.
 //! struct DropMatching {
@@ -28,6 +28,9 @@
 //!     fn process(&mut self, event: &Event<'_>) -> Outcome {
 //!         let mut value = match event.json() {
 //!             Ok(v) => v,
+//!             // A delete (tombstone) has no value: pass it on, so the sink
+//!             // deletes the key too, instead of dead-lettering it.
+//!             Err(JsonError::NoValue) => return Outcome::pass(event),
 //!             Err(e) => return Outcome::fail(e),
 //!         };
 //!         if json::get(&value, &self.field).map(json::to_text).as_deref() == Some(&*self.value) {
@@ -53,6 +56,12 @@
 //! assert_eq!(testing::emitted_json(&out[1]), json!({"type": "view", "meta": {"seen_at": 0}}));
 //! assert_eq!(testing::routes(&out[1]), [Some("mongo")]);
 //!
+//! // A tombstone passes through as a delete of its key.
+//! let tombstone = testing::OwnedEvent { key: Some("k1".into()), value: None, op: weir_sdk::Op::Delete, ..testing::event(json!(null)) };
+//! let out = h.run_one(tombstone);
+//! assert_eq!(testing::outputs(&out)[0].op, weir_sdk::Op::Delete);
+//! assert_eq!(testing::outputs(&out)[0].key.as_deref(), Some(&b"k1"[..]));
+//!
 //! let err = Harness::<DropMatching>::new([("feild", "type")]).unwrap_err();
 //! assert_eq!(err, "config `feild`: unknown key (known: field, value)");
 //! ```
@@ -61,6 +70,9 @@
 //! `cargo build --release --target wasm32-wasip2` (crate type `cdylib`),
 //! and try it with `weir plugin test target/wasm32-wasip2/release/<name>.wasm`.
 //! The plugin author's guide (`docs/plugin-authors.md`) walks through it.
+//!
+//! `cargo doc -p weir-sdk --open` renders this reference (in a project made
+//! by `weir plugin new`, `cargo doc -p weir-sdk --open` there too).
 //!
 //! Modules:
 //! - [`config`]: the [`Config`] handed to `init`, with typed getters.

@@ -187,6 +187,39 @@ mod tests {
         }
     }
 
+    /// Parses each value, sets a field and re-serializes it.
+    struct Touch;
+    impl Transform for Touch {
+        fn init(_: &Config) -> Result<Self, String> {
+            Ok(Touch)
+        }
+        fn process(&mut self, event: &Event<'_>) -> Outcome {
+            let mut value = match event.json() {
+                Ok(v) => v,
+                Err(e) => return Outcome::fail(e),
+            };
+            if let Err(e) = crate::json::set(&mut value, "m.seen", json!(true)) {
+                return Outcome::fail(e);
+            }
+            Outcome::emit(Output::json(&value))
+        }
+    }
+
+    #[test]
+    fn reserialized_objects_keep_their_member_order() {
+        let mut h = Harness::<Touch>::new(Vec::<(String, String)>::new()).unwrap();
+        let out = h.run_one(raw_event(
+            br#"{"zeta":1,"alpha":{"y":2,"b":3},"mid":[{"q":1,"c":2}]}"#,
+        ));
+        assert_eq!(
+            outputs(&out)[0].value.as_deref(),
+            Some(
+                br#"{"zeta":1,"alpha":{"y":2,"b":3},"mid":[{"q":1,"c":2}],"m":{"seen":true}}"#
+                    .as_slice()
+            )
+        );
+    }
+
     #[test]
     fn batch_loop_round_trips_every_field() {
         let mut h = Harness::<Echo>::new(Vec::<(String, String)>::new()).unwrap();

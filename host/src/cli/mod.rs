@@ -6,9 +6,12 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+pub mod golden;
 pub mod output;
 pub mod plugin;
+pub mod plugin_build;
 pub mod run;
+pub mod scaffold;
 pub mod validate;
 
 /// Weir: a WebAssembly plugin host for stream transforms.

@@ -1,9 +1,11 @@
 //! `weir plugin test` and `weir plugin inspect`: the plugin author's loop.
 //!
-//! `test` runs a plugin file over JSON-lines events through the same engine
-//! the pipelines use (same sandbox, limits and poison-event isolation) and
-//! prints one JSON line per outcome; `inspect` prints what a plugin file
-//! exports and imports and which contract version it speaks.
+//! `test` runs a plugin file over JSON-lines events (or lines or bytes that
+//! are not JSON) through the same engine the pipelines use (same sandbox,
+//! limits and poison-event isolation) and prints one JSON line per outcome,
+//! or compares them with a golden file ([`super::golden`]); `inspect`
+//! prints what a plugin file exports and imports and which contract
+//! version it speaks.
 
 use std::io::{BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
@@ -15,6 +17,7 @@ use bytes::Bytes;
 use clap::{Args, Subcommand};
 use serde_json::Value;
 
+use crate::config::Config;
 use crate::engine::{
     Engine, EngineOptions, PluginGrants, PluginLimits, PluginSpec, Transform, default_cache_dir,
 };
@@ -27,6 +30,10 @@ pub enum PluginCommand {
     Test(TestArgs),
     /// Print a plugin's contract version, exports and imports.
     Inspect(InspectArgs),
+    /// Write a new plugin project (source, test, sample events, README).
+    New(super::scaffold::NewArgs),
+    /// Build a plugin project into a component and print the `.wasm` path.
+    Build(super::plugin_build::BuildArgs),
 }
 
 /// How input lines are read, shown by `weir plugin test --help`.
@@ -48,6 +55,10 @@ INPUT
   Any other line is a bare JSON value, used as the event value as written.
   Use --raw to read every line as a bare value.
 
+  Input that is not JSON: --input-format lines makes each line's bytes
+  (without the line break) the value of one upsert event; --input-format
+  bytes makes the whole input the value of a single event.
+
 OUTPUT
   One JSON line per event on stdout, in input order:
     {\"line\":N,\"outcome\":\"emit\",\"outputs\":[{\"route\":..,\"key\":..,\"value\":..,
@@ -56,7 +67,20 @@ OUTPUT
     {\"line\":N,\"outcome\":\"fail\",\"reason\":\"...\"}
   An output value is shown as JSON when it is valid JSON, else as a string.
   A summary line goes to stderr. Exit status 0 when every event was
-  processed (fail outcomes included); 1 on a bad plugin or a bad input line.";
+  processed (fail outcomes included); 1 on a bad plugin or a bad input line.
+
+GOLDEN FILES
+  --record FILE writes the outcome lines to FILE as well as to stdout.
+  --expect FILE compares them with FILE instead of printing them: every
+  difference is listed by input line and JSON path (exit status 1), or
+  \"matches\" is printed (exit status 0). Lines compare as JSON values, so
+  spacing and member order in FILE do not matter.
+
+PLUGIN FROM A PIPELINE CONFIG
+  --from weir.toml --plugin NAME runs [plugins.NAME] of that config: its
+  path (relative to the config file), config, limits and grants. --config
+  entries are added to (or replace keys of) its config; --memory-mib,
+  --deadline-ms and --grant-* override its limits and grants.";
 
 /// `weir plugin test`
 #[derive(Debug, Args)]
@@ -64,13 +88,26 @@ OUTPUT
 pub struct TestArgs {
     /// The plugin component (`.wasm`, built for wasm32-wasip2), or
     /// `builtin:filter`, `builtin:transform`, `builtin:router`.
-    pub file: PathBuf,
+    #[arg(required_unless_present = "from", conflicts_with = "from")]
+    pub file: Option<PathBuf>,
+    /// Take the plugin (path, config, limits, grants) from this pipeline
+    /// config file; name it with `--plugin`.
+    #[arg(long, value_name = "CONFIG", requires = "plugin")]
+    pub from: Option<PathBuf>,
+    /// The `[plugins.NAME]` entry of the `--from` config to run.
+    #[arg(long, value_name = "NAME", requires = "from")]
+    pub plugin: Option<String>,
     /// A config entry handed to the plugin's `init` (repeatable).
     #[arg(long = "config", value_name = "KEY=VALUE", value_parser = parse_key_value)]
     pub config: Vec<(String, String)>,
-    /// JSON-lines file of events; standard input when absent or `-`.
+    /// Input file of events; standard input when absent or `-`.
     #[arg(long, value_name = "FILE")]
     pub input: Option<PathBuf>,
+    /// How the input is read: `json` (JSON lines: envelopes or bare
+    /// values), `lines` (each line's bytes are one event value, JSON or
+    /// not) or `bytes` (the whole input is one event value).
+    #[arg(long, value_enum, default_value_t = InputFormat::Json)]
+    pub input_format: InputFormat,
     /// Events per call to the plugin.
     #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(u32).range(1..))]
     pub batch_size: u32,
@@ -78,12 +115,22 @@ pub struct TestArgs {
     /// envelopes.
     #[arg(long)]
     pub raw: bool,
-    /// Memory cap of the plugin instance, in MiB.
-    #[arg(long, default_value_t = PluginLimits::default().memory_mib)]
-    pub memory_mib: u32,
-    /// Deadline of one call (one batch), in milliseconds.
-    #[arg(long, default_value_t = PluginLimits::default().deadline_ms)]
-    pub deadline_ms: u64,
+    /// Compare the outcomes with this golden JSON-lines file (as written by
+    /// `--record`) and print the differences; exit status 1 if any.
+    #[arg(long, value_name = "FILE", conflicts_with = "record")]
+    pub expect: Option<PathBuf>,
+    /// Write the outcome lines to this file too: a golden file for
+    /// `--expect`.
+    #[arg(long, value_name = "FILE")]
+    pub record: Option<PathBuf>,
+    /// Memory cap of the plugin instance, in MiB (default 64, or the
+    /// `--from` plugin's `limits.memory_mib`).
+    #[arg(long, value_name = "MIB")]
+    pub memory_mib: Option<u32>,
+    /// Deadline of one call (one batch), in milliseconds (default 1000, or
+    /// the `--from` plugin's `limits.deadline_ms`).
+    #[arg(long, value_name = "MS")]
+    pub deadline_ms: Option<u64>,
     /// Give the plugin the real wall and monotonic clocks.
     #[arg(long)]
     pub grant_clock: bool,
@@ -101,6 +148,17 @@ pub struct TestArgs {
     pub no_cache: bool,
 }
 
+/// How `weir plugin test` reads its input.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum InputFormat {
+    /// JSON lines: an envelope or a bare JSON value per line.
+    Json,
+    /// One event per line, its bytes as the value (JSON or not).
+    Lines,
+    /// The whole input as the value of one event.
+    Bytes,
+}
+
 /// `weir plugin inspect`
 #[derive(Debug, Args)]
 pub struct InspectArgs {
@@ -116,6 +174,8 @@ pub fn plugin(cmd: PluginCommand) -> anyhow::Result<ExitCode> {
     match cmd {
         PluginCommand::Test(args) => test(args),
         PluginCommand::Inspect(args) => inspect(args),
+        PluginCommand::New(args) => super::scaffold::new(args),
+        PluginCommand::Build(args) => super::plugin_build::build(args),
     }
 }
 
@@ -157,55 +217,150 @@ fn plugin_name(path: &Path) -> String {
 /// `weir plugin test`: see [`TEST_HELP`].
 pub fn test(args: TestArgs) -> anyhow::Result<ExitCode> {
     init_logging();
-    let (input_name, text) = read_input(args.input.as_deref())?;
-    let events = parse_events(&text, &input_name, args.raw)?;
-
-    let engine = engine(args.cache_dir, args.no_cache)?;
-    let spec = PluginSpec {
-        name: plugin_name(&args.file),
-        path: args.file.clone(),
-        config: args.config,
-        limits: PluginLimits {
-            memory_mib: args.memory_mib,
-            deadline_ms: args.deadline_ms,
-            ..PluginLimits::default()
-        },
-        grants: PluginGrants {
-            clock: args.grant_clock,
-            random: args.grant_random,
-            env: args.grant_env,
-        },
+    let (input_name, bytes) = read_input(args.input.as_deref())?;
+    let events = match args.input_format {
+        InputFormat::Json => {
+            let text = std::str::from_utf8(&bytes).map_err(|e| {
+                anyhow::anyhow!(
+                    "{input_name} is not UTF-8 text ({e}); use --input-format lines or bytes \
+                     for input that is not JSON"
+                )
+            })?;
+            parse_events(text, &input_name, args.raw)?
+        }
+        InputFormat::Lines => line_events(&bytes, &input_name),
+        InputFormat::Bytes => vec![(1, bytes_event(bytes, &input_name, 1))],
     };
+    let expected = match &args.expect {
+        Some(path) => Some(super::golden::Golden::read(path)?),
+        None => None,
+    };
+
+    let spec = test_spec(&args)?;
+    let engine = engine(args.cache_dir.clone(), args.no_cache)?;
     let version = engine.load(&spec)?;
     let mut instance = version.instantiate()?;
 
     let started = Instant::now();
-    let stdout = std::io::stdout();
-    let mut out = BufWriter::new(stdout.lock());
     let mut summary = Summary::default();
-    let mut line = String::new();
+    let mut lines = Vec::with_capacity(events.len());
     for chunk in events.chunks(args.batch_size as usize) {
         let batch: Vec<Event> = chunk.iter().map(|(_, e)| e.clone()).collect();
         let outcomes = instance.process_batch(&batch)?;
         for ((lineno, _), outcome) in chunk.iter().zip(&outcomes) {
             summary.count(outcome);
-            line.clear();
+            let mut line = String::new();
             render_outcome(*lineno, outcome, &mut line);
-            out.write_all(line.as_bytes())
-                .and_then(|()| out.write_all(b"\n"))
-                .context("cannot write to standard output")?;
+            lines.push(line);
         }
     }
-    out.flush().context("cannot write to standard output")?;
+    let elapsed = started.elapsed();
+
+    if let Some(path) = &args.record {
+        let mut text = lines.join("\n");
+        text.push('\n');
+        std::fs::write(path, text)
+            .with_context(|| format!("cannot write the golden file {}", path.display()))?;
+    }
+    let status = match &expected {
+        Some(golden) => {
+            let report = golden.compare(&lines);
+            super::output::stdout(&report.to_string())
+                .context("cannot write to standard output")?;
+            if report.matches() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            }
+        }
+        None => {
+            let stdout = std::io::stdout();
+            let mut out = BufWriter::new(stdout.lock());
+            for line in &lines {
+                out.write_all(line.as_bytes())
+                    .and_then(|()| out.write_all(b"\n"))
+                    .context("cannot write to standard output")?;
+            }
+            out.flush().context("cannot write to standard output")?;
+            ExitCode::SUCCESS
+        }
+    };
     super::output::stderr_line(&format!(
         "{} events: {} outputs emitted, {} dropped, {} failed in {:.1} ms",
         summary.events,
         summary.outputs,
         summary.dropped,
         summary.failed,
-        started.elapsed().as_secs_f64() * 1e3
+        elapsed.as_secs_f64() * 1e3
     ));
-    Ok(ExitCode::SUCCESS)
+    Ok(status)
+}
+
+/// The plugin to run: the positional file, or `[plugins.NAME]` of the
+/// `--from` config, with the command line's overrides.
+fn test_spec(args: &TestArgs) -> anyhow::Result<PluginSpec> {
+    let mut spec = match (&args.file, &args.from, &args.plugin) {
+        (_, Some(from), Some(name)) => spec_from_config(from, name)?,
+        (Some(file), _, _) => PluginSpec {
+            name: plugin_name(file),
+            path: file.clone(),
+            config: Vec::new(),
+            limits: PluginLimits::default(),
+            grants: PluginGrants::default(),
+        },
+        // clap requires FILE or --from with --plugin.
+        _ => bail!("name a plugin file, or a config with --from CONFIG --plugin NAME"),
+    };
+    for (key, value) in &args.config {
+        match spec.config.iter_mut().find(|(k, _)| k == key) {
+            Some(entry) => entry.1.clone_from(value),
+            None => spec.config.push((key.clone(), value.clone())),
+        }
+    }
+    if let Some(mib) = args.memory_mib {
+        spec.limits.memory_mib = mib;
+    }
+    if let Some(ms) = args.deadline_ms {
+        spec.limits.deadline_ms = ms;
+    }
+    spec.grants.clock |= args.grant_clock;
+    spec.grants.random |= args.grant_random;
+    for name in &args.grant_env {
+        if !spec.grants.env.contains(name) {
+            spec.grants.env.push(name.clone());
+        }
+    }
+    Ok(spec)
+}
+
+/// `[plugins.NAME]` of the config at `path`, loaded as `weir run` loads it.
+fn spec_from_config(path: &Path, name: &str) -> anyhow::Result<PluginSpec> {
+    let loaded = Config::load(path).map_err(|errors| {
+        let lines: Vec<String> = errors.all().iter().map(|d| d.to_string()).collect();
+        anyhow::anyhow!(
+            "{} has errors, so its plugins cannot be used:\n{}",
+            path.display(),
+            lines.join("\n")
+        )
+    })?;
+    let Some(plugin) = loaded.config.plugins.get(name) else {
+        let known: Vec<&str> = loaded.config.plugins.keys().map(String::as_str).collect();
+        bail!(
+            "{} has no [plugins.{name}] (plugins: {})",
+            path.display(),
+            if known.is_empty() {
+                "none".to_owned()
+            } else {
+                known.join(", ")
+            }
+        );
+    };
+    if let Some((key, found)) = plugin.unpassable_config().into_iter().next() {
+        bail!(
+            "[plugins.{name}] config `{key}` is an {found}, which cannot reach the plugin's init"
+        );
+    }
+    Ok(crate::runtime::plugin_spec(name, plugin, &loaded.dir))
 }
 
 #[derive(Debug, Default)]
@@ -241,26 +396,50 @@ pub fn inspect(args: InspectArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// The input's display name and its text.
-fn read_input(path: Option<&Path>) -> anyhow::Result<(String, String)> {
+/// The input's display name and its bytes.
+fn read_input(path: Option<&Path>) -> anyhow::Result<(String, Vec<u8>)> {
     match path {
         Some(p) if p != Path::new("-") => {
-            let text = std::fs::read_to_string(p)
+            let bytes = std::fs::read(p)
                 .with_context(|| format!("cannot read the input file {}", p.display()))?;
             let name = p.file_name().map_or_else(
                 || p.display().to_string(),
                 |n| n.to_string_lossy().into_owned(),
             );
-            Ok((name, text))
+            Ok((name, bytes))
         }
         _ => {
-            let mut text = String::new();
+            let mut bytes = Vec::new();
             std::io::stdin()
-                .read_to_string(&mut text)
+                .read_to_end(&mut bytes)
                 .context("cannot read standard input")?;
-            Ok(("stdin".to_owned(), text))
+            Ok(("stdin".to_owned(), bytes))
         }
     }
+}
+
+/// An upsert event whose value is `bytes` as they are.
+fn bytes_event(bytes: impl Into<Bytes>, input: &str, lineno: usize) -> Event {
+    Event {
+        value: Some(bytes.into()),
+        op: Op::Upsert,
+        origin: format!("{input}/0/{lineno}"),
+        ..Event::default()
+    }
+}
+
+/// `--input-format lines`: one event per line (a `\r\n` ending counts as a
+/// line break), the line's bytes as the value. Empty lines are skipped, as
+/// blank lines are in JSON input.
+fn line_events(bytes: &[u8], input: &str) -> Vec<(usize, Event)> {
+    bytes
+        .split(|b| *b == b'\n')
+        .enumerate()
+        .filter_map(|(i, line)| {
+            let line = line.strip_suffix(b"\r").unwrap_or(line);
+            (!line.is_empty()).then(|| (i + 1, bytes_event(line.to_vec(), input, i + 1)))
+        })
+        .collect()
 }
 
 /// Members an envelope line may have.
@@ -280,20 +459,25 @@ fn parse_events(text: &str, input: &str, raw: bool) -> anyhow::Result<Vec<(usize
     let mut events = Vec::new();
     for (i, line) in text.lines().enumerate() {
         let lineno = i + 1;
-        let line = line.trim();
-        if line.is_empty() {
+        if line.trim().is_empty() {
             continue;
         }
         match parse_line(line, input, lineno, raw) {
             Ok(event) => events.push((lineno, event)),
+            Err(problem) if problem.starts_with("column ") => {
+                bail!("{input} line {lineno}, {problem}")
+            }
             Err(problem) => bail!("{input} line {lineno}: {problem}"),
         }
     }
     Ok(events)
 }
 
-fn parse_line(line: &str, input: &str, lineno: usize, raw: bool) -> Result<Event, String> {
-    let value: Value = serde_json::from_str(line).map_err(|e| format!("not valid JSON: {e}"))?;
+/// One line, untrimmed, so a syntax error's column is the column in the
+/// file.
+fn parse_line(untrimmed: &str, input: &str, lineno: usize, raw: bool) -> Result<Event, String> {
+    let value: Value = serde_json::from_str(untrimmed).map_err(json_problem)?;
+    let line = untrimmed.trim();
     let origin = format!("{input}/0/{lineno}");
     let envelope = match &value {
         Value::Object(map)
@@ -363,6 +547,19 @@ fn parse_line(line: &str, input: &str, lineno: usize, raw: bool) -> Result<Event
         timestamp_ms,
         origin,
     })
+}
+
+/// A JSON syntax error of one line: serde_json counts the line as line 1,
+/// so only its column is kept ("line 4, column 27" once the caller adds the
+/// line number).
+fn json_problem(e: serde_json::Error) -> String {
+    let message = e.to_string();
+    let position = format!(" at line {} column {}", e.line(), e.column());
+    let message = message.strip_suffix(&position).unwrap_or(&message);
+    format!(
+        "column {}: not valid JSON: {message} (--input-format lines reads lines that are not JSON)",
+        e.column()
+    )
 }
 
 /// Append `s` as a JSON string.
@@ -486,11 +683,11 @@ mod tests {
 
     #[test]
     fn bad_lines_name_their_number() {
-        let err = parse_events("{}\n{\"a\":\n", "in.jsonl", false).unwrap_err();
-        assert!(
-            err.to_string()
-                .starts_with("in.jsonl line 2: not valid JSON"),
-            "{err}"
+        let err = parse_events("{}\n {\"a\":\n", "in.jsonl", false).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "in.jsonl line 2, column 6: not valid JSON: EOF while parsing a value \
+             (--input-format lines reads lines that are not JSON)"
         );
         let err = parse_events("{\"value\":1,\"op\":\"merge\"}", "in", false).unwrap_err();
         assert_eq!(

@@ -34,6 +34,7 @@ mod kafka_workers;
 mod metrics;
 mod mongodb_sink;
 mod plugin_cli;
+mod plugin_scaffold;
 mod postgres_sink;
 mod python_plugins;
 mod redis_generic_command;

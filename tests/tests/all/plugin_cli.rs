@@ -153,7 +153,7 @@ fn plugin_test_rejects_a_malformed_line_with_its_number() {
     let input = dir.path().join("events.jsonl");
     std::fs::write(
         &input,
-        "{\"event_type\":\"view\"}\n{\"event_type\":\"view\"}\n{\"event_type\": \n{\"event_type\":\"view\"}\n",
+        "{\"event_type\":\"view\"}\n{\"event_type\":\"view\"}\n  {\"event_type\": \n{\"event_type\":\"view\"}\n",
     )
     .unwrap();
     let out = weir(
@@ -173,10 +173,14 @@ fn plugin_test_rejects_a_malformed_line_with_its_number() {
     );
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     let err = stderr(&out);
+    // serde_json counts each line as line 1: the message says which line
+    // of the file and which column (leading blanks counted), not "at line
+    // 1 column 17".
     assert!(
-        err.contains("events.jsonl line 3: not valid JSON"),
-        "message does not name the line: {err}"
+        err.contains("events.jsonl line 3, column 17: not valid JSON: EOF while parsing a value ("),
+        "message does not name the line and column: {err}"
     );
+    assert!(!err.contains("at line 1"), "{err}");
     // Every line is checked before the plugin runs: nothing half-printed.
     assert!(
         out.stdout.is_empty(),
@@ -383,4 +387,251 @@ fn no_command_panics_when_its_stdout_is_closed() {
         assert!(out.status.code().is_some(), "{args:?}: killed: {stderr}");
         assert!(out.status.success(), "{args:?}: {:?}: {stderr}", out.status);
     }
+}
+
+fn filter_args<'a>(input: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
+    let mut args = vec![
+        "plugin",
+        "test",
+        plugins::FILTER,
+        "--config",
+        "field=event_type",
+        "--config",
+        "equals=heartbeat",
+        "--input",
+        input,
+    ];
+    args.extend_from_slice(extra);
+    args
+}
+
+#[test]
+fn plugin_test_records_a_golden_file_and_checks_runs_against_it() {
+    let dir = scratch();
+    let input = dir.path().join("events.jsonl");
+    std::fs::write(&input, FILTER_EVENTS).unwrap();
+    let golden = dir.path().join("expected.jsonl");
+    let (input, golden_s) = (input.to_str().unwrap(), golden.to_str().unwrap());
+
+    let recorded = weir(
+        dir.path(),
+        &filter_args(input, &["--record", golden_s]),
+        None,
+    );
+    assert!(recorded.status.success(), "{}", stderr(&recorded));
+    // The golden file holds exactly what was printed.
+    assert_eq!(std::fs::read(&golden).unwrap(), recorded.stdout);
+    assert_eq!(stdout_lines(&recorded).len(), 4);
+
+    let same = weir(
+        dir.path(),
+        &filter_args(input, &["--expect", golden_s]),
+        None,
+    );
+    assert!(same.status.success(), "{}", stderr(&same));
+    assert_eq!(
+        String::from_utf8_lossy(&same.stdout),
+        format!("all 4 outcomes match {golden_s}\n")
+    );
+
+    // Another config drops other events: every difference is named by
+    // input line and JSON path, and the exit status is 1.
+    let mut args = filter_args(input, &["--expect", golden_s]);
+    args[6] = "equals=view";
+    let differs = weir(dir.path(), &args, None);
+    assert_eq!(differs.status.code(), Some(1), "{}", stderr(&differs));
+    let report = String::from_utf8_lossy(&differs.stdout);
+    assert!(
+        report.starts_with(&format!(
+            "input line 1 (expected at {golden_s} line 1):\n  outcome: expected \"emit\", got \"drop\"\n"
+        )),
+        "{report}"
+    );
+    assert!(
+        report.contains(&format!(
+            "input line 2 (expected at {golden_s} line 2):\n  outcome: expected \"drop\", got \"emit\"\n"
+        )),
+        "{report}"
+    );
+    assert!(
+        report.ends_with(&format!("2 of 4 outcomes differ from {golden_s}\n")),
+        "{report}"
+    );
+}
+
+#[test]
+fn plugin_test_expect_names_a_changed_field() {
+    let dir = scratch();
+    let golden = dir.path().join("want.jsonl");
+    std::fs::write(
+        &golden,
+        r#"{"line":1,"outcome":"emit","outputs":[{"route":null,"key":null,"value":{"event_type":"view","user":"bob"},"op":"upsert","headers":{},"ttl_seconds":null}]}
+"#,
+    )
+    .unwrap();
+    let out = weir(
+        dir.path(),
+        &[
+            "plugin",
+            "test",
+            plugins::FILTER,
+            "--config",
+            "field=event_type",
+            "--config",
+            "equals=heartbeat",
+            "--expect",
+            golden.to_str().unwrap(),
+        ],
+        Some("{\"event_type\":\"view\",\"user\":\"ann\"}\n"),
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stdout)
+            .contains("  outputs[0].value.user: expected \"bob\", got \"ann\"\n"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+}
+
+#[test]
+fn plugin_test_takes_the_plugin_from_a_pipeline_config() {
+    let dir = scratch();
+    let config = dir.path().join("weir.toml");
+    std::fs::write(
+        &config,
+        r#"[sources.clicks]
+type = "kafka"
+brokers = "127.0.0.1:19092"
+topics = ["clicks"]
+group_id = "g"
+
+[plugins.no_heartbeats]
+path = "builtin:filter"
+config = { field = "event_type", equals = "heartbeat" }
+
+[sinks.archive]
+type = "file"
+path = "out/archive.jsonl"
+
+[pipelines.main]
+source = "clicks"
+plugins = ["no_heartbeats"]
+default_route = "archive"
+"#,
+    )
+    .unwrap();
+    let config_s = config.to_str().unwrap();
+    let events = "{\"event_type\":\"heartbeat\"}\n{\"event_type\":\"view\"}\n";
+    let out = weir(
+        dir.path(),
+        &[
+            "plugin",
+            "test",
+            "--from",
+            config_s,
+            "--plugin",
+            "no_heartbeats",
+        ],
+        Some(events),
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let lines = stdout_lines(&out);
+    assert_eq!(lines[0]["outcome"], "drop");
+    assert_eq!(lines[1]["outcome"], "emit");
+
+    // --config replaces a key of the config's plugin config.
+    let out = weir(
+        dir.path(),
+        &[
+            "plugin",
+            "test",
+            "--from",
+            config_s,
+            "--plugin",
+            "no_heartbeats",
+            "--config",
+            "equals=view",
+        ],
+        Some(events),
+    );
+    let lines = stdout_lines(&out);
+    assert_eq!(lines[0]["outcome"], "emit");
+    assert_eq!(lines[1]["outcome"], "drop");
+
+    let out = weir(
+        dir.path(),
+        &["plugin", "test", "--from", config_s, "--plugin", "nope"],
+        Some(events),
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains(&format!(
+            "{config_s} has no [plugins.nope] (plugins: no_heartbeats)"
+        )),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn plugin_test_feeds_lines_and_bytes_that_are_not_json() {
+    let dir = scratch();
+    let lines_in = dir.path().join("lines.txt");
+    std::fs::write(
+        &lines_in,
+        b"not json at all\r\n\n{\"event_type\":\"view\"}\n\xff\xfe\n",
+    )
+    .unwrap();
+    let out = weir(
+        dir.path(),
+        &filter_args(lines_in.to_str().unwrap(), &["--input-format", "lines"]),
+        None,
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let lines = stdout_lines(&out);
+    assert_eq!(lines.len(), 3, "{lines:?}");
+    // Each line reached the plugin as its bytes: the plugin says why it
+    // cannot read the first and the last, and passes the JSON one.
+    assert_eq!(lines[0]["line"], 1);
+    assert_eq!(lines[0]["outcome"], "fail");
+    assert!(
+        lines[0]["reason"].as_str().unwrap().contains("JSON"),
+        "{lines:?}"
+    );
+    assert_eq!(lines[1]["line"], 3);
+    assert_eq!(
+        lines[1]["outputs"][0]["value"],
+        serde_json::json!({"event_type": "view"})
+    );
+    assert_eq!(lines[2]["line"], 4);
+    assert_eq!(lines[2]["outcome"], "fail");
+
+    // The whole file as one event: JSON spread over lines is one value.
+    let bytes_in = dir.path().join("one.json");
+    std::fs::write(&bytes_in, "{\n  \"event_type\": \"view\",\n  \"n\": 1\n}\n").unwrap();
+    let out = weir(
+        dir.path(),
+        &filter_args(bytes_in.to_str().unwrap(), &["--input-format", "bytes"]),
+        None,
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let lines = stdout_lines(&out);
+    assert_eq!(lines.len(), 1);
+    assert_eq!(
+        lines[0]["outputs"][0]["value"],
+        serde_json::json!({"event_type": "view", "n": 1})
+    );
+
+    // Without --input-format, input that is not UTF-8 says what to use.
+    let out = weir(
+        dir.path(),
+        &filter_args(lines_in.to_str().unwrap(), &[]),
+        None,
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("lines.txt is not UTF-8 text"),
+        "{}",
+        stderr(&out)
+    );
 }
