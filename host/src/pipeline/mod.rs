@@ -422,11 +422,9 @@ async fn read_loop(
         };
         for piece in pieces {
             let Some(worker) = to_workers.get(piece.worker) else {
-                return Err(SourceError::Fatal(format!(
-                    "piece for worker {} of {}",
-                    piece.worker,
-                    to_workers.len()
-                )));
+                return Err(SourceError::Fatal(
+                    format!("piece for worker {} of {}", piece.worker, to_workers.len()).into(),
+                ));
             };
             // A worker that stopped (shutdown inside a batch, a plugin
             // that cannot run) takes nothing more: stop reading.
