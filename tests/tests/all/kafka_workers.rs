@@ -282,7 +282,7 @@ async fn kill_9_while_workers_finish_out_of_order_never_commits_past_an_unwritte
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_second_host_joining_and_leaving_with_batches_in_flight_loses_nothing() {
-    const N: i64 = 60_000;
+    const N: i64 = 150_000;
     let setup = Setup::new("wrebal").await;
     setup.produce(N).await;
 
@@ -290,7 +290,15 @@ async fn a_second_host_joining_and_leaving_with_batches_in_flight_loses_nothing(
     setup.wait_for_lines("a", 3_000, &mut a);
     // B joins: the group rebalances while A's workers hold batches.
     let mut b = setup.start("b", false, "partition");
-    setup.wait_for_lines("b", 2_000, &mut b);
+    let start = Instant::now();
+    while !setup.log("b").contains("partitions assigned") {
+        assert!(
+            start.elapsed() < Duration::from_secs(120),
+            "b never got partitions\n{}",
+            setup.log("b")
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
     // B leaves (SIGTERM: drain, commit, leave the group): A takes its
     // partitions back.
     let status = Command::new("kill")
