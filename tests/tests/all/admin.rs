@@ -366,9 +366,10 @@ async fn metrics_counters_match_what_was_sent() {
     );
     assert_eq!(m.types["weir_plugin_call_duration_seconds"], "histogram");
     let calls = m.value("weir_plugin_call_duration_seconds_count", &pp);
-    // (The last batch read at the end of the topic may be empty: no call.)
+    // A read batch is split by partition, one call per partition it holds
+    // (3 here); the last batch read at the end of the topic may be empty.
     assert!(
-        calls >= (SENT / 64) as f64 && calls <= batches,
+        calls >= (SENT / 64) as f64 && calls <= batches * 3.0,
         "{calls} calls for {batches} batches"
     );
     let mut inf = pp.to_vec();

@@ -908,7 +908,7 @@ fn weir_run_refuses_what_validate_refuses() {
         ),
         (
             fixture(&with_sink(MONGODB_MISTAKES)),
-            "sinks.counts: `inc` only applies to `write_model = \"update\"`",
+            "sinks.counts.inc: `inc` only applies to `write_model = \"update\"`",
         ),
         (
             fixture(&with_sink(SCYLLA_TLS)),
