@@ -92,6 +92,9 @@ fn split(path: &str) -> Vec<String> {
     path.split('.').map(str::to_owned).collect()
 }
 
+/// The longest one bulk write may take before it fails as transient.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
+
 impl MongoSink {
     /// Validate the config, connect and ping the server.
     pub async fn connect(name: &str, config: &MongoSinkConfig) -> Result<MongoSink, SinkError> {
@@ -426,11 +429,19 @@ impl MongoSink {
         while start < planned.len() {
             let models: Vec<WriteModel> =
                 planned[start..].iter().map(|p| p.model.clone()).collect();
-            let result = self
-                .client
-                .bulk_write(models)
-                .ordered(self.config.ordered)
-                .await;
+            let call = self.client.bulk_write(models).ordered(self.config.ordered);
+            // The driver bounds server selection but not a call on a
+            // connection the server accepted and never answers: without a
+            // bound, one such write would hold the pipeline forever. The
+            // writes are upserts or duplicate-tolerant inserts, so retrying
+            // one that did land is harmless.
+            let Ok(result) = tokio::time::timeout(WRITE_TIMEOUT, call).await else {
+                return Err(MongoSinkError::NoAnswer {
+                    what: "bulk write",
+                    after: WRITE_TIMEOUT,
+                }
+                .into());
+            };
             let e = match result {
                 Ok(_) => return Ok(()),
                 Err(e) => e,
@@ -587,6 +598,14 @@ pub enum MongoSinkError {
         /// The server's code.
         code: i32,
     },
+    /// The server did not answer a call in time.
+    #[error("{what}: no answer from the server in {after:?}")]
+    NoAnswer {
+        /// `bulk write`.
+        what: &'static str,
+        /// How long the sink waited.
+        after: Duration,
+    },
     /// A write failed with a code worth retrying.
     #[error("{ns} _id {id}: {message} (code {code})")]
     RetryableWrite {
@@ -606,7 +625,9 @@ impl ConnectorError for MongoSinkError {
         match self {
             MongoSinkError::Config(_) | MongoSinkError::Uri(_) | MongoSinkError::Client(_) => false,
             MongoSinkError::Call { source, .. } => is_transient(source),
-            MongoSinkError::WriteConcern { .. } | MongoSinkError::RetryableWrite { .. } => true,
+            MongoSinkError::WriteConcern { .. }
+            | MongoSinkError::RetryableWrite { .. }
+            | MongoSinkError::NoAnswer { .. } => true,
         }
     }
 }
