@@ -39,6 +39,7 @@ pub mod dynamodb;
 pub mod engine;
 pub mod event;
 pub mod logging;
+pub mod lookup;
 pub mod metrics;
 pub mod paths;
 pub mod pipeline;

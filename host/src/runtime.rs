@@ -139,6 +139,8 @@ impl Runtime {
     pub async fn build(config: &Config, config_dir: &Path) -> Result<Runtime, RuntimeError> {
         let engine = Arc::new(engine(config, config_dir)?);
 
+        let lookups = crate::lookup::Lookups::open(&config.lookups, config_dir)
+            .map_err(|e| RuntimeError::Config(e.to_string()))?;
         let mut registry = PluginRegistry::new(Arc::clone(&engine), config_dir);
         for name in config.pipelines.values().flat_map(|p| &p.plugins) {
             if registry.current(name).is_some() {
@@ -148,7 +150,8 @@ impl Runtime {
                 .plugins
                 .get(name)
                 .ok_or_else(|| RuntimeError::Config(format!("no plugin named `{name}`")))?;
-            let spec = plugin_spec(name, plugin, config_dir);
+            let mut spec = plugin_spec(name, plugin, config_dir);
+            spec.grants.lookups = lookups.grant(&plugin.lookups);
             let options = PluginOptions {
                 version_header: plugin.version_header.clone(),
                 watch: plugin.watch,

@@ -140,6 +140,20 @@ pub(crate) fn check(config: &Config, ctx: &mut Ctx<'_, '_>) {
         }
     }
 
+    let stores: BTreeSet<String> = config.lookups.keys().cloned().collect();
+    for (name, store) in &config.lookups {
+        let base = join_key("lookups", name);
+        for (key, message) in store.problems() {
+            ctx.error(join_key(&base, &key), message);
+        }
+    }
+    for (name, plugin) in &config.plugins {
+        let base = join_key(&join_key("plugins", name), "lookups");
+        for (i, store) in plugin.lookups.iter().enumerate() {
+            ctx.exists(format!("{base}[{i}]"), "lookup store", store, &stores);
+        }
+    }
+
     for (name, p) in &config.pipelines {
         let base = join_key("pipelines", name);
         let defined = ctx.defined;

@@ -72,6 +72,9 @@ pub struct Config {
     /// Named pipelines.
     #[serde(default)]
     pub pipelines: BTreeMap<String, PipelineConfig>,
+    /// Named lookup stores plugins may read once granted.
+    #[serde(default)]
+    pub lookups: BTreeMap<String, crate::lookup::LookupConfig>,
 }
 
 /// `[host]`: settings of the process as a whole.
@@ -140,6 +143,9 @@ pub struct PluginConfig {
     /// Capabilities granted beyond the default sandbox.
     #[serde(default)]
     pub grants: PluginGrants,
+    /// The `[lookups.NAME]` stores the plugin may read.
+    #[serde(default)]
+    pub lookups: Vec<String>,
     /// Name of a header added to every output of this plugin, carrying the
     /// content hash (hex sha256) of the plugin version that produced it,
     /// e.g. `"weir-plugin-version"`. Default: none.

@@ -6,9 +6,14 @@
 //! - [`typed`]: `weir:transform@0.2.0`, world `typed`; shares the `host`
 //!   interface generated for [`packed`], so one `Host` impl serves both.
 //!
-//! The 0.2.0 worlds with `state` or `lookup` are not generated: the host
-//! does not provide those imports yet and refuses such components at load
-//! (see `world`).
+//! - [`lookup`]: `weir:transform@0.2.0`, world `transform-lookup`, generated
+//!   only for its `lookup` import: the linker provides it to every 0.2.0
+//!   component (packed or typed) that imports it; only its exports decide
+//!   which of [`packed`] or [`typed`] calls it.
+//!
+//! The 0.2.0 worlds with `state` are not generated: the host does not
+//! provide that import yet and refuses such components at load (see
+//! `world`).
 
 use std::sync::PoisonError;
 
@@ -41,6 +46,19 @@ pub(crate) mod typed {
     });
 }
 
+/// `weir:transform@0.2.0`, world `transform-lookup`, for its `lookup`
+/// import. Trappable: a store that is down aborts the call.
+pub(crate) mod lookup {
+    wasmtime::component::bindgen!({
+        path: "../wit/0.2.0",
+        world: "transform-lookup",
+        imports: { default: trappable },
+        with: {
+            "weir:transform/host": super::packed::weir::transform::host,
+        },
+    });
+}
+
 use packed::weir::transform::host::Level;
 
 impl v1::weir::transform::host::Host for HostState {
@@ -63,5 +81,54 @@ impl packed::weir::transform::host::Host for HostState {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .write(level, &message);
+    }
+}
+
+use crate::lookup::LookupFailure;
+use lookup::weir::transform::lookup::LookupError;
+
+impl HostState {
+    /// A lookup of the running call: the store's answer, a refusal the
+    /// plugin sees, or a trap when the store is unavailable (recorded, so
+    /// the engine retries the batch instead of isolating poison events).
+    fn lookup_many(
+        &mut self,
+        store: &str,
+        keys: &[Vec<u8>],
+    ) -> wasmtime::Result<Result<Vec<Option<Vec<u8>>>, LookupError>> {
+        match self
+            .lookups
+            .get_many(store, keys, self.deadline.remaining())
+        {
+            Ok(values) => Ok(Ok(values)),
+            Err(LookupFailure::NotGranted(name)) => Ok(Err(LookupError::NotGranted(name))),
+            Err(LookupFailure::InvalidKey(why)) => Ok(Err(LookupError::InvalidKey(why))),
+            Err(LookupFailure::TooManyKeys(max)) => Ok(Err(LookupError::TooManyKeys(max))),
+            Err(outage @ LookupFailure::Unavailable { .. }) => {
+                let message = outage.to_string();
+                self.lookup_outage = Some(message.clone());
+                Err(wasmtime::format_err!(message))
+            }
+        }
+    }
+}
+
+impl lookup::weir::transform::lookup::Host for HostState {
+    fn get(
+        &mut self,
+        store: String,
+        key: Vec<u8>,
+    ) -> wasmtime::Result<Result<Option<Vec<u8>>, LookupError>> {
+        Ok(self
+            .lookup_many(&store, std::slice::from_ref(&key))?
+            .map(|mut values| values.pop().flatten()))
+    }
+
+    fn get_many(
+        &mut self,
+        store: String,
+        keys: Vec<Vec<u8>>,
+    ) -> wasmtime::Result<Result<Vec<Option<Vec<u8>>>, LookupError>> {
+        self.lookup_many(&store, &keys)
     }
 }

@@ -101,6 +101,15 @@ pub enum PluginErrorKind {
         /// The grant it needs, as the config names it.
         grant: &'static str,
     },
+    /// The component imports `lookup` but no store is granted to it.
+    #[error(
+        "imports {0}, but its config grants no lookups (set `lookups = [\"STORE\"]` in its [plugins.NAME] table)"
+    )]
+    LookupsNotGranted(String),
+    /// A lookup store granted to the plugin was down or too slow during a
+    /// call: transient, the batch is retried as a whole.
+    #[error("{0}")]
+    LookupUnavailable(String),
     /// The component imports something the host does not provide.
     #[error("cannot be linked: {0}")]
     Link(String),

@@ -37,6 +37,12 @@ pub(crate) trait BatchRunner {
     fn reset(&mut self) -> Result<(), PluginError>;
     /// `Some(error)` once the host is shutting down: isolation stops.
     fn interrupted(&self) -> Option<PluginError>;
+    /// `Some(error)` when the failed call failed because a lookup store
+    /// was unavailable, not because of its events: isolation stops and
+    /// the batch is retried whole.
+    fn outage(&mut self) -> Option<PluginError> {
+        None
+    }
 }
 
 /// What one batch's isolation may spend.
@@ -90,6 +96,9 @@ impl<R: BatchRunner> Isolation<'_, R> {
             }
             Err(cause) => bound_reason(cause),
         };
+        if let Some(err) = self.runner.outage() {
+            return Err(err);
+        }
         self.spent += started.elapsed();
         self.failed_calls += 1;
         if let Some(err) = self.runner.interrupted() {

@@ -139,6 +139,11 @@ impl Engine {
             |s| s,
         )
         .map_err(|e| EngineError::Config(format!("{e:#}")))?;
+        bindings::lookup::weir::transform::lookup::add_to_linker::<HostState, HasSelf<HostState>>(
+            &mut linker,
+            |s| s,
+        )
+        .map_err(|e| EngineError::Config(format!("{e:#}")))?;
 
         let cache = match options.cache_dir {
             Some(dir) => match CompileCache::new(dir.clone(), &engine) {
@@ -475,6 +480,8 @@ impl PluginVersion {
             table,
             limiter: MemoryLimiter::new(self.spec.limits.memory_mib),
             log: Arc::clone(&self.log),
+            lookups: self.spec.grants.lookups.clone(),
+            lookup_outage: None,
         };
         let init_ms = self.spec.limits.init_deadline_ms;
         let mut store = Store::new(self.pre.engine(), state);
@@ -643,6 +650,29 @@ impl PluginInstance {
     }
 }
 
+/// First wait before a batch whose lookups failed is run again.
+const LOOKUP_RETRY_FIRST: Duration = Duration::from_millis(100);
+/// Longest wait between runs of a batch whose lookups keep failing.
+const LOOKUP_RETRY_MAX: Duration = Duration::from_secs(5);
+
+impl PluginInstance {
+    /// Sleep `wait` on the plugin's thread; `true` if the host began
+    /// shutting down meanwhile.
+    fn wait_or_shutdown(&self, wait: Duration) -> bool {
+        let until = std::time::Instant::now() + wait;
+        loop {
+            if self.shutdown.as_ref().is_some_and(|s| s.is_cancelled()) {
+                return true;
+            }
+            let now = std::time::Instant::now();
+            if now >= until {
+                return false;
+            }
+            std::thread::sleep((until - now).min(Duration::from_millis(50)));
+        }
+    }
+}
+
 /// What a call that returned gave back, by world.
 enum Returned {
     /// The packed outcome buffer, not yet decoded.
@@ -661,6 +691,7 @@ impl BatchRunner for PluginInstance {
         let deadline_ms = self.version.spec.limits.deadline_ms;
         let state = live.store.data_mut();
         state.limiter.reset();
+        state.lookup_outage = None;
         state.deadline.start(Duration::from_millis(deadline_ms));
         live.store.set_epoch_deadline(self.version.deadline_ticks);
         let result = match &live.bindings {
@@ -704,6 +735,14 @@ impl BatchRunner for PluginInstance {
         Ok(())
     }
 
+    fn outage(&mut self) -> Option<PluginError> {
+        let outage = self.live.store.data_mut().lookup_outage.take()?;
+        Some(
+            self.version
+                .error(PluginErrorKind::LookupUnavailable(outage)),
+        )
+    }
+
     fn interrupted(&self) -> Option<PluginError> {
         self.shutdown
             .as_ref()
@@ -718,8 +757,25 @@ impl Transform for PluginInstance {
     }
 
     fn process_batch(&mut self, events: &[Event]) -> Result<Vec<Outcome>, PluginError> {
-        let budget = self.version.budget();
-        isolate::process_isolating(self, events, budget)
+        // A lookup store that is down fails the call, not the events: the
+        // whole batch is run again, with backoff, until the store answers
+        // or the host shuts down. Nothing is enriched with a made-up
+        // "absent" and nothing is committed meanwhile.
+        let mut backoff = LOOKUP_RETRY_FIRST;
+        loop {
+            let budget = self.version.budget();
+            match isolate::process_isolating(self, events, budget) {
+                Err(err) if matches!(err.kind, PluginErrorKind::LookupUnavailable(_)) => {
+                    tracing::warn!(plugin = %self.version.name(), error = %err, retry_in_ms = backoff.as_millis() as u64, "batch will be retried");
+                    self.reset()?;
+                    if self.wait_or_shutdown(backoff) {
+                        return Err(self.version.error(PluginErrorKind::Interrupted));
+                    }
+                    backoff = (backoff * 2).min(LOOKUP_RETRY_MAX);
+                }
+                other => return other,
+            }
+        }
     }
 
     fn set_shutdown(&mut self, shutdown: CancellationToken) {

@@ -65,4 +65,8 @@ pub struct PluginGrants {
     pub random: bool,
     /// Environment variables passed through, by name.
     pub env: Vec<String>,
+    /// The lookup stores the plugin may read, from `[plugins.NAME]
+    /// lookups = [...]` (not a key of `grants`: the runtime fills it in).
+    #[serde(skip)]
+    pub lookups: crate::lookup::Granted,
 }

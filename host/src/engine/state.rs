@@ -100,6 +100,11 @@ pub(crate) struct HostState {
     pub(crate) limiter: MemoryLimiter,
     pub(crate) log: SharedLog,
     pub(crate) stderr: StderrTail,
+    /// The lookup stores granted to the plugin.
+    pub(crate) lookups: crate::lookup::Granted,
+    /// Set when a lookup store was unavailable during the running call:
+    /// the call trapped because of the store, not the plugin.
+    pub(crate) lookup_outage: Option<String>,
 }
 
 impl WasiView for HostState {

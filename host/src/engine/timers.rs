@@ -51,6 +51,11 @@ impl Default for CallDeadline {
 }
 
 impl CallDeadline {
+    /// What is left of the running call's time.
+    pub(crate) fn remaining(&self) -> Duration {
+        self.at.saturating_duration_since(Instant::now())
+    }
+
     /// Start a call that may last `limit`.
     pub(crate) fn start(&mut self, limit: Duration) {
         self.at = Instant::now() + limit;

@@ -85,24 +85,20 @@ pub struct Capabilities {
 impl Capabilities {
     /// Refuse an import the plugin's config does not grant.
     ///
-    /// No config can grant `state` or `lookup` yet: the host does not
-    /// implement them, so a component importing either is refused here, at
-    /// load, rather than failing on its first call. The grants join
-    /// [`PluginGrants`] when the host provides the interfaces.
+    /// No config can grant `state` yet: the host does not implement it,
+    /// so a component importing it is refused here, at load, rather than
+    /// failing on its first call. `lookup` needs at least one store granted.
     pub(crate) fn check(&self, grants: &PluginGrants) -> Result<(), PluginErrorKind> {
-        // Nothing in `grants` grants these yet; it is the place they will be read.
-        let _ = grants;
         if self.state {
             return Err(PluginErrorKind::NotGranted {
                 import: format!("{PACKAGE}/state@0.2.0"),
                 grant: "state",
             });
         }
-        if self.lookup {
-            return Err(PluginErrorKind::NotGranted {
-                import: format!("{PACKAGE}/lookup@0.2.0"),
-                grant: "lookups",
-            });
+        if self.lookup && grants.lookups.is_empty() {
+            return Err(PluginErrorKind::LookupsNotGranted(format!(
+                "{PACKAGE}/lookup@0.2.0"
+            )));
         }
         Ok(())
     }
@@ -284,7 +280,7 @@ mod tests {
         assert_eq!(
             lookup.check(&none).unwrap_err().to_string(),
             "imports weir:transform/lookup@0.2.0, but its config grants no lookups \
-             (this version of weir cannot grant it yet)"
+             (set `lookups = [\"STORE\"]` in its [plugins.NAME] table)"
         );
         assert!(Capabilities::default().check(&none).is_ok());
     }

@@ -72,6 +72,8 @@ pub mod label {
     pub const KIND: &str = "kind";
     /// The `weir` version.
     pub const VERSION: &str = "version";
+    /// `[lookups.NAME]`.
+    pub const STORE: &str = "store";
 }
 
 use label::*;
@@ -340,6 +342,51 @@ pub const SOURCE_DYNAMODB_LEASES_HELD: Metric = m(
     "Shard leases this host holds.",
 );
 
+// ---- lookups ----
+
+/// Keys plugins looked up.
+pub const LOOKUP_KEYS: Metric = m(
+    "weir_lookup_keys_total",
+    Kind::Counter,
+    &[STORE],
+    "Keys plugins looked up in a lookup store (each key of a get-many counts).",
+);
+/// Lookups that found a value.
+pub const LOOKUP_HITS: Metric = m(
+    "weir_lookup_hits_total",
+    Kind::Counter,
+    &[STORE],
+    "Keys looked up that had a value (from the cache or the store).",
+);
+/// Lookups that found none.
+pub const LOOKUP_MISSES: Metric = m(
+    "weir_lookup_misses_total",
+    Kind::Counter,
+    &[STORE],
+    "Keys looked up that had no value (including on_error = \"miss\" answers).",
+);
+/// Lookups answered from the in-host cache.
+pub const LOOKUP_CACHE_HITS: Metric = m(
+    "weir_lookup_cache_hits_total",
+    Kind::Counter,
+    &[STORE],
+    "Keys answered from the in-host cache, without a round trip.",
+);
+/// Round trips to a store.
+pub const LOOKUP_STORE_CALLS: Metric = m(
+    "weir_lookup_store_calls_total",
+    Kind::Counter,
+    &[STORE],
+    "Round trips to a lookup store (one per get or get-many not fully cached).",
+);
+/// Round trips that failed.
+pub const LOOKUP_ERRORS: Metric = m(
+    "weir_lookup_errors_total",
+    Kind::Counter,
+    &[STORE],
+    "Round trips to a lookup store that failed or timed out.",
+);
+
 // ---- process ----
 
 /// Build information.
@@ -387,6 +434,12 @@ pub const ALL: &[Metric] = &[
     SOURCE_DYNAMODB_DATA_LOSS,
     SOURCE_DYNAMODB_LEASES_LOST,
     SOURCE_DYNAMODB_LEASES_HELD,
+    LOOKUP_KEYS,
+    LOOKUP_HITS,
+    LOOKUP_MISSES,
+    LOOKUP_CACHE_HITS,
+    LOOKUP_STORE_CALLS,
+    LOOKUP_ERRORS,
     BUILD_INFO,
 ];
 
