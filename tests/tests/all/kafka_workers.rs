@@ -104,7 +104,7 @@ batch = {{ max_events = 500, max_wait_ms = 50, max_in_flight = 6 }}
         path
     }
 
-    fn start(&self, run: &str, stop_at_end: bool, ordering: &str) -> Child {
+    fn start(&self, run: &str, stop_at_end: bool, ordering: &str) -> Weir {
         let config = self.config(run, stop_at_end, ordering);
         let log = std::fs::File::create(self.dir.path().join(format!("{run}.log"))).expect("log");
         Command::new(weir_bin())
@@ -115,6 +115,7 @@ batch = {{ max_events = 500, max_wait_ms = 50, max_in_flight = 6 }}
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
+            .map(Weir)
             .expect("start weir")
     }
 
@@ -168,6 +169,31 @@ batch = {{ max_events = 500, max_wait_ms = 50, max_in_flight = 6 }}
             );
             std::thread::sleep(Duration::from_millis(20));
         }
+    }
+}
+
+/// A `weir run` child that is killed when dropped, so a failing assertion
+/// leaves no pipeline running on behind the test.
+struct Weir(Child);
+
+impl std::ops::Deref for Weir {
+    type Target = Child;
+    fn deref(&self) -> &Child {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Weir {
+    fn deref_mut(&mut self) -> &mut Child {
+        &mut self.0
+    }
+}
+
+impl Drop for Weir {
+    fn drop(&mut self) {
+        // Already exited is fine: kill then only reports an error.
+        let _ = self.0.kill();
+        let _ = self.0.wait();
     }
 }
 
