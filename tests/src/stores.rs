@@ -139,19 +139,38 @@ pub async fn build_sink(name: &str, table: &str) -> Arc<dyn Sink> {
     }
 }
 
+/// How long one write of [`write_through`] may take. Longer than any bound a
+/// sink puts on its own writes (the MongoDB sink's bulk write gives up after
+/// 30 s), so a sink that honours its bounds never trips it; one that hangs
+/// fails the test with a message instead of hanging the suite.
+pub const WRITE_BOUND: Duration = Duration::from_secs(60);
+
 /// Write every batch the way the pipeline does: retry a batch on a
 /// transient error until it is written, wait `pause` between batches (so
 /// that the writes span an outage); return how many transient errors were
-/// seen. A fatal error, or a rejected output, fails the test.
+/// seen. A fatal error, a rejected output, or one write that takes longer
+/// than [`WRITE_BOUND`] fails the test.
 pub async fn write_through(
     sink: Arc<dyn Sink>,
     batches: Vec<Vec<Output>>,
     pause: Duration,
 ) -> usize {
     let mut transient = 0;
-    for batch in &batches {
+    for (index, batch) in batches.iter().enumerate() {
+        let mut attempt = 0;
         loop {
-            match sink.write(batch).await {
+            attempt += 1;
+            let written = tokio::time::timeout(WRITE_BOUND, sink.write(batch))
+                .await
+                .unwrap_or_else(|_| {
+                    panic!(
+                        "write {attempt} of batch {index} ({} outputs) neither succeeded nor \
+                         failed within {WRITE_BOUND:?}: the sink hangs instead of reporting \
+                         the outage",
+                        batch.len()
+                    )
+                });
+            match written {
                 Ok(rejected) => {
                     assert!(rejected.is_empty(), "{rejected:?}");
                     break;
