@@ -480,7 +480,7 @@ path = "x"
         "25:30: pipelines.purchases.plugins[1]: no plugin named `enrich` (defined plugins: `only_purchases`)".to_owned(),
         "27:15: pipelines.purchases.dead_letter: no sink named `dlq` (defined sinks: `archive`, `mongo`)".to_owned(),
         "29:1: pipelines.other: missing field `source`".to_owned(),
-        "33:2: unknown field `sink`, expected one of `host`, `sources`, `plugins`, `sinks`, `pipelines`".to_owned(),
+        "33:2: unknown field `sink`, expected one of `host`, `sources`, `plugins`, `sinks`, `pipelines`, `lookups`".to_owned(),
     ];
     assert_lines(&errors, &expected);
 }

@@ -295,7 +295,7 @@ fn imports_no_config_grants_are_refused_at_load() {
         err.to_string(),
         format!(
             "plugin `enrich` ({}): imports weir:transform/lookup@0.2.0, but its config grants no \
-             lookups (this version of weir cannot grant it yet)",
+             lookups (set `lookups = [\"STORE\"]` in its [plugins.NAME] table)",
             plugins::LOOKUP_IMPORT
         )
     );
