@@ -181,7 +181,24 @@ impl LookupStore {
         if !wanted.is_empty() {
             let asked: Vec<&[u8]> = wanted.iter().map(|&i| keys[i].as_slice()).collect();
             self.metrics.calls.increment(1);
-            match self.driver.get_many(&asked, self.timeout.min(remaining)) {
+            // A driver answering a different number of values than keys
+            // asked would leave some keys "absent" that were never looked
+            // up: treat it as a failed call, never as misses.
+            let answer = self
+                .driver
+                .get_many(&asked, self.timeout.min(remaining))
+                .and_then(|found| {
+                    if found.len() == asked.len() {
+                        Ok(found)
+                    } else {
+                        Err(StoreError::Unavailable(format!(
+                            "answered {} values for {} keys",
+                            found.len(),
+                            asked.len()
+                        )))
+                    }
+                });
+            match answer {
                 Ok(found) => {
                     for (&i, value) in wanted.iter().zip(found) {
                         self.cache.put(&keys[i], value.as_deref());
