@@ -57,6 +57,9 @@ const WAT_FIXTURES: &[(&str, &str)] = &[
     ("GUEST_HANDLES", "guest-handles.wat"),
     ("STATE_IMPORT", "state-import.wat"),
     ("LOOKUP_IMPORT", "lookup-import.wat"),
+    ("SEVERAL_WORLDS", "several-worlds.wat"),
+    ("MIXED_VERSIONS", "mixed-versions.wat"),
+    ("UNKNOWN_IMPORT", "unknown-import.wat"),
 ];
 
 /// Variables of the outer build that would change how the plugins are built.

@@ -301,6 +301,78 @@ fn imports_no_config_grants_are_refused_at_load() {
     );
 }
 
+/// A component that is not exactly one world of one contract version is
+/// refused at load, and the error names the plugin, its file and what is
+/// wrong with it: both exports, the two versions, the unknown import.
+#[test]
+fn components_mixing_worlds_versions_or_unknown_imports_are_refused_at_load() {
+    let engine = engine();
+    let refused = |name: &str, path: &str| {
+        let err = engine.load(&spec(name, path, &[])).unwrap_err();
+        let text = err.to_string();
+        (err.kind, text)
+    };
+
+    let (kind, text) = refused("both", plugins::SEVERAL_WORLDS);
+    assert!(
+        matches!(kind, PluginErrorKind::SeveralWorlds(_)),
+        "{kind:?}"
+    );
+    assert_eq!(
+        text,
+        format!(
+            "plugin `both` ({}): exports several plugin interfaces \
+             (weir:transform/plugin@0.2.0, weir:transform/typed-plugin@0.2.0); \
+             a plugin implements exactly one world",
+            plugins::SEVERAL_WORLDS
+        )
+    );
+
+    let (kind, text) = refused("mixed", plugins::MIXED_VERSIONS);
+    assert_eq!(
+        kind,
+        PluginErrorKind::MixedVersions {
+            import: "weir:transform/host@0.1.0".into(),
+            export: "weir:transform/plugin@0.2.0".into(),
+        }
+    );
+    assert_eq!(
+        text,
+        format!(
+            "plugin `mixed` ({}): imports weir:transform/host@0.1.0 but exports \
+             weir:transform/plugin@0.2.0; build it against one contract version",
+            plugins::MIXED_VERSIONS
+        )
+    );
+
+    let (kind, text) = refused("secretive", plugins::UNKNOWN_IMPORT);
+    assert_eq!(
+        kind,
+        PluginErrorKind::UnknownImport("weir:transform/secrets@0.2.0".into())
+    );
+    assert_eq!(
+        text,
+        format!(
+            "plugin `secretive` ({}): imports weir:transform/secrets@0.2.0, which is no \
+             interface of the contract this host provides",
+            plugins::UNKNOWN_IMPORT
+        )
+    );
+
+    // `weir plugin inspect` reports the same cause instead of failing.
+    let info = engine
+        .inspect(std::path::Path::new(plugins::SEVERAL_WORLDS))
+        .unwrap();
+    assert!(!info.compatible);
+    assert_eq!(
+        info.problem.as_deref(),
+        Some(
+            "exports several plugin interfaces (weir:transform/plugin@0.2.0, \
+             weir:transform/typed-plugin@0.2.0); a plugin implements exactly one world"
+        )
+    );
+}
+
 #[test]
 fn inspect_names_the_world_and_the_weir_imports() {
     let engine = engine();
