@@ -1,6 +1,6 @@
 //! Record batches no Kafka client would write, produced with a hand-built
-//! Produce request over plain TCP: a batch whose header says it is
-//! compressed but whose payload is garbage. Every client library refuses
+//! Produce request over plain TCP: a batch whose payload is garbage, whether
+//! its header says it is compressed or not. Every client library refuses
 //! to build one, and Apache Kafka's broker refuses to store one; the test
 //! broker (Tansu) stores it as it is, which is what the tests of Weir's
 //! skipping of undecodable batches need.
@@ -17,6 +17,8 @@ use std::time::Duration;
 /// The compression codec a batch's attributes claim (the low three bits).
 #[derive(Debug, Clone, Copy)]
 pub enum Codec {
+    /// 0: the records are read straight from the batch.
+    None,
     /// 1.
     Gzip,
     /// 2.
@@ -30,6 +32,7 @@ pub enum Codec {
 impl Codec {
     fn attribute(self) -> i16 {
         match self {
+            Codec::None => 0,
             Codec::Gzip => 1,
             Codec::Snappy => 2,
             Codec::Lz4 => 3,
@@ -39,7 +42,8 @@ impl Codec {
 }
 
 /// A record batch (format v2) of `records` records claiming `codec`, whose
-/// compressed payload is `payload` (garbage, for the tests).
+/// payload (compressed, or the records themselves for [`Codec::None`]) is
+/// `payload` (garbage, for the tests).
 pub fn garbage_batch(codec: Codec, records: i32, payload: &[u8]) -> Vec<u8> {
     // Everything the CRC covers: attributes to the end.
     let mut tail = Vec::new();

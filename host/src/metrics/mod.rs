@@ -20,7 +20,9 @@ pub mod source;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-pub use source::{dynamodb_streams_iterator_age, kafka_consumer_lag, source_backlog};
+pub use source::{
+    dynamodb_streams_iterator_age, kafka_consumer_lag, kafka_partition_stuck, source_backlog,
+};
 
 /// What kind of series a metric is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -306,6 +308,13 @@ pub const SOURCE_KAFKA_LAG_SECONDS: Metric = m(
     &[PIPELINE, SOURCE, TOPIC, PARTITION],
     "How far behind the consumer is in time: now minus the timestamp of the last record read from the partition, while it has lag; 0 when caught up.",
 );
+/// A Kafka partition stuck at one offset.
+pub const SOURCE_KAFKA_PARTITION_STUCK: Metric = m(
+    "weir_source_kafka_partition_stuck",
+    Kind::Gauge,
+    &[PIPELINE, SOURCE, TOPIC, PARTITION],
+    "1 while the partition has records past its position but none came for `stuck_after_ms` although the pipeline asked (bytes librdkafka cannot read and reports no error for), else 0.",
+);
 /// Kafka rebalances.
 pub const SOURCE_KAFKA_REBALANCES: Metric = m(
     "weir_source_kafka_rebalances_total",
@@ -429,6 +438,7 @@ pub const ALL: &[Metric] = &[
     PLUGIN_MEMORY_BYTES,
     SOURCE_KAFKA_LAG_MESSAGES,
     SOURCE_KAFKA_LAG_SECONDS,
+    SOURCE_KAFKA_PARTITION_STUCK,
     SOURCE_KAFKA_REBALANCES,
     SOURCE_DYNAMODB_ITERATOR_AGE,
     SOURCE_DYNAMODB_DATA_LOSS,

@@ -9,7 +9,7 @@ use std::time::Duration;
 use super::label::{KIND, PARTITION, PIPELINE, SHARD, SOURCE, TOPIC};
 use super::{
     SOURCE_DYNAMODB_ITERATOR_AGE, SOURCE_KAFKA_LAG_MESSAGES, SOURCE_KAFKA_LAG_SECONDS,
-    SOURCE_KAFKA_REBALANCES, counter, gauge,
+    SOURCE_KAFKA_PARTITION_STUCK, SOURCE_KAFKA_REBALANCES, counter, gauge,
 };
 
 /// Records each pipeline's source reported it has not read yet, per
@@ -61,6 +61,24 @@ pub fn kafka_consumer_lag(
     gauge(&SOURCE_KAFKA_LAG_MESSAGES, &labels).set(lag as f64);
     let seconds = if lag == 0 { 0.0 } else { behind.as_secs_f64() };
     gauge(&SOURCE_KAFKA_LAG_SECONDS, &labels).set(seconds);
+}
+
+/// Whether a Kafka partition is stuck at one offset (see
+/// `source::kafka::stuck`).
+pub fn kafka_partition_stuck(
+    pipeline: &str,
+    source: &str,
+    topic: &str,
+    partition: i32,
+    stuck: bool,
+) {
+    let labels = [
+        (PIPELINE, pipeline.to_owned()),
+        (SOURCE, source.to_owned()),
+        (TOPIC, topic.to_owned()),
+        (PARTITION, partition.to_string()),
+    ];
+    gauge(&SOURCE_KAFKA_PARTITION_STUCK, &labels).set(if stuck { 1.0 } else { 0.0 });
 }
 
 /// The rebalance counters of one Kafka consumer, created once.

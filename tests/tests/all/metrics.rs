@@ -5,7 +5,9 @@
 //! apart by their `pipeline` label, the latency and write-size histograms
 //! after events flowed, the stall detector (a Redis server this test starts
 //! on its own port and pauses with `CLIENT PAUSE`), and that every metric
-//! the Grafana dashboard and the Prometheus alert rules use exists.
+//! the Grafana dashboard and the Prometheus alert rules use exists, and a
+//! Kafka partition stuck on bytes librdkafka cannot read (an uncompressed
+//! garbage batch, produced with `weir_tests::kafka_wire`).
 
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
@@ -13,7 +15,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use weir_tests::kafka::{brokers, create_topic, group_options_toml, produce_values, unique};
+use weir_tests::kafka::{
+    Msg, brokers, committed, create_topic, group_options_toml, produce, produce_values, unique,
+};
+use weir_tests::kafka_wire::{Codec, garbage_batch, produce_raw_batch};
 use weir_tests::prometheus::{self, Exposition};
 use weir_tests::reload::http;
 use weir_tests::{plugins, weir_bin};
@@ -512,6 +517,135 @@ async fn a_blocked_sink_stalls_the_pipeline_and_readiness_says_so() {
     assert_eq!(status, 200, "{body}");
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_partition_stuck_on_an_unreadable_uncompressed_batch_is_reported_while_the_others_go_on()
+{
+    let brokers = brokers();
+    let topic = unique("metrics-stuck");
+    let group = unique("metrics-stuck-group");
+    create_topic(&brokers, &topic, 2).await;
+    let on = |partition: i32, id: i64| Msg {
+        value: Some(format!(r#"{{"id":{id}}}"#).into_bytes()),
+        partition,
+        ..Msg::default()
+    };
+    let leader = brokers.split(',').next().expect("a broker").to_owned();
+    // Partition 0: offsets 0..=2 readable, then a batch of three records
+    // that claims no compression and holds garbage (librdkafka reads past
+    // its end and never reports an error), then readable records again.
+    // Partition 1: readable records only.
+    produce(
+        &brokers,
+        &topic,
+        &[on(0, 0), on(0, 1), on(0, 2), on(1, 100)],
+    )
+    .await;
+    produce_raw_batch(
+        &leader,
+        &topic,
+        0,
+        &garbage_batch(Codec::None, 3, &[0xff; 40]),
+    );
+    produce(&brokers, &topic, &[on(0, 6), on(0, 7), on(1, 101)]).await;
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    // The pipeline's own stall detector is off: only the partition's stop
+    // is to be seen.
+    let options = group_options_toml().replacen('{', "{ \"statistics.interval.ms\" = 300,", 1);
+    let config = format!(
+        "{}[sources.in]\ntype = \"kafka\"\nbrokers = \"{brokers}\"\ntopics = [\"{topic}\"]\n\
+         group_id = \"{group}\"\nstuck_after_ms = 2000\noptions = {options}\n\n{}\
+         [pipelines.stuck]\nsource = \"in\"\ndefault_route = \"out\"\n\
+         batch = {{ max_events = 4, max_wait_ms = 100 }}\n",
+        host(0),
+        file_sink("out", dir.path()),
+    );
+    let weir = Weir::start(dir.path(), &config).await;
+    let p = ("pipeline", "stuck");
+    let stuck = |partition: &'static str| [p, ("topic", topic.as_str()), ("partition", partition)];
+
+    let m = weir
+        .wait_metrics("partition 0 reported stuck", |m| {
+            get(m, "weir_source_kafka_partition_stuck", &stuck("0")) == 1.0
+        })
+        .await;
+    assert_eq!(
+        m.value("weir_source_kafka_partition_stuck", &stuck("1")),
+        0.0,
+        "partition 1 is not stuck"
+    );
+    let log = weir.log_text();
+    assert!(
+        log.contains(&format!(
+            "partition {topic}/0 is stuck at offset 3: the log goes on to offset "
+        )) && log.contains("librdkafka reports no error"),
+        "{log}"
+    );
+    assert_eq!(
+        log.matches(&format!("partition {topic}/0 is stuck"))
+            .count(),
+        1,
+        "warned once: {log}"
+    );
+    assert!(!log.contains("panicked"), "{log}");
+
+    // Readiness names the partition and the offset.
+    let (status, body) = weir.ready().await;
+    assert_eq!(status, 503, "{body}");
+    assert!(
+        body.to_string()
+            .contains(&format!("partition stuck: {topic}/0 at offset 3")),
+        "{body}"
+    );
+
+    // The other partition goes on: a record produced now lands.
+    produce(&brokers, &topic, &[on(1, 102)]).await;
+    let out = dir.path().join("out.jsonl");
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    let ids = loop {
+        let mut ids: Vec<i64> = std::fs::read_to_string(&out)
+            .unwrap_or_default()
+            .lines()
+            .map(|l| {
+                let v: serde_json::Value =
+                    serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}"));
+                v["value"]["id"].as_i64().expect("id")
+            })
+            .collect();
+        ids.sort_unstable();
+        if ids.contains(&102) {
+            break ids;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "partition 1 stopped too: {ids:?}\n{}",
+            weir.log_text()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(
+        ids,
+        [0, 1, 2, 100, 101, 102],
+        "nothing past the batch is taken"
+    );
+
+    // The committed offset of the stuck partition stays at the batch:
+    // nothing past it is lost.
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    loop {
+        let offsets = committed(&brokers, &group, &topic, 2);
+        if offsets.get(&1).copied() == Some(3) {
+            assert_eq!(offsets.get(&0).copied(), Some(3), "{offsets:?}");
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "partition 1 never committed to 3: {offsets:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
 /// Every metric name (`weir_*`, `process_*`) in `text`.
 fn metric_names(text: &str) -> BTreeSet<String> {
     let mut names = BTreeSet::new();
@@ -563,6 +697,7 @@ async fn every_metric_of_the_dashboard_and_the_alert_rules_exists() {
         "WeirSinkWriteLatencyHigh",
         "WeirDeadLettersRising",
         "WeirPluginReloadFailed",
+        "WeirKafkaPartitionStuck",
     ] {
         assert!(
             alerts.contains(&format!("alert: {alert}")),

@@ -51,6 +51,12 @@ pub enum KafkaSourceError {
     /// The brokers did not answer the health check.
     #[error("{0}")]
     Check(String),
+    /// Partitions stopped without an error (see `stuck`); the health check
+    /// says which.
+    #[error(
+        "partition stuck: {0} (no record past it and no error from librdkafka; see docs/operations.md, \"A Kafka partition stuck at one offset\")"
+    )]
+    Stuck(String),
     /// A lock was poisoned by a panicking thread.
     #[error("{0} lock poisoned")]
     Poisoned(&'static str),
@@ -77,7 +83,8 @@ impl ConnectorError for KafkaSourceError {
             KafkaSourceError::EndOfTopic(_)
             | KafkaSourceError::Assignment(_)
             | KafkaSourceError::Commit(_)
-            | KafkaSourceError::Check(_) => true,
+            | KafkaSourceError::Check(_)
+            | KafkaSourceError::Stuck(_) => true,
             KafkaSourceError::Task { transient, .. } => *transient,
             _ => false,
         }

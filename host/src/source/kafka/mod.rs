@@ -50,12 +50,14 @@ mod corrupt;
 pub mod embedded;
 mod error;
 mod record;
+mod stuck;
 
 pub use error::KafkaSourceError;
 
 use client::{KafkaOptions, LogContext};
 use corrupt::{ConsumeReport, Skips, Step};
 use embedded::EmbeddedConfig;
+use stuck::{Observation, StuckPartitions, Verdict};
 
 /// How long synchronous broker calls (final commit, watermarks) may take.
 const SYNC_TIMEOUT: Duration = Duration::from_secs(10);
@@ -89,6 +91,16 @@ pub struct KafkaSourceConfig {
     /// `false`: run until stopped.
     #[serde(default)]
     pub stop_at_end: bool,
+    /// A partition with records past its position that has not moved for
+    /// this long while the pipeline kept asking for records is reported
+    /// stuck (a warning, `weir_source_kafka_partition_stuck`, and
+    /// `/health/ready`; see [`stuck`]). Default 60000; 0 turns it off.
+    #[serde(default = "default_stuck_after_ms")]
+    pub stuck_after_ms: u64,
+}
+
+fn default_stuck_after_ms() -> u64 {
+    60_000
 }
 
 impl KafkaSourceConfig {
@@ -203,6 +215,11 @@ struct SourceContextImpl {
     rebalances: crate::metrics::source::Rebalances,
     /// Undecodable batches being skipped, and the consume errors reported.
     skips: Arc<Skips>,
+    /// Partitions that stopped without an error.
+    stuck: Arc<StuckPartitions>,
+    /// Set by every `next_batch`, taken by every statistics report: whether
+    /// the pipeline asked for records since the last one.
+    polled: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl ClientContext for SourceContextImpl {
@@ -220,6 +237,9 @@ impl ClientContext for SourceContextImpl {
     // read the partition (not assigned).
     fn stats(&self, statistics: rdkafka::Statistics) {
         let now = now_ms();
+        let polled = self
+            .polled
+            .swap(false, std::sync::atomic::Ordering::Relaxed);
         let last_read = self
             .progress
             .lock()
@@ -241,8 +261,73 @@ impl ClientContext for SourceContextImpl {
                     (p.consumer_lag >= 0).then_some(p.consumer_lag),
                     Duration::from_millis(behind_ms.unsigned_abs()),
                 );
+                self.watch_stuck(topic, *partition, p, polled, now);
             }
         }
+    }
+}
+
+impl SourceContextImpl {
+    /// Feed one partition's statistics to the stuck-partition detector and
+    /// say what it finds.
+    fn watch_stuck(
+        &self,
+        topic: &str,
+        partition: i32,
+        p: &rdkafka::statistics::Partition,
+        polled: bool,
+        now: i64,
+    ) {
+        let seen = Observation {
+            fetching: p.fetch_state == "active",
+            next_offset: p.next_offset,
+            app_offset: p.app_offset,
+            hi_offset: p.hi_offset,
+            ls_offset: p.ls_offset,
+            fetchq_cnt: p.fetchq_cnt,
+            polled,
+        };
+        let connector = &self.log.connector;
+        match self.stuck.observe(topic, partition, &seen, now) {
+            Verdict::Quiet => {}
+            Verdict::Stuck {
+                offset,
+                high,
+                for_ms,
+            } => {
+                tracing::warn!(
+                    connector,
+                    topic,
+                    partition,
+                    offset,
+                    "partition {topic}/{partition} is stuck at offset {offset}: the log goes \
+                     on to offset {high}, but no record came past {offset} for {}s and \
+                     librdkafka reports no error. The bytes at {offset} cannot be read \
+                     (an uncompressed record batch with garbage records, or a record \
+                     larger than the largest fetch); the partition stays here until the \
+                     group's committed offset is moved past them (docs/operations.md, \
+                     \"A Kafka partition stuck at one offset\")",
+                    for_ms / 1000
+                );
+            }
+            Verdict::Moving { offset } => {
+                tracing::info!(
+                    connector,
+                    topic,
+                    partition,
+                    "partition {topic}/{partition} moves again (it was stuck at offset {offset})"
+                );
+            }
+        }
+        // Set at every report, so the series exists (at 0) for dashboards
+        // and alerts before anything is stuck.
+        crate::metrics::kafka_partition_stuck(
+            &self.pipeline,
+            connector,
+            topic,
+            partition,
+            self.stuck.is_stuck(topic, partition),
+        );
     }
 }
 
@@ -258,6 +343,14 @@ impl ConsumerContext for SourceContextImpl {
                 let mut tpl = TopicPartitionList::new();
                 for elem in revoked.elements() {
                     self.skips.cancel(elem.topic(), elem.partition());
+                    self.stuck.forget(elem.topic(), elem.partition());
+                    crate::metrics::kafka_partition_stuck(
+                        &self.pipeline,
+                        connector,
+                        elem.topic(),
+                        elem.partition(),
+                        false,
+                    );
                     let key = (elem.topic().to_string(), elem.partition());
                     progress.delivered.remove(&key);
                     progress.at_end.remove(&key);
@@ -343,6 +436,8 @@ pub struct KafkaSource {
     consumer: Mutex<Option<Arc<Consumer_>>>,
     progress: Arc<Mutex<Progress>>,
     skips: Arc<Skips>,
+    stuck: Arc<StuckPartitions>,
+    polled: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl std::fmt::Debug for KafkaSource {
@@ -416,12 +511,16 @@ impl KafkaSource {
             .map_err(fatal)?;
         let progress = Arc::new(Mutex::new(Progress::default()));
         let skips = Arc::new(Skips::default());
+        let stuck = Arc::new(StuckPartitions::new(config.stuck_after_ms));
+        let polled = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let context = SourceContextImpl {
             log: LogContext::new(name.clone(), "source"),
             progress: progress.clone(),
             pipeline: ctx.pipeline.clone(),
             rebalances: crate::metrics::source::Rebalances::new(&ctx.pipeline, &name),
             skips: skips.clone(),
+            stuck: stuck.clone(),
+            polled: polled.clone(),
         };
         let consumer: Consumer_ = client_config
             .create_with_context(context)
@@ -441,6 +540,8 @@ impl KafkaSource {
             consumer: Mutex::new(Some(Arc::new(consumer))),
             progress,
             skips,
+            stuck,
+            polled,
         })
     }
 
@@ -661,6 +762,8 @@ impl Source for KafkaSource {
         max_wait: Duration,
     ) -> Result<SourceBatch<KafkaCheckpoint>, SourceError> {
         let consumer = self.consumer()?;
+        self.polled
+            .store(true, std::sync::atomic::Ordering::Relaxed);
         let deadline = tokio::time::Instant::now() + max_wait;
         let mut events = Vec::with_capacity(max_events.min(4096));
         let mut reached: Vec<(String, i32, i64)> = Vec::new();
@@ -900,6 +1003,17 @@ impl Source for KafkaSource {
 
     async fn check(&self) -> Result<(), SourceError> {
         let consumer = self.consumer()?;
+        let stuck = self.stuck.stuck();
+        if !stuck.is_empty() {
+            return Err(KafkaSourceError::Stuck(
+                stuck
+                    .iter()
+                    .map(|(t, p, o)| format!("{t}/{p} at offset {o}"))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            )
+            .into());
+        }
         tokio::task::spawn_blocking(move || {
             client::check_brokers(consumer.client(), &consumer.context().log.last_error)
         })
