@@ -128,6 +128,14 @@ pub struct BatchTag {
 }
 
 impl BatchTag {
+    /// A tag whose batch numbers start at `first` (one tag per worker, each
+    /// with its own range, tells the workers' batches apart).
+    pub fn starting_at(first: u64) -> Self {
+        BatchTag {
+            batches: Arc::new(AtomicU64::new(first)),
+        }
+    }
+
     pub fn counter(&self) -> Arc<AtomicU64> {
         Arc::clone(&self.batches)
     }

@@ -88,15 +88,37 @@ fn pipeline(
     dead: Arc<MemSink>,
     max_events: usize,
 ) -> Pipeline {
-    let chain: Vec<Box<dyn Transform>> = vec![
-        Box::new(registry.transform(PLUGIN, name, 0).expect("stage")),
-        Box::new(BatchTag::default()),
-    ];
+    pipeline_on_workers(name, registry, source, sink, dead, max_events, 1)
+}
+
+/// Batch numbers of worker `w` start at `w * WORKER_BATCHES`.
+const WORKER_BATCHES: u64 = 1_000_000_000;
+
+/// [`pipeline`] with `workers` chains, each with its own `stamp` instance
+/// and its own range of batch numbers.
+fn pipeline_on_workers(
+    name: &str,
+    registry: &PluginRegistry,
+    source: Arc<dyn DynSource>,
+    sink: Arc<dyn Sink>,
+    dead: Arc<MemSink>,
+    max_events: usize,
+    workers: usize,
+) -> Pipeline {
+    let chains: Vec<Vec<Box<dyn Transform>>> = (0..workers)
+        .map(|w| {
+            let stage = registry
+                .transform_on_worker(PLUGIN, name, 0, w)
+                .expect("stage");
+            let tag = BatchTag::starting_at(u64::try_from(w).expect("few") * WORKER_BATCHES);
+            vec![Box::new(stage) as Box<dyn Transform>, Box::new(tag)]
+        })
+        .collect();
     Pipeline::new(PipelineParts {
         name: name.into(),
         source_name: "in".into(),
         source,
-        chains: vec![chain],
+        chains,
         flow: weir::pipeline::FlowConfig::default(),
         default_route: NamedSink {
             name: "out".into(),
@@ -142,6 +164,18 @@ fn outputs_acknowledged(stats: &PipelineStats) -> u64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn hundred_reloads_under_load_lose_nothing_and_switch_only_between_batches() {
+    hundred_reloads_under_load(1).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn hundred_reloads_under_load_with_two_workers_run_every_batch_on_one_version() {
+    hundred_reloads_under_load(2).await;
+}
+
+/// 100 reloads while a pipeline of `workers` workers reads 3 partitions
+/// under continuous load: nothing lost or doubled, every batch on exactly
+/// one version, and each worker switches once per reload.
+async fn hundred_reloads_under_load(workers: usize) {
     let brokers = brokers();
     let topic = unique("hot-reload");
     create_topic(&brokers, &topic, 3).await;
@@ -179,7 +213,15 @@ async fn hundred_reloads_under_load_lose_nothing_and_switch_only_between_batches
         .await
         .expect("file sink");
     let dead = Arc::new(MemSink::default());
-    let pipeline = pipeline("hot", &registry, source, sink, Arc::clone(&dead), 100);
+    let pipeline = pipeline_on_workers(
+        "hot",
+        &registry,
+        source,
+        sink,
+        Arc::clone(&dead),
+        100,
+        workers,
+    );
     let stats = pipeline.stats();
     let shutdown = CancellationToken::new();
     let running = tokio::spawn(pipeline.run(shutdown.clone()));
@@ -331,17 +373,35 @@ async fn hundred_reloads_under_load_lose_nothing_and_switch_only_between_batches
             "partition {partition}'s batches written in order"
         );
     }
-    let ran: Vec<u64> = per_batch.keys().copied().collect();
-    let changes = ran
-        .windows(2)
-        .filter(|w| per_batch[&w[0]] != per_batch[&w[1]])
-        .count();
+    // Per worker, in the order it ran its batches: each reload waited
+    // until every worker had switched, so each worker changed version
+    // exactly once per reload.
+    let mut ran_by: BTreeMap<u64, Vec<u64>> = BTreeMap::new();
+    for batch in per_batch.keys() {
+        ran_by
+            .entry(batch / WORKER_BATCHES)
+            .or_default()
+            .push(*batch);
+    }
     assert_eq!(
-        changes, 100,
-        "one version change per reload, at batch boundaries"
+        ran_by.len(),
+        workers,
+        "every worker ran batches: {:?}",
+        ran_by.keys()
     );
+    for (worker, ran) in &ran_by {
+        let changes = ran
+            .windows(2)
+            .filter(|w| per_batch[&w[0]] != per_batch[&w[1]])
+            .count();
+        assert_eq!(
+            changes, 100,
+            "worker {worker}: one version change per reload, at batch boundaries"
+        );
+    }
+    // A swap is recorded per stage: one per reload on every worker.
     let swaps = registry.swaps(PLUGIN);
-    assert_eq!(swaps.len(), 100);
+    assert_eq!(swaps.len(), 100 * workers);
     assert!(swaps.iter().all(|s| s.from != s.to));
     let snapshot = registry.plugin_snapshot(PLUGIN).expect("stamp");
     assert_eq!(snapshot.counters.reloads_succeeded, 100);

@@ -16,7 +16,7 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 use kafka::{Msg, brokers, committed, create_topic, produce, read_topic, unique};
-use weir_tests::weir_bin;
+use weir_tests::{plugins, weir_bin};
 
 const PARTITIONS: i32 = 4;
 /// Keys `k0..k{KEYS}`; the producer's partitioner spreads them over the
@@ -52,10 +52,22 @@ impl Setup {
 
     /// Events `0..n`: event `i` has key `k{i % KEYS}` and `seq = i / KEYS`.
     async fn produce(&self, n: i64) {
+        self.produce_with(n, |_| serde_json::Map::new()).await;
+    }
+
+    /// [`Setup::produce`] with more fields in some values (`extra(i)`).
+    async fn produce_with(
+        &self,
+        n: i64,
+        extra: impl Fn(i64) -> serde_json::Map<String, serde_json::Value>,
+    ) {
         let messages: Vec<Msg> = (0..n)
             .map(|i| {
                 let key = format!("k{}", i % KEYS);
-                let value = serde_json::json!({"id": i, "key": key, "seq": i / KEYS});
+                let mut value = serde_json::json!({"id": i, "key": key, "seq": i / KEYS});
+                if let Some(fields) = value.as_object_mut() {
+                    fields.extend(extra(i));
+                }
                 Msg {
                     key: Some(key.into_bytes()),
                     value: Some(value.to_string().into_bytes()),
@@ -67,7 +79,30 @@ impl Setup {
     }
 
     fn config(&self, run: &str, stop_at_end: bool, ordering: &str) -> PathBuf {
+        let text = self.config_text(run, stop_at_end, ordering);
+        let path = self.dir.path().join(format!("{run}.toml"));
+        std::fs::write(&path, text).expect("write config");
+        path
+    }
+
+    /// The pipeline of [`Setup::config`] through the `trap-on-event`
+    /// fixture (a trap on `"poison": true`, a sleep on `"sleep_ms"`), dead
+    /// letters into `out/{run}/dlq.jsonl`.
+    fn config_with_plugin(&self, run: &str, stop_at_end: bool, ordering: &str) -> PathBuf {
         let text = format!(
+            "{}plugins = [\"trap\"]\ndead_letter = \"dlq\"\n\n\
+             [plugins.trap]\npath = \"{}\"\n\n\
+             [sinks.dlq]\ntype = \"file\"\npath = \"out/{run}/dlq.jsonl\"\n",
+            self.config_text(run, stop_at_end, ordering),
+            plugins::TRAP_ON_EVENT,
+        );
+        let path = self.dir.path().join(format!("{run}.toml"));
+        std::fs::write(&path, text).expect("write config");
+        path
+    }
+
+    fn config_text(&self, run: &str, stop_at_end: bool, ordering: &str) -> String {
+        format!(
             r#"[host]
 shutdown_timeout_ms = 30000
 
@@ -98,14 +133,18 @@ batch = {{ max_events = 500, max_wait_ms = 50, max_in_flight = 6 }}
             input = self.input,
             group = self.group,
             options = kafka::group_options_toml(),
-        );
-        let path = self.dir.path().join(format!("{run}.toml"));
-        std::fs::write(&path, text).expect("write config");
-        path
+        )
     }
 
     fn start(&self, run: &str, stop_at_end: bool, ordering: &str) -> Weir {
-        let config = self.config(run, stop_at_end, ordering);
+        self.spawn(run, &self.config(run, stop_at_end, ordering))
+    }
+
+    fn start_with_plugin(&self, run: &str, stop_at_end: bool, ordering: &str) -> Weir {
+        self.spawn(run, &self.config_with_plugin(run, stop_at_end, ordering))
+    }
+
+    fn spawn(&self, run: &str, config: &std::path::Path) -> Weir {
         let log = std::fs::File::create(self.dir.path().join(format!("{run}.log"))).expect("log");
         Command::new(weir_bin())
             .args(["run", config.to_str().unwrap(), "--progress", "0"])
@@ -257,7 +296,17 @@ async fn two_workers_by_key_keep_every_keys_sequence_and_deliver_each_event_once
 async fn kill_9_while_workers_finish_out_of_order_never_commits_past_an_unwritten_event() {
     const N: i64 = 60_000;
     let setup = Setup::new("wkill").await;
-    setup.produce(N).await;
+    // One key in twenty is slow (2 ms per event in the plugin): the lanes
+    // holding those keys finish after the lanes read later.
+    setup
+        .produce_with(N, |i| {
+            let mut slow = serde_json::Map::new();
+            if (i % KEYS) % 20 == 0 {
+                slow.insert("sleep_ms".into(), 2.into());
+            }
+            slow
+        })
+        .await;
     let layout = setup.layout(usize::try_from(N).unwrap());
 
     let mut written: BTreeSet<i64> = BTreeSet::new();
@@ -266,7 +315,7 @@ async fn kill_9_while_workers_finish_out_of_order_never_commits_past_an_unwritte
     // previous one committed), a few thousand outputs apart.
     for (round, after) in [1_500usize, 4_000, 2_500, 6_000].into_iter().enumerate() {
         let run = format!("kill{round}");
-        let mut child = setup.start(&run, false, "key");
+        let mut child = setup.start_with_plugin(&run, false, "key");
         setup.wait_for_lines(&run, after, &mut child);
         child.kill().expect("kill -9");
         let _ = child.wait();
@@ -289,7 +338,7 @@ async fn kill_9_while_workers_finish_out_of_order_never_commits_past_an_unwritte
     }
     assert!(previous > 0, "no run ever committed");
 
-    let mut last = setup.start("final", true, "key");
+    let mut last = setup.start_with_plugin("final", true, "key");
     let status = wait_exit(&mut last, Duration::from_secs(300));
     assert!(status.success(), "final: {status}\n{}", setup.log("final"));
     let lines = setup.lines("final");
@@ -362,4 +411,65 @@ async fn a_second_host_joining_and_leaving_with_batches_in_flight_loses_nothing(
         missing.is_empty(),
         "events lost in the rebalance: {missing:?} ..."
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_trap_in_one_worker_fails_only_its_poison_event_and_the_other_worker_goes_on() {
+    const N: i64 = 20_000;
+    // Five poison events, on different keys (so on different partitions
+    // and workers as the partitioner spreads them).
+    const POISON: [i64; 5] = [1_001, 4_212, 9_333, 13_444, 18_555];
+    let setup = Setup::new("wtrap").await;
+    setup
+        .produce_with(N, |i| {
+            let mut poison = serde_json::Map::new();
+            if POISON.contains(&i) {
+                poison.insert("poison".into(), true.into());
+            }
+            poison
+        })
+        .await;
+
+    let mut run = setup.start_with_plugin("run", true, "partition");
+    let status = wait_exit(&mut run, Duration::from_secs(300));
+    let log = setup.log("run");
+    assert!(status.success(), "run: {status}\n{log}");
+    // The plugin's panics travel in the reasons; the host's own would read
+    // "thread '...' panicked at".
+    assert!(!log.contains("' panicked at"), "a host panic: {log}");
+
+    // Exactly the poison events are dead letters, each once, with the
+    // trap as the reason.
+    let dlq_path = setup.dir.path().join("out/run/dlq.jsonl");
+    let letters: Vec<serde_json::Value> = std::fs::read_to_string(&dlq_path)
+        .unwrap_or_default()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    let mut dead: Vec<i64> = letters
+        .iter()
+        .map(|d| d["value"]["id"].as_i64().expect("id"))
+        .collect();
+    dead.sort_unstable();
+    assert_eq!(dead, POISON, "{letters:#?}");
+    for letter in &letters {
+        let reason = letter["headers"]["weir.dlq.reason"].as_str().unwrap_or("");
+        assert!(reason.contains("poison event at"), "{letter:#}");
+        assert_eq!(letter["headers"]["weir.dlq.plugin"], "trap", "{letter:#}");
+    }
+
+    // Every other event exactly once, every key's sequence in order: the
+    // trap rebuilt one worker's instance and disturbed nothing else.
+    let lines = setup.lines("run");
+    let expected: BTreeSet<i64> = (0..N).filter(|i| !POISON.contains(i)).collect();
+    let ids: BTreeSet<i64> = lines.iter().map(|l| l.id).collect();
+    assert_eq!(lines.len(), expected.len(), "duplicates or losses");
+    assert_eq!(ids, expected);
+    for (key, seqs) in sequences(&lines) {
+        assert!(
+            seqs.windows(2).all(|w| w[0] < w[1]),
+            "key {key}: sequence not strictly increasing"
+        );
+    }
+    assert_eq!(setup.committed().values().sum::<i64>(), N);
 }
