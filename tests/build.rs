@@ -39,6 +39,7 @@ const PLUGINS: &[(&str, &str)] = &[
     ("STAMP_A", "weir-fixture-stamp-a"),
     ("STAMP_B", "weir-fixture-stamp-b"),
     ("HOSTILE", "weir-fixture-hostile"),
+    ("ENRICH", "weir-fixture-enrich"),
 ];
 
 /// (constant name, directory) of every Python plugin the tests use, each a

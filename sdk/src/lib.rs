@@ -89,6 +89,7 @@ pub mod config;
 pub mod event;
 pub mod json;
 pub mod log;
+pub mod lookup;
 pub mod outcome;
 mod runtime;
 pub mod testing;
@@ -96,10 +97,13 @@ pub mod testing;
 #[cfg(target_arch = "wasm32")]
 #[doc(hidden)]
 pub mod bindings {
-    //! Bindings generated from `wit/0.2.0`, world `transform` (Wasm only).
+    //! Bindings generated from `wit/0.2.0`, world `transform-lookup` (Wasm
+    //! only). A component imports only the interfaces it calls, so a plugin
+    //! that never looks anything up does not import `lookup` and needs no
+    //! grant.
     wit_bindgen::generate!({
         path: "../wit/0.2.0",
-        world: "transform",
+        world: "transform-lookup",
         pub_export_macro: true,
         default_bindings_module: "weir_sdk::bindings",
         runtime_path: "weir_sdk::__private::wit_bindgen::rt",
@@ -125,6 +129,17 @@ pub trait Transform: Sized + 'static {
     /// Decide what happens to one event: emit outputs, drop it, or fail it
     /// (it then goes to the dead-letter sink with the reason).
     fn process(&mut self, event: &Event<'_>) -> Outcome;
+
+    /// Whether the SDK calls [`Transform::prefetch`] before each batch.
+    /// Set it to `true` in a plugin that implements `prefetch`.
+    const PREFETCH: bool = false;
+
+    /// Name the lookups `process` will make for `event`
+    /// (`keys.key("users", id)`). With [`Transform::PREFETCH`] set, the
+    /// SDK calls this for every event of a batch before the first
+    /// `process`, asks each store for all the batch's keys in one round
+    /// trip, and [`lookup::get`] answers those keys from it.
+    fn prefetch(&self, _event: &Event<'_>, _keys: &mut lookup::Prefetch) {}
 }
 
 /// Export a [`Transform`] as the plugin of this crate.

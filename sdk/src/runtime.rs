@@ -75,6 +75,15 @@ impl<T: Transform> Runtime<T> {
             }
             return;
         };
+        if T::PREFETCH {
+            let mut keys = crate::lookup::Prefetch::default();
+            // A second, borrowing pass over the same bytes: decoding is
+            // cheap next to a round trip per event.
+            for raw in reader.clone().flatten() {
+                plugin.prefetch(&Event::new(raw), &mut keys);
+            }
+            crate::lookup::begin_batch(keys);
+        }
         for (written, event) in reader.enumerate() {
             match event {
                 Ok(raw) => plugin.process(&Event::new(raw)).write_to(writer),
@@ -86,6 +95,9 @@ impl<T: Transform> Runtime<T> {
                     break;
                 }
             }
+        }
+        if T::PREFETCH {
+            crate::lookup::end_batch();
         }
     }
 }

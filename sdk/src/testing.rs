@@ -83,6 +83,28 @@ impl<T: Transform> Harness<T> {
         self.run(&events)
     }
 
+    /// Grant lookup store `store` to the plugin and put `key` = `value`
+    /// into it (natively, a map on this thread; see [`crate::lookup`]).
+    #[cfg(not(target_arch = "wasm32"))]
+    #[must_use]
+    pub fn with_lookup(
+        self,
+        store: &str,
+        key: impl Into<Vec<u8>>,
+        value: impl Into<Vec<u8>>,
+    ) -> Self {
+        crate::lookup::backend::put(store, key.into(), value.into());
+        self
+    }
+
+    /// Grant lookup store `store` to the plugin, holding no keys yet.
+    #[cfg(not(target_arch = "wasm32"))]
+    #[must_use]
+    pub fn with_store(self, store: &str) -> Self {
+        crate::lookup::backend::declare(store);
+        self
+    }
+
     /// Run a batch of one event.
     pub fn run_one(&mut self, event: OwnedEvent) -> OwnedOutcome {
         self.run(std::slice::from_ref(&event))

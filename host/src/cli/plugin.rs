@@ -360,7 +360,13 @@ fn spec_from_config(path: &Path, name: &str) -> anyhow::Result<PluginSpec> {
             "[plugins.{name}] config `{key}` is an {found}, which cannot reach the plugin's init"
         );
     }
-    Ok(crate::runtime::plugin_spec(name, plugin, &loaded.dir))
+    let mut spec = crate::runtime::plugin_spec(name, plugin, &loaded.dir);
+    // The stores the config grants, as `weir run` opens them: the plugin's
+    // lookups reach the real stores.
+    let lookups = crate::lookup::Lookups::open(&loaded.config.lookups, &loaded.dir)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    spec.grants.lookups = lookups.grant(&plugin.lookups);
+    Ok(spec)
 }
 
 #[derive(Debug, Default)]

@@ -93,12 +93,25 @@ pub fn plugin_problems(loaded: &LoadedConfig) -> Vec<Diagnostic> {
         Ok(engine) => engine,
         Err(e) => return vec![diagnostic("host".to_owned(), e.to_string())],
     };
+    // Stores open without connecting (a file store reads its file), so a
+    // plugin importing `lookup` is checked with the stores its config
+    // grants, as `weir run` loads it.
+    let lookups = match crate::lookup::Lookups::open(&config.lookups, &loaded.dir) {
+        Ok(lookups) => lookups,
+        Err(e) => {
+            return vec![diagnostic(
+                crate::config::join_key("lookups", &e.store),
+                e.to_string(),
+            )];
+        }
+    };
     let mut problems = Vec::new();
     for name in used {
         let Some(plugin) = config.plugins.get(name) else {
             continue;
         };
-        let spec = crate::runtime::plugin_spec(name, plugin, &loaded.dir);
+        let mut spec = crate::runtime::plugin_spec(name, plugin, &loaded.dir);
+        spec.grants.lookups = lookups.grant(&plugin.lookups);
         if let Err(e) = engine.load(&spec) {
             let base = crate::config::join_key("plugins", name);
             let at = match e.kind {

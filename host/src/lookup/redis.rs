@@ -60,11 +60,11 @@ impl RedisStore {
                 for key in keys {
                     pipe.cmd("HGETALL").arg(key);
                 }
-                let hashes: Vec<BTreeMap<String, String>> = pipe.query(conn)?;
-                Ok(hashes
-                    .into_iter()
-                    .map(|h| (!h.is_empty()).then(|| serde_json::to_vec(&h).unwrap_or_default()))
-                    .collect())
+                // Bytes, not strings: a field or value that is not UTF-8
+                // must not fail the whole call (which would be retried for
+                // ever); it is carried over with U+FFFD in its place.
+                let hashes: Vec<BTreeMap<Vec<u8>, Vec<u8>>> = pipe.query(conn)?;
+                Ok(hashes.into_iter().map(|h| hash_to_json(&h)).collect())
             }
         }
     }
@@ -108,6 +108,17 @@ impl Store for RedisStore {
                     keys.len()
                 )))
             }
+            // A key holding another type than the read expects (HGETALL
+            // on a string): the server answered, so it is not an outage to
+            // retry; the call is refused, naming the reason, and the
+            // connection stays usable.
+            Err(e) if e.code() == Some("WRONGTYPE") => Err(StoreError::InvalidKey(format!(
+                "redis: a key of this lookup holds another type than `{}` reads ({e})",
+                match self.read {
+                    RedisRead::Get => "GET",
+                    RedisRead::Hgetall => "HGETALL",
+                }
+            ))),
             Err(e) => {
                 // A timed-out connection may still deliver the late answer:
                 // never reuse it.
@@ -115,5 +126,42 @@ impl Store for RedisStore {
                 Err(down(e))
             }
         }
+    }
+}
+
+/// A hash as a JSON object of strings; none for an empty hash (Redis keeps
+/// no empty hashes, so it is an absent key).
+fn hash_to_json(hash: &BTreeMap<Vec<u8>, Vec<u8>>) -> Option<Vec<u8>> {
+    if hash.is_empty() {
+        return None;
+    }
+    let object: serde_json::Map<String, serde_json::Value> = hash
+        .iter()
+        .map(|(k, v)| {
+            (
+                String::from_utf8_lossy(k).into_owned(),
+                serde_json::Value::String(String::from_utf8_lossy(v).into_owned()),
+            )
+        })
+        .collect();
+    Some(serde_json::Value::Object(object).to_string().into_bytes())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_hash_becomes_a_json_object_and_bytes_that_are_not_utf8_do_not_fail_it() {
+        let mut hash = BTreeMap::new();
+        hash.insert(b"plan".to_vec(), b"gold".to_vec());
+        hash.insert(b"raw".to_vec(), vec![0xff, b'x']);
+        let json: serde_json::Value =
+            serde_json::from_slice(&hash_to_json(&hash).expect("not empty")).expect("json");
+        assert_eq!(
+            json,
+            serde_json::json!({"plan": "gold", "raw": "\u{fffd}x"})
+        );
+        assert_eq!(hash_to_json(&BTreeMap::new()), None);
     }
 }
