@@ -468,7 +468,7 @@ path = "x"
         // The list of `[host]` keys grows; its start is enough here.
         "3:1: host: unknown field `log_fromat`, expected one of `cache_dir`, `shutdown_timeout_ms`, `stall_after_ms`, `log_format`, ...".to_owned(),
         "7:12: sources.clicks.brokers: environment variable `BROKERS` is not set".to_owned(),
-        "9:1: sources.clicks: unknown field `grup`, expected one of `brokers`, `topics`, `group_id`, `start`, `options`, `embedded`, `stop_at_end`".to_owned(),
+        "9:1: sources.clicks: unknown field `grup`, expected one of `brokers`, `topics`, `group_id`, `start`, `options`, `embedded`, `stop_at_end`, `stuck_after_ms`".to_owned(),
         format!(
             "12:8: plugins.only_purchases.path: cannot read plugin file {}: No such file or directory (os error 2)",
             dir.join("plugins/nope.wasm").display()
