@@ -14,6 +14,7 @@ pub mod sasl;
 pub mod sql_servers;
 pub mod stores;
 pub mod tls;
+pub mod weir_run;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};

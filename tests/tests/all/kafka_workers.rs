@@ -12,11 +12,12 @@ use weir_tests::kafka;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
-use std::process::{Child, Command, ExitStatus, Stdio};
+
 use std::time::{Duration, Instant};
 
 use kafka::{Msg, brokers, committed, create_topic, produce, read_topic, unique};
-use weir_tests::{plugins, weir_bin};
+use weir_tests::plugins;
+use weir_tests::weir_run::WeirRun;
 
 const PARTITIONS: i32 = 4;
 /// Keys `k0..k{KEYS}`; the producer's partitioner spreads them over the
@@ -136,26 +137,20 @@ batch = {{ max_events = 500, max_wait_ms = 50, max_in_flight = 6 }}
         )
     }
 
-    fn start(&self, run: &str, stop_at_end: bool, ordering: &str) -> Weir {
+    fn start(&self, run: &str, stop_at_end: bool, ordering: &str) -> WeirRun {
         self.spawn(run, &self.config(run, stop_at_end, ordering))
     }
 
-    fn start_with_plugin(&self, run: &str, stop_at_end: bool, ordering: &str) -> Weir {
+    fn start_with_plugin(&self, run: &str, stop_at_end: bool, ordering: &str) -> WeirRun {
         self.spawn(run, &self.config_with_plugin(run, stop_at_end, ordering))
     }
 
-    fn spawn(&self, run: &str, config: &std::path::Path) -> Weir {
-        let log = std::fs::File::create(self.dir.path().join(format!("{run}.log"))).expect("log");
-        Command::new(weir_bin())
-            .args(["run", config.to_str().unwrap(), "--progress", "0"])
-            .env("WEIR_CACHE_DIR", self.dir.path().join("cache"))
-            .env("RUST_LOG", "info")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .map(Weir)
-            .expect("start weir")
+    fn spawn(&self, run: &str, config: &std::path::Path) -> WeirRun {
+        WeirRun::start(
+            config,
+            &self.dir.path().join("cache"),
+            &self.dir.path().join(format!("{run}.log")),
+        )
     }
 
     fn log(&self, run: &str) -> String {
@@ -195,10 +190,10 @@ batch = {{ max_events = 500, max_wait_ms = 50, max_in_flight = 6 }}
         committed(&self.brokers, &self.group, &self.input, PARTITIONS)
     }
 
-    fn wait_for_lines(&self, run: &str, at_least: usize, child: &mut Child) {
+    fn wait_for_lines(&self, run: &str, at_least: usize, child: &mut WeirRun) {
         let start = Instant::now();
         while self.lines(run).len() < at_least {
-            if let Some(status) = child.try_wait().expect("try_wait") {
+            if let Some(status) = child.try_wait() {
                 panic!("{run} exited early: {status}\n{}", self.log(run));
             }
             assert!(
@@ -208,45 +203,6 @@ batch = {{ max_events = 500, max_wait_ms = 50, max_in_flight = 6 }}
             );
             std::thread::sleep(Duration::from_millis(20));
         }
-    }
-}
-
-/// A `weir run` child that is killed when dropped, so a failing assertion
-/// leaves no pipeline running on behind the test.
-struct Weir(Child);
-
-impl std::ops::Deref for Weir {
-    type Target = Child;
-    fn deref(&self) -> &Child {
-        &self.0
-    }
-}
-
-impl std::ops::DerefMut for Weir {
-    fn deref_mut(&mut self) -> &mut Child {
-        &mut self.0
-    }
-}
-
-impl Drop for Weir {
-    fn drop(&mut self) {
-        // Already exited is fine: kill then only reports an error.
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn wait_exit(child: &mut Child, timeout: Duration) -> ExitStatus {
-    let start = Instant::now();
-    loop {
-        if let Some(status) = child.try_wait().expect("try_wait") {
-            return status;
-        }
-        if start.elapsed() > timeout {
-            let _ = child.kill();
-            panic!("weir did not exit within {timeout:?}");
-        }
-        std::thread::sleep(Duration::from_millis(100));
     }
 }
 
@@ -266,7 +222,7 @@ async fn two_workers_by_key_keep_every_keys_sequence_and_deliver_each_event_once
     setup.produce(N).await;
 
     let mut run = setup.start("run", true, "key");
-    let status = wait_exit(&mut run, Duration::from_secs(300));
+    let status = run.wait(Duration::from_secs(300));
     assert!(status.success(), "run: {status}\n{}", setup.log("run"));
 
     let lines = setup.lines("run");
@@ -317,8 +273,7 @@ async fn kill_9_while_workers_finish_out_of_order_never_commits_past_an_unwritte
         let run = format!("kill{round}");
         let mut child = setup.start_with_plugin(&run, false, "key");
         setup.wait_for_lines(&run, after, &mut child);
-        child.kill().expect("kill -9");
-        let _ = child.wait();
+        child.kill();
         written.extend(setup.lines(&run).iter().map(|l| l.id));
 
         // No committed offset passes an event no run has written.
@@ -339,7 +294,7 @@ async fn kill_9_while_workers_finish_out_of_order_never_commits_past_an_unwritte
     assert!(previous > 0, "no run ever committed");
 
     let mut last = setup.start_with_plugin("final", true, "key");
-    let status = wait_exit(&mut last, Duration::from_secs(300));
+    let status = last.wait(Duration::from_secs(300));
     assert!(status.success(), "final: {status}\n{}", setup.log("final"));
     let lines = setup.lines("final");
     // The final run alone keeps every key's order.
@@ -376,12 +331,7 @@ async fn a_second_host_joining_and_leaving_with_batches_in_flight_loses_nothing(
     }
     // B leaves (SIGTERM: drain, commit, leave the group): A takes its
     // partitions back.
-    let status = Command::new("kill")
-        .args(["-TERM", &b.id().to_string()])
-        .status()
-        .expect("kill -TERM");
-    assert!(status.success());
-    let status = wait_exit(&mut b, Duration::from_secs(60));
+    let status = b.terminate(Duration::from_secs(60));
     assert!(status.success(), "b: {status}\n{}", setup.log("b"));
     // A finishes the topic; then it is stopped and a last host with
     // `stop_at_end` confirms nothing is left.
@@ -395,12 +345,7 @@ async fn a_second_host_joining_and_leaving_with_batches_in_flight_loses_nothing(
         );
         std::thread::sleep(Duration::from_millis(200));
     }
-    let status = Command::new("kill")
-        .args(["-TERM", &a.id().to_string()])
-        .status()
-        .expect("kill -TERM");
-    assert!(status.success());
-    let status = wait_exit(&mut a, Duration::from_secs(60));
+    let status = a.terminate(Duration::from_secs(60));
     assert!(status.success(), "a: {status}\n{}", setup.log("a"));
 
     let mut lines = setup.lines("a");
@@ -431,7 +376,7 @@ async fn a_trap_in_one_worker_fails_only_its_poison_event_and_the_other_worker_g
         .await;
 
     let mut run = setup.start_with_plugin("run", true, "partition");
-    let status = wait_exit(&mut run, Duration::from_secs(300));
+    let status = run.wait(Duration::from_secs(300));
     let log = setup.log("run");
     assert!(status.success(), "run: {status}\n{log}");
     // The plugin's panics travel in the reasons; the host's own would read

@@ -7,72 +7,17 @@
 //! `keyspace_hits`/`keyspace_misses` and `MGET` counts), and that a store
 //! outage holds the events back instead of enriching them with nothing.
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use weir_tests::kafka::{brokers, create_topic, group_options_toml, produce_values, unique};
 use weir_tests::private_server::PrivateServer;
+use weir_tests::weir_run::WeirRun;
 use weir_tests::{plugins, weir_bin};
 
 /// How long a condition may take (generous: the machine is shared).
 const PATIENCE: Duration = Duration::from_secs(120);
-
-/// A `weir run` child, killed when dropped.
-struct Weir {
-    child: Child,
-    log: PathBuf,
-}
-
-impl Weir {
-    fn start(dir: &Path, config: &str) -> Weir {
-        let path = dir.join("weir.toml");
-        std::fs::write(&path, config).expect("write config");
-        let log = dir.join("weir.log");
-        let child = Command::new(weir_bin())
-            .args(["run", path.to_str().expect("utf-8"), "--progress", "0"])
-            .env("WEIR_CACHE_DIR", dir.join("cache"))
-            .env("RUST_LOG", "info")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).expect("log"))
-            .spawn()
-            .expect("start weir");
-        Weir { child, log }
-    }
-
-    fn log_text(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    /// Wait for the run to end by itself (`stop_at_end`).
-    fn wait(&mut self) {
-        let start = Instant::now();
-        loop {
-            if let Some(status) = self.child.try_wait().expect("try_wait") {
-                assert!(
-                    status.success(),
-                    "weir run failed: {status}\n{}",
-                    self.log_text()
-                );
-                return;
-            }
-            assert!(
-                start.elapsed() < PATIENCE,
-                "weir run never reached the end of the topic:\n{}",
-                self.log_text()
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-}
-
-impl Drop for Weir {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 fn redis(server: &PrivateServer) -> redis::Connection {
     redis::Client::open(server.redis_url())
@@ -175,11 +120,11 @@ async fn events_are_enriched_with_a_round_trip_per_batch_and_repeated_keys_come_
 
     let dir = tempfile::tempdir().expect("tempdir");
     let group = unique("lookup-group");
-    let mut weir = Weir::start(
+    let mut weir = WeirRun::start_in(
         dir.path(),
         &config(dir.path(), &topic, &group, &server.redis_url(), true),
     );
-    weir.wait();
+    weir.wait_success(PATIENCE);
 
     let out = outputs(dir.path());
     assert_eq!(out.len(), 2000, "{}", weir.log_text());
@@ -231,7 +176,7 @@ async fn a_store_outage_holds_events_back_and_they_are_enriched_once_it_is_back(
     create_topic(&brokers(), &topic, 1).await;
     let dir = tempfile::tempdir().expect("tempdir");
     let group = unique("lookup-outage-group");
-    let weir = Weir::start(
+    let weir = WeirRun::start_in(
         dir.path(),
         &config(dir.path(), &topic, &group, &server.redis_url(), false),
     );

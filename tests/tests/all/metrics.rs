@@ -12,16 +12,17 @@
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use weir_tests::kafka::{
     Msg, brokers, committed, create_topic, group_options_toml, produce, produce_values, unique,
 };
 use weir_tests::kafka_wire::{Codec, garbage_batch, produce_raw_batch};
+use weir_tests::plugins;
+use weir_tests::private_server::PrivateServer;
 use weir_tests::prometheus::{self, Exposition};
 use weir_tests::reload::http;
-use weir_tests::{plugins, weir_bin};
+use weir_tests::weir_run::WeirRun;
 
 /// How long a condition may take before the test gives up (generous: the
 /// machine is shared; nothing here measures time).
@@ -29,56 +30,21 @@ const PATIENCE: Duration = Duration::from_secs(90);
 
 /// A `weir run` process with its admin address.
 struct Weir {
-    child: Child,
+    run: WeirRun,
     admin: SocketAddr,
-    log: PathBuf,
 }
 
 impl Weir {
     /// Write `config` into `dir`, start `weir run` on it and wait for its
     /// admin API.
     async fn start(dir: &Path, config: &str) -> Weir {
-        let path = dir.join("weir.toml");
-        std::fs::write(&path, config).expect("write config");
-        let log = dir.join("weir.log");
-        let child = Command::new(weir_bin())
-            .args(["run", path.to_str().unwrap(), "--progress", "0"])
-            .env("WEIR_CACHE_DIR", dir.join("cache"))
-            .env("RUST_LOG", "info")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).expect("log file"))
-            .spawn()
-            .expect("start weir");
-        let mut weir = Weir {
-            child,
-            admin: SocketAddr::from(([127, 0, 0, 1], 0)),
-            log,
-        };
-        let deadline = tokio::time::Instant::now() + PATIENCE;
-        loop {
-            let text = std::fs::read_to_string(&weir.log).unwrap_or_default();
-            if let Some(at) = text.find("admin API on http://") {
-                let addr: String = text[at + "admin API on http://".len()..]
-                    .chars()
-                    .take_while(|c| c.is_ascii_digit() || *c == '.' || *c == ':')
-                    .collect();
-                weir.admin = addr.parse().unwrap_or_else(|e| panic!("{addr:?}: {e}"));
-                return weir;
-            }
-            if let Ok(Some(status)) = weir.child.try_wait() {
-                panic!("weir exited ({status}) before serving its admin API:\n{text}");
-            }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "no admin API after {PATIENCE:?}:\n{text}"
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        let mut run = WeirRun::start_in(dir, config);
+        let admin = run.admin_addr(PATIENCE);
+        Weir { run, admin }
     }
 
     fn log_text(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
+        self.run.log_text()
     }
 
     async fn metrics(&self) -> Exposition {
@@ -108,13 +74,6 @@ impl Weir {
             );
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
-    }
-}
-
-impl Drop for Weir {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
@@ -349,69 +308,16 @@ async fn two_pipelines_on_one_source_keep_their_series_apart_and_fill_the_histog
     }
 }
 
-/// A Redis server of this test's own, on a free port (so pausing it
-/// touches no other test).
-struct OwnRedis {
-    child: Child,
-    port: u16,
-    _dir: tempfile::TempDir,
-}
-
-impl OwnRedis {
-    async fn start() -> OwnRedis {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("free port")
-            .port();
-        let dir = tempfile::tempdir().expect("tempdir");
-        let child = Command::new("redis-server")
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-            .args(["--save", "", "--appendonly", "no", "--dir"])
-            .arg(dir.path())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("redis-server is not installed: run scripts/setup (it installs redis-server)");
-        let redis = OwnRedis {
-            child,
-            port,
-            _dir: dir,
-        };
-        for _ in 0..100 {
-            if let Ok(mut c) = redis.connection().await
-                && redis::cmd("PING")
-                    .query_async::<String>(&mut c)
-                    .await
-                    .is_ok()
-            {
-                return redis;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        panic!("the test's own redis-server on port {port} did not answer PING");
-    }
-
-    fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}/", self.port)
-    }
-
-    async fn connection(&self) -> redis::RedisResult<redis::aio::MultiplexedConnection> {
-        redis::Client::open(self.url())?
-            .get_multiplexed_async_connection()
-            .await
-    }
-}
-
-impl Drop for OwnRedis {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// An async connection to the test's own Redis.
+async fn connect(redis: &PrivateServer) -> redis::RedisResult<redis::aio::MultiplexedConnection> {
+    redis::Client::open(redis.redis_url())?
+        .get_multiplexed_async_connection()
+        .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_blocked_sink_stalls_the_pipeline_and_readiness_says_so() {
-    let redis = OwnRedis::start().await;
+    let redis = PrivateServer::redis();
     let dir = tempfile::tempdir().expect("tempdir");
     let topic = unique("metrics-stall");
     let brokers = brokers();
@@ -423,7 +329,7 @@ async fn a_blocked_sink_stalls_the_pipeline_and_readiness_says_so() {
          [pipelines.cached]\nsource = \"in\"\ndefault_route = \"cache\"\n",
         host(1_000),
         kafka_source("in", &topic),
-        redis.url(),
+        redis.redis_url(),
     );
     let weir = Weir::start(dir.path(), &config).await;
     let p = ("pipeline", "cached");
@@ -451,7 +357,7 @@ async fn a_blocked_sink_stalls_the_pipeline_and_readiness_says_so() {
     }
 
     // Block the sink: every write command waits while the server is paused.
-    let mut admin = redis.connection().await.expect("connect to own redis");
+    let mut admin = connect(&redis).await.expect("connect to own redis");
     let paused: String = redis::cmd("CLIENT")
         .arg("PAUSE")
         .arg("600000")
