@@ -14,7 +14,6 @@ use tokio_util::sync::CancellationToken;
 
 use crate::admin::{AdminConfig, AdminError, AdminServer};
 use crate::config::{Config, LogFormat};
-use crate::engine::PluginSpec;
 use crate::pipeline::PipelineStats;
 use crate::plugin::{PluginRegistry, ReloadOutcome, ReloadTrigger};
 use crate::runtime::Runtime;
@@ -272,6 +271,7 @@ async fn reload_changed_plugins(
         ("[sources]", differs(&old.sources, &new.sources)),
         ("[sinks]", differs(&old.sinks, &new.sinks)),
         ("[pipelines]", differs(&old.pipelines, &new.pipelines)),
+        ("[lookups]", differs(&old.lookups, &new.lookups)),
     ] {
         if changed {
             tracing::warn!("{section} changed: a restart is needed to apply it");
@@ -287,13 +287,16 @@ async fn reload_changed_plugins(
         {
             tracing::warn!(plugin = %name, "`version_header` or `watch` changed: a restart is needed to apply it");
         }
-        let spec = PluginSpec {
-            name: name.clone(),
-            path: crate::builtin::resolve(dir, &plugin.path),
-            config: plugin.init_pairs(),
-            limits: plugin.limits,
-            grants: plugin.grants.clone(),
-        };
+        let mut spec = crate::runtime::plugin_spec(&name, plugin, dir);
+        // Lookup stores are opened once per process: the plugin keeps the
+        // stores granted at start (without them a plugin that looks things
+        // up would be refused and rolled back).
+        if let Some(current) = registry.spec(&name) {
+            spec.grants.lookups = current.grants.lookups;
+        }
+        if old.plugins.get(&name).map(|p| &p.lookups) != Some(&plugin.lookups) {
+            tracing::warn!(plugin = %name, "`lookups` changed: a restart is needed to apply it");
+        }
         let reg = Arc::clone(registry);
         match tokio::task::spawn_blocking(move || reg.reload_spec(spec, ReloadTrigger::Signal))
             .await

@@ -282,3 +282,80 @@ async fn validate_checks_a_plugin_that_looks_things_up_with_its_grants() {
         "{text}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sighup_reload_of_a_plugin_that_looks_things_up_keeps_its_stores() {
+    let server = PrivateServer::redis();
+    let mut conn = redis(&server);
+    for j in 0..10 {
+        let _: () = redis::cmd("SET")
+            .arg(format!("user:u{j}"))
+            .arg(format!(r#"{{"plan":"p{j}"}}"#))
+            .query(&mut conn)
+            .expect("SET");
+    }
+    let topic = unique("lookup-hup");
+    create_topic(&brokers(), &topic, 1).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let group = unique("lookup-hup-group");
+    let text = config(dir.path(), &topic, &group, &server.redis_url(), false);
+    let weir = WeirRun::start_in(dir.path(), &text);
+    let wait_for = |n: usize, what: &str| {
+        let start = Instant::now();
+        while outputs(dir.path()).len() < n {
+            assert!(start.elapsed() < PATIENCE, "{what}\n{}", weir.log_text());
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    };
+    produce_values(
+        &brokers(),
+        &topic,
+        1,
+        &events((0..5).map(|i| (i, format!("u{i}")))),
+    )
+    .await;
+    wait_for(5, "before the reload");
+
+    // The plugin's config changes (prefetch off): SIGHUP reloads it with
+    // the stores it was granted at start.
+    let changed = text.replace(
+        "lookups = [\"users\"]\n",
+        "lookups = [\"users\"]\nconfig = { prefetch = \"false\" }\n",
+    );
+    assert_ne!(changed, text);
+    std::fs::write(dir.path().join("weir.toml"), &changed).expect("rewrite the config");
+    let hup = Command::new("kill")
+        .args(["-HUP", &weir.id().to_string()])
+        .status()
+        .expect("kill -HUP");
+    assert!(hup.success());
+    let start = Instant::now();
+    while !weir
+        .log_text()
+        .contains("plugin reloaded with the new settings")
+    {
+        assert!(
+            start.elapsed() < PATIENCE,
+            "the plugin was not reloaded:\n{}",
+            weir.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+
+    produce_values(
+        &brokers(),
+        &topic,
+        1,
+        &events((5..10).map(|i| (i, format!("u{i}")))),
+    )
+    .await;
+    wait_for(10, "after the reload");
+    for value in outputs(dir.path()) {
+        let id = value["id"].as_i64().expect("id");
+        assert_eq!(
+            value["found"],
+            serde_json::json!({"plan": format!("p{id}")}),
+            "{value}"
+        );
+    }
+}
