@@ -23,7 +23,7 @@
 //! round trips are counted ([`round_trips`]).
 
 use std::cell::RefCell;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 /// Why a lookup was refused. None of these goes away by trying again.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -55,23 +55,23 @@ impl std::fmt::Display for LookupError {
 
 impl std::error::Error for LookupError {}
 
-/// The keys [`crate::Transform::prefetch`] asks for, per store.
+/// The keys [`crate::Transform::prefetch`] asks for, per store, each once.
 #[derive(Debug, Default)]
 pub struct Prefetch {
-    keys: Vec<(String, Vec<Vec<u8>>)>,
+    keys: HashMap<String, HashSet<Vec<u8>>>,
 }
 
 impl Prefetch {
     /// Ask for `key` in `store` before the batch runs.
     pub fn key(&mut self, store: &str, key: impl Into<Vec<u8>>) {
         let key = key.into();
-        match self.keys.iter_mut().find(|(s, _)| s == store) {
-            Some((_, keys)) => {
-                if !keys.contains(&key) {
-                    keys.push(key);
-                }
+        match self.keys.get_mut(store) {
+            Some(keys) => {
+                keys.insert(key);
             }
-            None => self.keys.push((store.to_owned(), vec![key])),
+            None => {
+                self.keys.insert(store.to_owned(), HashSet::from([key]));
+            }
         }
     }
 
@@ -81,8 +81,9 @@ impl Prefetch {
     }
 }
 
-/// Answers fetched for the batch being processed: `(store, key)` → value.
-type Answers = HashMap<(String, Vec<u8>), Option<Vec<u8>>>;
+/// Answers fetched for the batch being processed: store → key → value
+/// (nested, so a `get` looks up by `&str` and `&[u8]` without allocating).
+type Answers = HashMap<String, HashMap<Vec<u8>, Option<Vec<u8>>>>;
 
 thread_local! {
     static BATCH: RefCell<Answers> = RefCell::new(HashMap::new());
@@ -94,14 +95,15 @@ thread_local! {
 pub(crate) fn begin_batch(prefetch: Prefetch) {
     let mut answers = Answers::new();
     for (store, keys) in prefetch.keys {
+        let keys: Vec<Vec<u8>> = keys.into_iter().collect();
+        let mut values = HashMap::with_capacity(keys.len());
         // The host caps one get-many; split rather than be refused.
         for chunk in keys.chunks(MAX_KEYS_PER_CALL) {
-            if let Ok(values) = backend::get_many(&store, chunk) {
-                for (key, value) in chunk.iter().zip(values) {
-                    answers.insert((store.clone(), key.clone()), value);
-                }
+            if let Ok(answered) = backend::get_many(&store, chunk) {
+                values.extend(chunk.iter().cloned().zip(answered));
             }
         }
+        answers.insert(store, values);
     }
     BATCH.with(|b| *b.borrow_mut() = answers);
 }
@@ -116,7 +118,7 @@ pub const MAX_KEYS_PER_CALL: usize = 10_000;
 
 /// The value stored under `key` in `store`, or `None` if there is none.
 pub fn get(store: &str, key: &[u8]) -> Result<Option<Vec<u8>>, LookupError> {
-    let prefetched = BATCH.with(|b| b.borrow().get(&(store.to_owned(), key.to_vec())).cloned());
+    let prefetched = BATCH.with(|b| b.borrow().get(store).and_then(|s| s.get(key)).cloned());
     match prefetched {
         Some(value) => Ok(value),
         None => backend::get(store, key),
