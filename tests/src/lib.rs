@@ -13,6 +13,7 @@ pub mod reload;
 pub mod sasl;
 pub mod sql_servers;
 pub mod stores;
+pub mod tcp_proxy;
 pub mod tls;
 pub mod weir_run;
 

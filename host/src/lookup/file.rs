@@ -7,8 +7,16 @@ use std::time::Duration;
 
 use serde_json::{Map, Value};
 
-use super::config::FileFormat;
 use super::store::{Store, StoreError};
+
+/// How a table is written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FileFormat {
+    /// One JSON object a line.
+    Jsonl,
+    /// A header line, then one row a line; values are strings.
+    Csv,
+}
 
 /// A reference table in memory.
 #[derive(Debug)]

@@ -3,7 +3,8 @@
 //! answers and bounds every call.
 //!
 //! - `config`: `[lookups.NAME]` and its checks.
-//! - `store`: the driver trait; `file` and `redis`: the drivers.
+//! - `store`: the driver trait; `file`, `redis`, `mongodb` and `dynamodb`:
+//!   the drivers (`io`: the runtime the async ones answer through).
 //! - `cache`: the per-store cache.
 //! - here: [`Lookups`] (every store of a config, opened once per process),
 //!   [`Granted`] (the stores one plugin may read) and the call itself:
@@ -15,7 +16,13 @@
 
 pub mod cache;
 pub mod config;
+#[cfg(feature = "dynamodb")]
+pub mod dynamodb;
 pub mod file;
+#[cfg(any(feature = "mongodb", feature = "dynamodb"))]
+pub mod io;
+#[cfg(feature = "mongodb")]
+pub mod mongodb;
 #[cfg(feature = "redis")]
 pub mod redis;
 pub mod store;
@@ -73,6 +80,7 @@ struct StoreMetrics {
     cache_hits: metrics::Counter,
     calls: metrics::Counter,
     errors: metrics::Counter,
+    seconds: metrics::Histogram,
 }
 
 impl StoreMetrics {
@@ -87,6 +95,10 @@ impl StoreMetrics {
             cache_hits: c(m::LOOKUP_CACHE_HITS),
             calls: c(m::LOOKUP_STORE_CALLS),
             errors: c(m::LOOKUP_ERRORS),
+            seconds: metrics::histogram!(
+                m::LOOKUP_STORE_SECONDS.name,
+                m::label::STORE => store.to_owned()
+            ),
         }
     }
 }
@@ -102,39 +114,87 @@ pub struct LookupStore {
 }
 
 impl LookupStore {
-    /// Open `[lookups.NAME]`: a `file` store reads its table now; a
-    /// `redis` store connects on its first lookup.
+    /// Open `[lookups.NAME]`: a `file` store reads its table now; the
+    /// others connect on their first lookup.
     pub fn open(name: &str, config: &LookupConfig, dir: &Path) -> Result<LookupStore, OpenError> {
         let err = |reason: String| OpenError {
             store: name.to_owned(),
             reason,
         };
         let missing = |key: &str| err(format!("no `{key}`"));
+        // The config check names these first; here they only keep a
+        // hand-built config from panicking.
+        let need = |value: &Option<String>, key: &str| value.clone().ok_or_else(|| missing(key));
+        #[cfg(not(all(feature = "redis", feature = "mongodb", feature = "dynamodb")))]
+        let not_built = |what: &str| err(format!("this build of weir has no {what} support"));
         let driver: Box<dyn Store> = match config.kind {
             StoreType::File => {
                 let path = config.path.as_ref().ok_or_else(|| missing("path"))?;
                 let path = crate::paths::resolve(dir, path);
-                let format = config
-                    .format
-                    .or_else(|| config::FileFormat::of_path(&path))
-                    .ok_or_else(|| missing("format"))?;
-                let key_field = config
-                    .key_field
-                    .as_ref()
-                    .ok_or_else(|| missing("key_field"))?;
-                Box::new(file::FileStore::load(&path, format, key_field).map_err(err)?)
+                let format = match config.format.or_else(|| config::Format::of_path(&path)) {
+                    Some(config::Format::Jsonl) => file::FileFormat::Jsonl,
+                    Some(config::Format::Csv) => file::FileFormat::Csv,
+                    _ => return Err(missing("format")),
+                };
+                let key_field = need(&config.key_field, "key_field")?;
+                Box::new(file::FileStore::load(&path, format, &key_field).map_err(err)?)
             }
             #[cfg(not(feature = "redis"))]
-            StoreType::Redis => {
-                return Err(err("this build of weir has no Redis support".to_owned()));
-            }
+            StoreType::Redis => return Err(not_built("Redis")),
             #[cfg(feature = "redis")]
             StoreType::Redis => {
-                let url = config.url.as_ref().ok_or_else(|| missing("url"))?;
+                let url = need(&config.url, "url")?;
                 Box::new(
-                    redis::RedisStore::new(url, config.read, config.key_template.clone())
-                        .map_err(err)?,
+                    redis::RedisStore::new(
+                        &url,
+                        config.read.unwrap_or_default(),
+                        config.key_template.clone(),
+                    )
+                    .map_err(err)?,
                 )
+            }
+            #[cfg(not(feature = "mongodb"))]
+            StoreType::Mongodb => return Err(not_built("MongoDB")),
+            #[cfg(feature = "mongodb")]
+            StoreType::Mongodb => {
+                let lookup = mongodb::MongoLookup {
+                    url: need(&config.url, "url")?,
+                    database: need(&config.database, "database")?,
+                    collection: need(&config.collection, "collection")?,
+                    key_field: config.key_field.clone().unwrap_or_else(|| "_id".to_owned()),
+                    key_type: config.key_type.unwrap_or_default(),
+                    projection: config.projection.clone(),
+                };
+                Box::new(mongodb::MongoStore::new(name, &lookup).map_err(err)?)
+            }
+            #[cfg(not(feature = "dynamodb"))]
+            StoreType::Dynamodb => return Err(not_built("DynamoDB")),
+            #[cfg(feature = "dynamodb")]
+            StoreType::Dynamodb => {
+                use crate::dynamodb::attr;
+                let lookup = dynamodb::DynamoLookup {
+                    connection: crate::dynamodb::client::AwsConnection {
+                        endpoint: config.endpoint.clone(),
+                        region: config.region.clone(),
+                        access_key_id: config.access_key_id.clone(),
+                        secret_access_key: config.secret_access_key.clone(),
+                    },
+                    table: need(&config.table, "table")?,
+                    key_field: need(&config.key_field, "key_field")?,
+                    key_type: config.key_type.unwrap_or_default(),
+                    projection: config.projection.clone(),
+                    mapping: attr::JsonMapping {
+                        format: match config.format {
+                            Some(config::Format::Typed) => attr::JsonFormat::Typed,
+                            _ => attr::JsonFormat::Natural,
+                        },
+                        inexact_numbers: match config.inexact_numbers.unwrap_or_default() {
+                            config::InexactNumbers::String => attr::InexactNumbers::String,
+                            config::InexactNumbers::Float => attr::InexactNumbers::Float,
+                        },
+                    },
+                };
+                Box::new(dynamodb::DynamoStore::new(name, &lookup).map_err(err)?)
             }
         };
         Ok(LookupStore::with_driver(name, driver, config))
@@ -181,6 +241,7 @@ impl LookupStore {
         if !wanted.is_empty() {
             let asked: Vec<&[u8]> = wanted.iter().map(|&i| keys[i].as_slice()).collect();
             self.metrics.calls.increment(1);
+            let started = std::time::Instant::now();
             // A driver answering a different number of values than keys
             // asked would leave some keys "absent" that were never looked
             // up: treat it as a failed call, never as misses.
@@ -198,6 +259,7 @@ impl LookupStore {
                         )))
                     }
                 });
+            self.metrics.seconds.record(started.elapsed());
             match answer {
                 Ok(found) => {
                     for (&i, value) in wanted.iter().zip(found) {

@@ -396,6 +396,14 @@ pub const LOOKUP_ERRORS: Metric = m(
     "Round trips to a lookup store that failed or timed out.",
 );
 
+/// Round-trip time to a store.
+pub const LOOKUP_STORE_SECONDS: Metric = m(
+    "weir_lookup_store_call_seconds",
+    Kind::Histogram,
+    &[STORE],
+    "Time of one round trip to a lookup store (cache misses only), failed ones included.",
+);
+
 // ---- process ----
 
 /// Build information.
@@ -450,6 +458,7 @@ pub const ALL: &[Metric] = &[
     LOOKUP_CACHE_HITS,
     LOOKUP_STORE_CALLS,
     LOOKUP_ERRORS,
+    LOOKUP_STORE_SECONDS,
     BUILD_INFO,
 ];
 

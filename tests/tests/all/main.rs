@@ -31,6 +31,7 @@ mod kafka_secure;
 mod kafka_sink;
 mod kafka_source;
 mod kafka_workers;
+mod lookup_stores;
 mod lookups;
 mod metrics;
 mod mongodb_sink;
