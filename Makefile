@@ -13,7 +13,7 @@ CARGO ?= cargo
 PLUGIN_DIR := $(CARGO_TARGET_DIR)/wasm32-wasip2/plugin
 export WEIR_PLUGIN_DIR := $(PLUGIN_DIR)
 WEIR := $(CARGO_TARGET_DIR)/debug/weir
-EXAMPLE_PLUGINS := -p weir-plugin-filter -p weir-plugin-transform -p weir-plugin-router -p weir-plugin-iot-telemetry
+EXAMPLE_PLUGINS := -p weir-plugin-filter -p weir-plugin-transform -p weir-plugin-router -p weir-plugin-iot-telemetry -p weir-plugin-enrich
 
 .PHONY: all setup build release image plugins python-plugins plugins-js demo test test-python test-js test-scylla lint fmt bench services-start services-stop clean-services
 
