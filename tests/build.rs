@@ -24,6 +24,7 @@ const PLUGINS: &[(&str, &str)] = &[
     ("TRANSFORM", "weir-plugin-transform"),
     ("ROUTER", "weir-plugin-router"),
     ("IOT_TELEMETRY", "weir-plugin-iot-telemetry"),
+    ("ENRICH_PLUGIN", "weir-plugin-enrich"),
     ("CDC_CACHE", "weir-plugin-cdc-cache"),
     ("INFINITE_LOOP", "weir-fixture-infinite-loop"),
     ("MEMORY_BOMB", "weir-fixture-memory-bomb"),

@@ -319,6 +319,18 @@ async fn clickstream_ranks_pages_counts_visitors_and_keeps_purchase_totals_acros
             .collect::<BTreeMap<String, f64>>()
     };
 
+    // The profiles the purchases are enriched with: users 0 to 2 have one,
+    // user 3 has none.
+    let plans = ["free", "plus", "pro"];
+    client
+        .database(&db)
+        .collection::<Document>("user_profiles")
+        .insert_many((0..3).map(|u| {
+            mongodb::bson::doc! {"_id": format!("{p}-u{u}"), "plan": plans[u], "country": "FR", "email": "not copied"}
+        }))
+        .await
+        .unwrap();
+
     let dir = tempfile::tempdir().unwrap();
     run_to_end(&config(1), dir.path()).await;
 
@@ -343,6 +355,27 @@ async fn clickstream_ranks_pages_counts_visitors_and_keeps_purchase_totals_acros
     assert!(
         docs.iter()
             .all(|d| d.get_str("event_type") == Ok("purchase"))
+    );
+    // Each purchase carries its buyer's profile (the store's projection:
+    // plan and country only), or the default for the buyer without one.
+    for d in &docs {
+        let user = d.get_str("user_id").unwrap();
+        let profile = d.get_document("profile").unwrap();
+        let u: usize = user.rsplit('u').next().unwrap().parse().unwrap();
+        if u < 3 {
+            assert_eq!(
+                profile,
+                &mongodb::bson::doc! {"plan": plans[u], "country": "FR"},
+                "{user}"
+            );
+        } else {
+            assert_eq!(profile, &mongodb::bson::doc! {"plan": "unknown"}, "{user}");
+        }
+    }
+    assert!(
+        docs.iter()
+            .any(|d| d.get_str("user_id").unwrap().ends_with("-u3")),
+        "the buyer without a profile bought something"
     );
     let check_totals = |docs: &[Document]| {
         let got: BTreeMap<String, (f64, i64)> = docs
