@@ -30,6 +30,14 @@ impl StoreCache {
         }
     }
 
+    /// No cache at all.
+    pub fn off() -> StoreCache {
+        StoreCache {
+            inner: None,
+            negative: false,
+        }
+    }
+
     /// `Some(answer)` if `key` is cached.
     pub fn get(&self, key: &[u8]) -> Option<Answer> {
         self.inner.as_ref()?.get(key)

@@ -137,7 +137,10 @@ impl LookupStore {
                     _ => return Err(missing("format")),
                 };
                 let key_field = need(&config.key_field, "key_field")?;
-                Box::new(file::FileStore::load(&path, format, &key_field).map_err(err)?)
+                Box::new(
+                    file::FileStore::watch(name, &path, format, &key_field, file::POLL_INTERVAL)
+                        .map_err(err)?,
+                )
             }
             #[cfg(not(feature = "redis"))]
             StoreType::Redis => return Err(not_built("Redis")),
@@ -202,10 +205,15 @@ impl LookupStore {
 
     /// A store over any driver (tests give their own).
     pub fn with_driver(name: &str, driver: Box<dyn Store>, config: &LookupConfig) -> LookupStore {
+        let cache = if driver.cacheable() {
+            StoreCache::new(&config.cache)
+        } else {
+            StoreCache::off()
+        };
         LookupStore {
             name: name.to_owned(),
             driver,
-            cache: StoreCache::new(&config.cache),
+            cache,
             timeout: Duration::from_millis(config.timeout_ms),
             on_error: config.on_error,
             metrics: StoreMetrics::new(name),

@@ -23,4 +23,10 @@ pub trait Store: Send + Sync {
         keys: &[&[u8]],
         timeout: Duration,
     ) -> Result<Vec<Option<Vec<u8>>>, StoreError>;
+
+    /// Whether the store's answers are worth the in-host cache (not for a
+    /// table held in memory already).
+    fn cacheable(&self) -> bool {
+        true
+    }
 }

@@ -404,6 +404,14 @@ pub const LOOKUP_STORE_SECONDS: Metric = m(
     "Time of one round trip to a lookup store (cache misses only), failed ones included.",
 );
 
+/// File stores read again.
+pub const LOOKUP_FILE_RELOADS: Metric = m(
+    "weir_lookup_file_reloads_total",
+    Kind::Counter,
+    &[STORE, RESULT],
+    "Times a file lookup store's table changed on disk and was read again, by result (ok; failed: the file is gone or does not parse, and the last table read keeps answering).",
+);
+
 // ---- process ----
 
 /// Build information.
@@ -459,6 +467,7 @@ pub const ALL: &[Metric] = &[
     LOOKUP_STORE_CALLS,
     LOOKUP_ERRORS,
     LOOKUP_STORE_SECONDS,
+    LOOKUP_FILE_RELOADS,
     BUILD_INFO,
 ];
 
