@@ -97,6 +97,9 @@ pub enum OnError {
 pub struct CacheConfig {
     /// Most keys held; 0 turns the cache off.
     pub max_entries: u64,
+    /// Most bytes of keys and values held (each entry counts 64 bytes
+    /// more for its bookkeeping); 0 turns the cache off.
+    pub max_bytes: u64,
     /// How long an answer is kept, in milliseconds.
     pub ttl_ms: u64,
     /// Whether "absent" answers are cached too.
@@ -107,6 +110,7 @@ impl Default for CacheConfig {
     fn default() -> Self {
         CacheConfig {
             max_entries: 10_000,
+            max_bytes: 64 * 1024 * 1024,
             ttl_ms: 60_000,
             negative: true,
         }
@@ -180,6 +184,11 @@ pub struct LookupConfig {
     /// the plugin's deadline is nearer).
     #[serde(default = "default_timeout_ms")]
     pub timeout_ms: u64,
+    /// Most round trips to the store at once, from every plugin worker
+    /// of every pipeline reading it; a call waits for a slot within its
+    /// timeout.
+    #[serde(default = "default_max_concurrent_calls")]
+    pub max_concurrent_calls: u64,
     /// `retry` (default) or `miss`.
     #[serde(default)]
     pub on_error: OnError,
@@ -190,6 +199,10 @@ pub struct LookupConfig {
 
 fn default_timeout_ms() -> u64 {
     200
+}
+
+fn default_max_concurrent_calls() -> u64 {
+    16
 }
 
 /// The placeholder of a key template.
@@ -347,6 +360,9 @@ impl LookupConfig {
         }
         if self.timeout_ms == 0 {
             wrong("timeout_ms", "must be at least 1".to_owned());
+        }
+        if self.max_concurrent_calls == 0 {
+            wrong("max_concurrent_calls", "must be at least 1".to_owned());
         }
         out
     }

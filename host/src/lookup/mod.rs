@@ -25,6 +25,7 @@ pub mod io;
 pub mod mongodb;
 #[cfg(feature = "redis")]
 pub mod redis;
+pub mod slots;
 pub mod store;
 
 use std::collections::BTreeMap;
@@ -109,6 +110,7 @@ pub struct LookupStore {
     driver: Box<dyn Store>,
     cache: StoreCache,
     timeout: Duration,
+    slots: slots::Slots,
     on_error: OnError,
     metrics: StoreMetrics,
 }
@@ -215,6 +217,9 @@ impl LookupStore {
             driver,
             cache,
             timeout: Duration::from_millis(config.timeout_ms),
+            slots: slots::Slots::new(
+                usize::try_from(config.max_concurrent_calls).unwrap_or(usize::MAX),
+            ),
             on_error: config.on_error,
             metrics: StoreMetrics::new(name),
         }
@@ -250,23 +255,31 @@ impl LookupStore {
             let asked: Vec<&[u8]> = wanted.iter().map(|&i| keys[i].as_slice()).collect();
             self.metrics.calls.increment(1);
             let started = std::time::Instant::now();
+            let budget = self.timeout.min(remaining);
             // A driver answering a different number of values than keys
             // asked would leave some keys "absent" that were never looked
             // up: treat it as a failed call, never as misses.
-            let answer = self
-                .driver
-                .get_many(&asked, self.timeout.min(remaining))
-                .and_then(|found| {
-                    if found.len() == asked.len() {
-                        Ok(found)
-                    } else {
-                        Err(StoreError::Unavailable(format!(
-                            "answered {} values for {} keys",
-                            found.len(),
-                            asked.len()
-                        )))
-                    }
-                });
+            let answer = match self.slots.acquire(budget) {
+                None => Err(StoreError::Unavailable(format!(
+                    "{} round trips (max_concurrent_calls) were in flight for all of the call's {} ms",
+                    self.slots.max(),
+                    budget.as_millis()
+                ))),
+                Some(_slot) => self
+                    .driver
+                    .get_many(&asked, budget.saturating_sub(started.elapsed()))
+                    .and_then(|found| {
+                        if found.len() == asked.len() {
+                            Ok(found)
+                        } else {
+                            Err(StoreError::Unavailable(format!(
+                                "answered {} values for {} keys",
+                                found.len(),
+                                asked.len()
+                            )))
+                        }
+                    }),
+            };
             self.metrics.seconds.record(started.elapsed());
             match answer {
                 Ok(found) => {
