@@ -41,7 +41,7 @@ plugins: setup
 # The Python plugins and fixtures, with the toolchain scripts/setup installs
 # (.services/plugin-venv); each .wasm lands beside its source in build/.
 PLUGIN_PYTHON := $(or $(WEIR_SERVICES_DIR),.services)/plugin-venv/bin/python
-PYTHON_PLUGINS := plugins/filter-py plugins/fixtures-py/hostile plugins/fixtures-py/reference
+PYTHON_PLUGINS := plugins/filter-py plugins/fixtures-py/enrich plugins/fixtures-py/hostile plugins/fixtures-py/reference
 python-plugins: setup
 	for dir in $(PYTHON_PLUGINS); do PYTHONPATH=sdk-python $(PLUGIN_PYTHON) -m weir_sdk.build $$dir; done
 

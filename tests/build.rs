@@ -44,11 +44,14 @@ const PLUGINS: &[(&str, &str)] = &[
 ];
 
 /// (constant name, directory) of every Python plugin the tests use, each a
-/// `plugin.py` built against the world `typed` of weir:transform@0.2.0.
+/// `plugin.py` built against the world of weir:transform@0.2.0 the SDK's
+/// build picks (`typed`, or `typed-lookup` for a plugin that looks things
+/// up).
 const PYTHON_PLUGINS: &[(&str, &str)] = &[
     ("FILTER_PY", "plugins/filter-py"),
     ("HOSTILE_PY", "plugins/fixtures-py/hostile"),
     ("REFERENCE_PY", "plugins/fixtures-py/reference"),
+    ("ENRICH_PY", "plugins/fixtures-py/enrich"),
 ];
 
 /// (constant name, file under `fixtures/`) of every hand-written component.

@@ -24,17 +24,19 @@ A plugin is a module (or a class) with ``init(config)`` and
     TypedPlugin = weir_sdk.export(sys.modules[__name__])
 
 It is built into a component of the world ``typed`` of
-``weir:transform@0.2.0`` with componentize-py (``python -m weir_sdk.build``)
-and tested natively with ``weir_sdk.testing.Harness`` under pytest.
+``weir:transform@0.2.0`` with componentize-py (``python -m weir_sdk.build``;
+``typed-lookup`` for a plugin that imports ``weir_sdk.lookup``) and tested
+natively with ``weir_sdk.testing.Harness`` under pytest.
 
 Modules: ``config`` (``Config``), ``event`` (``Event``, ``Op``),
 ``outcome`` (``Outcome``, ``Output``), ``jsonpath`` (get / set / remove by
-dotted path), ``log`` (through the host's log), ``runtime`` (the batch
+dotted path), ``log`` (through the host's log), ``lookup`` (reference
+stores the host serves, with a per-batch prefetch), ``runtime`` (the batch
 loop and ``export``), ``testing`` (the native harness), ``build`` (the
 component build).
 """
 
-from . import jsonpath, log
+from . import jsonpath, log, lookup
 from .config import Config, ConfigError
 from .event import Event, JsonError, Op
 from .outcome import Outcome, Output
@@ -45,9 +47,13 @@ __version__ = "0.2.0"
 #: The contract and world the SDK builds against.
 CONTRACT = "weir:transform@0.2.0"
 WORLD = "typed"
+#: The world of a plugin that uses ``weir_sdk.lookup`` (``typed`` plus the
+#: ``lookup`` import).
+LOOKUP_WORLD = "typed-lookup"
 
 __all__ = [
     "CONTRACT",
+    "LOOKUP_WORLD",
     "WORLD",
     "Config",
     "ConfigError",
@@ -61,4 +67,5 @@ __all__ = [
     "export",
     "jsonpath",
     "log",
+    "lookup",
 ]

@@ -1,7 +1,7 @@
 """Build a Python plugin into a component with componentize-py.
 
     python -m weir_sdk.build [DIR] [--module plugin] [-o OUT.wasm]
-                             [--wit WIT_DIR] [--world typed] [--cache DIR]
+                             [--wit WIT_DIR] [--world auto] [--cache DIR]
 
 ``DIR`` (default ``.``) holds the plugin's module ``MODULE.py`` (default
 ``plugin``), which ends with ``TypedPlugin = weir_sdk.export(...)``. Only
@@ -9,6 +9,17 @@ the Python sources are bundled: the ``.py`` files and packages of ``DIR``
 (not ``tests/``, ``build/`` or hidden directories) and this SDK, staged in a
 temporary directory, so a previous build or a test cache never ends up in
 the component. The path of the built ``.wasm`` is printed on stdout.
+
+The world (``--world``, default ``auto``): ``auto`` builds ``typed``, or
+``typed-lookup`` when a source of the plugin uses lookups (imports
+``weir_sdk.lookup`` in any spelling: ``from weir_sdk import lookup``,
+``from weir_sdk.lookup import get``, ``import weir_sdk.lookup``, or uses
+``weir_sdk.lookup`` as an attribute; or imports the generated
+``wit_world.imports.lookup``). A plugin that never looks anything up does
+not import the interface, so it needs no grant; one that does gets it. An
+explicit world is built as given, except that a plugin using lookups built
+against ``typed`` or ``typed-state`` (which do not import ``lookup``) is
+refused with a ``BuildError``: its every lookup would fail.
 
 ``--cache DIR`` keeps built components under a hash of everything that
 goes into them (the sources, the WIT, the world, componentize-py's
@@ -19,6 +30,7 @@ the last few builds of each plugin are kept.
 from __future__ import annotations
 
 import argparse
+import ast
 import hashlib
 import os
 import shutil
@@ -71,6 +83,86 @@ def _sources(root: Path) -> Iterator[Path]:
                 yield (Path(dirpath) / name).relative_to(root)
 
 
+#: ``--world auto``: pick ``typed`` or ``typed-lookup`` from the sources.
+AUTO = "auto"
+#: The world of a plugin that does not use lookups, and of one that does.
+PLAIN_WORLD = "typed"
+LOOKUP_WORLD = "typed-lookup"
+#: Worlds of weir:transform@0.2.0 (typed) without the ``lookup`` import.
+WORLDS_WITHOUT_LOOKUP = {"typed", "typed-state"}
+
+
+def _lookup_uses(tree: ast.AST) -> Iterator[tuple[int, str]]:
+    """Where a module uses lookups: (line, what) for each import of
+    ``weir_sdk.lookup`` or ``wit_world.imports.lookup`` and each
+    ``weir_sdk.lookup`` attribute."""
+    sdk_names = set()  # names bound to the weir_sdk package
+    star = False
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                name = alias.name
+                if name == "weir_sdk":
+                    sdk_names.add(alias.asname or name)
+                elif name.startswith("weir_sdk."):
+                    # `import weir_sdk.x` binds `weir_sdk` too.
+                    if alias.asname is None:
+                        sdk_names.add("weir_sdk")
+                if name in ("weir_sdk.lookup", "wit_world.imports.lookup"):
+                    yield node.lineno, f"imports {name}"
+        elif isinstance(node, ast.ImportFrom) and node.level == 0:
+            module = node.module or ""
+            names = {alias.name for alias in node.names}
+            if module in ("weir_sdk.lookup", "wit_world.imports.lookup"):
+                yield node.lineno, f"imports from {module}"
+            elif module in ("weir_sdk", "wit_world.imports") and "lookup" in names:
+                yield node.lineno, f"imports {module}.lookup"
+            elif module == "weir_sdk" and "*" in names:
+                star = True
+    for node in ast.walk(tree):
+        if (
+            isinstance(node, ast.Attribute)
+            and node.attr == "lookup"
+            and isinstance(node.value, ast.Name)
+            and node.value.id in sdk_names
+        ):
+            yield node.lineno, f"uses {node.value.id}.lookup"
+        elif star and isinstance(node, ast.Name) and node.id == "lookup":
+            yield node.lineno, "uses lookup (from weir_sdk import *)"
+
+
+def lookup_uses(plugin_dir: Path) -> list[str]:
+    """Where the plugin's sources (those the build bundles) use lookups,
+    as ``file:line what``; empty if they do not. A source that does not
+    parse is left to componentize-py to report."""
+    found = []
+    for rel in _sources(plugin_dir):
+        try:
+            tree = ast.parse((plugin_dir / rel).read_bytes(), filename=str(rel))
+        except (SyntaxError, ValueError):
+            continue
+        for line, what in sorted(set(_lookup_uses(tree))):
+            found.append(f"{rel}:{line} {what}")
+    return found
+
+
+def resolve_world(plugin_dir: Path, world: str | None = AUTO) -> str:
+    """The world to build ``plugin_dir`` against: ``world`` as given, or
+    for ``auto`` (or ``None``) ``typed-lookup`` if the sources use lookups
+    and ``typed`` if not. Raises ``BuildError`` for a plugin that uses
+    lookups and a given world without the ``lookup`` import."""
+    uses = lookup_uses(plugin_dir)
+    if world is None or world == AUTO:
+        return LOOKUP_WORLD if uses else PLAIN_WORLD
+    if uses and world in WORLDS_WITHOUT_LOOKUP:
+        raise BuildError(
+            f"{plugin_dir} uses lookups ({uses[0]}) but the world `{world}` does not import "
+            f"`weir:transform/lookup`: build it with --world {LOOKUP_WORLD} "
+            f"(or leave --world out)"
+        )
+    return world
+
+
 def _sdk_sources() -> Iterator[Path]:
     for path in sorted(SDK_PACKAGE.glob("*.py")):
         yield path.relative_to(SDK_PACKAGE.parent)
@@ -116,10 +208,12 @@ def build(
     module: str = "plugin",
     output: Path | None = None,
     wit: Path | None = None,
-    world: str = "typed",
+    world: str | None = AUTO,
     cache: Path | None = None,
 ) -> Path:
-    """Build the plugin in ``plugin_dir``; returns the ``.wasm`` path."""
+    """Build the plugin in ``plugin_dir``; returns the ``.wasm`` path.
+    ``world`` is ``auto`` (``typed``, or ``typed-lookup`` for a plugin that
+    uses lookups: ``resolve_world``) or a world of the WIT."""
     plugin_dir = plugin_dir.resolve()
     cache = cache.resolve() if cache is not None else None
     wit = (wit or default_wit()).resolve()
@@ -127,6 +221,8 @@ def build(
         raise BuildError(f"{plugin_dir}: no module `{module}` ({module}.py) to build")
     if not wit.is_dir():
         raise BuildError(f"the WIT directory {wit} does not exist (pass --wit)")
+    # Resolved before the cache key: the key holds the world built.
+    world = resolve_world(plugin_dir, world)
     tool = componentize_py()
     name = plugin_dir.name
     cached: Path | None = None
@@ -188,7 +284,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("-m", "--module", default="plugin", help="the plugin module (plugin)")
     parser.add_argument("-o", "--output", type=Path, help="the .wasm to write (DIR/build/NAME.wasm)")
     parser.add_argument("--wit", type=Path, help="the WIT directory of weir:transform@0.2.0")
-    parser.add_argument("--world", default="typed", help="the world to build (typed)")
+    parser.add_argument(
+        "--world",
+        default=AUTO,
+        help="the world to build: auto (typed, or typed-lookup for a plugin that imports "
+        "weir_sdk.lookup), typed, typed-lookup, ...",
+    )
     parser.add_argument("--cache", type=Path, help="keep and reuse builds in this directory")
     args = parser.parse_args(argv)
     try:

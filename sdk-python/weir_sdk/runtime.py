@@ -15,6 +15,16 @@ the batch. What cannot be caught safely still traps, and the host isolates
 it as it does a Rust panic: ``MemoryError``, ``SystemExit``,
 ``KeyboardInterrupt`` and other ``BaseException``s that are not
 ``Exception``s, the deadline (an endless loop) and the memory cap.
+
+Prefetch: when the plugin has a ``prefetch(event, keys)`` method (or a
+module-level function), the loop calls it for every event of the batch
+before the first ``process``, asks each store once for all the keys named
+(``weir_sdk.lookup``), and ``lookup.get`` answers those keys from that
+batch's answers until the batch ends. An exception raised by ``prefetch``
+fails its event like one raised by ``process`` (``prefetch raised ...``),
+without calling ``process`` for it; the keys it had added are taken back.
+A store that refuses the batch's ``get_many`` leaves its keys out, so each
+event's own ``get`` raises the refusal (as in the Rust SDK).
 """
 
 from __future__ import annotations
@@ -26,7 +36,7 @@ from collections.abc import Sequence
 from types import ModuleType
 from typing import Any, Protocol, runtime_checkable
 
-from . import wire
+from . import lookup, wire
 from .config import Config, ConfigError
 from .event import Event
 from .outcome import Outcome, Output
@@ -37,7 +47,8 @@ NOT_INITIALISED = "plugin was not initialised (init was not called)"
 @runtime_checkable
 class Plugin(Protocol):
     """What ``export`` and ``Harness`` take: an object (a module, or an
-    instance of a class) with ``process`` and, optionally, ``init``."""
+    instance of a class) with ``process`` and, optionally, ``init`` and
+    ``prefetch(event, keys)`` (see ``weir_sdk.lookup``)."""
 
     def process(self, event: Event) -> Outcome: ...
 
@@ -119,6 +130,9 @@ class Runtime:
         if plugin is None:
             return [types.Outcome_Fail(NOT_INITIALISED) for _ in batch]
         process = plugin.process
+        prefetch = getattr(plugin, "prefetch", None)
+        if callable(prefetch):
+            return _process_prefetched(process, prefetch, [Event(raw) for raw in batch], types)
         out: list[Any] = []
         for raw in batch:
             try:
@@ -130,6 +144,50 @@ class Runtime:
                 continue
             out.append(lower(outcome, types))
         return out
+
+
+def _process_one(process: Any, event: Event, types: Any) -> Any:
+    try:
+        outcome = process(event)
+    except MemoryError:
+        raise  # the interpreter may not recover: trap, and be rebuilt
+    except Exception as e:
+        return types.Outcome_Fail(describe(e, "process"))
+    return lower(outcome, types)
+
+
+def _process_prefetched(process: Any, prefetch: Any, events: list[Event], types: Any) -> list[Any]:
+    # `prefetch(event, keys)` for every event first, one `get_many` per
+    # store for all the keys, then `process` for every event with `get`
+    # answering those keys from the batch's answers. An event whose
+    # `prefetch` raises fails as a `process` exception does (its keys are
+    # taken back, its `process` is not called); a refusing store leaves its
+    # keys out, so each `get` sees the refusal (`lookup._begin_batch`).
+    keys = lookup.Prefetch()
+    failed: dict[int, str] = {}
+    for i, event in enumerate(events):
+        keys._begin_event()
+        try:
+            prefetch(event, keys)
+        except MemoryError:
+            raise
+        except Exception as e:
+            keys._end_event(keep=False)
+            failed[i] = describe(e, "prefetch")
+            continue
+        keys._end_event(keep=True)
+    lookup._begin_batch(keys)
+    try:
+        out: list[Any] = []
+        for i, event in enumerate(events):
+            reason = failed.get(i)
+            if reason is not None:
+                out.append(types.Outcome_Fail(reason))
+            else:
+                out.append(_process_one(process, event, types))
+        return out
+    finally:
+        lookup._end_batch()
 
 
 def lower(outcome: Any, types: Any) -> Any:

@@ -15,16 +15,25 @@ checks them (one per event, every field of its WIT type).
 Traceback (most recent call last):
 ...
 weir_sdk.runtime.InitError: config `unused`: unknown key (known: )
+
+Lookups: a harness serves the stores a test gives it (``with_lookup``,
+``with_store``, or ``lookups=`` when it is built) as dictionaries, and
+counts the round trips its runs make (``round_trips``)::
+
+    h = testing.Harness(plugin).with_lookup("users", "u1", {"plan": "gold"})
+    out = h.run_json([{"user": "u1"}] * 100)
+    assert h.round_trips == 1        # with a `prefetch`
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from types import ModuleType
 from typing import Any
 
-from . import jsonpath, wire
+from . import jsonpath, lookup, wire
 from .runtime import InitError, Plugin, Runtime
 from .wire import Event, Header, Op, Outcome, Outcome_Drop, Outcome_Emit, Outcome_Fail, Output
 
@@ -47,6 +56,7 @@ __all__ = [
     "passed",
     "raw_event",
     "routes",
+    "stores",
 ]
 
 U32_MAX = 0xFFFF_FFFF
@@ -65,15 +75,52 @@ class Harness:
         self,
         plugin: Plugin | ModuleType | type,
         config: Mapping[str, str] | Iterable[tuple[str, str]] = (),
+        *,
+        lookups: Mapping[str, Mapping[lookup.Key, Any]] | None = None,
     ) -> None:
         pairs = list(config.items()) if isinstance(config, Mapping) else list(config)
+        self._stores: dict[str, dict[bytes, bytes]] = _stores_of(lookups or {})
+        self._round_trips = 0
         self._runtime = Runtime(plugin, types=wire)
-        self._runtime.init(pairs)
+        with self._serving():
+            self._runtime.init(pairs)
 
     @property
     def plugin(self) -> Any:
         """The initialised plugin object, to inspect its state."""
         return self._runtime.plugin
+
+    def with_lookup(self, store: str, key: lookup.Key, value: Any) -> Harness:
+        """Grant lookup store ``store`` to the plugin and put ``key`` =
+        ``value`` in it; returns the harness, to chain. ``value`` is stored
+        as the host would hand it over: ``bytes`` as they are, a ``str`` as
+        its UTF-8 bytes (``'{"plan":"gold"}'`` is JSON text), anything else
+        (a dict, a list, a number, a bool) as its compact JSON."""
+        self._stores.setdefault(lookup._store(store), {})[lookup._key(key)] = _value(value)
+        return self
+
+    def with_store(self, store: str) -> Harness:
+        """Grant lookup store ``store`` to the plugin, holding no keys yet
+        (a store never named is not granted: ``NotGranted``)."""
+        self._stores.setdefault(lookup._store(store), {})
+        return self
+
+    @property
+    def round_trips(self) -> int:
+        """How many round trips to the stores this harness's runs (and the
+        plugin's ``init``) made: each ``get`` or ``get_many`` that was not
+        answered from a batch's prefetch, and each store the prefetch
+        asked."""
+        return self._round_trips
+
+    @contextmanager
+    def _serving(self) -> Iterator[None]:
+        before = lookup.round_trips()
+        try:
+            with lookup._using_stores(self._stores):
+                yield
+        finally:
+            self._round_trips += lookup.round_trips() - before
 
     def run(self, events: Sequence[Event]) -> list[Outcome]:
         """Run one batch; one outcome per event, as the host receives them.
@@ -83,7 +130,8 @@ class Harness:
         """
         for i, ev in enumerate(events):
             _check_event(i, ev)
-        outcomes = self._runtime.process(list(events))
+        with self._serving():
+            outcomes = self._runtime.process(list(events))
         _check_outcomes(outcomes, len(events))
         return outcomes
 
@@ -94,6 +142,45 @@ class Harness:
     def run_one(self, ev: Event) -> Outcome:
         """Run a batch of one event."""
         return self.run([ev])[0]
+
+
+@contextmanager
+def stores(lookups: Mapping[str, Mapping[lookup.Key, Any]]) -> Iterator[dict[str, dict[bytes, bytes]]]:
+    """Serve these lookup stores (store -> key -> value, values as
+    ``Harness.with_lookup`` takes them) to ``weir_sdk.lookup`` calls made
+    in the block, outside a harness (a helper of the plugin tested on its
+    own); yields the stores as the SDK holds them, to add to.
+
+    >>> from weir_sdk import lookup
+    >>> with stores({"users": {"u1": "gold"}, "empty": {}}):
+    ...     lookup.get_many("users", ["u1", "u2"]), lookup.get("empty", "k")
+    ([b'gold', None], None)
+    """
+    held = _stores_of(lookups)
+    with lookup._using_stores(held):
+        yield held
+
+
+def _value(value: Any) -> bytes:
+    if isinstance(value, bytes):
+        return value
+    if isinstance(value, (bytearray, memoryview)):
+        return bytes(value)
+    if isinstance(value, str):
+        return value.encode("utf-8")
+    if value is None:
+        raise TypeError(
+            "a lookup value of None: leave the key out to make it absent, or pass 'null' "
+            "for a stored JSON null"
+        )
+    return jsonpath.dumps(value).encode("utf-8")
+
+
+def _stores_of(lookups: Mapping[str, Mapping[lookup.Key, Any]]) -> dict[str, dict[bytes, bytes]]:
+    return {
+        lookup._store(store): {lookup._key(k): _value(v) for k, v in values.items()}
+        for store, values in lookups.items()
+    }
 
 
 def event(value: Any, **fields: Any) -> Event:

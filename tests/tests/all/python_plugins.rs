@@ -12,6 +12,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use bytes::Bytes;
@@ -427,5 +428,119 @@ fn the_second_start_of_a_python_plugin_is_a_compile_cache_hit() {
     assert_eq!(
         instance.process_batch(&[event(json!({"a": 1}))]).unwrap(),
         vec![Outcome::Drop]
+    );
+}
+
+// ---------------------------------------------------------------------------
+// Lookups from Python: the enrich fixture in Python and in Rust.
+
+/// A store that answers from a map and counts its round trips.
+struct CountingStore {
+    rows: std::collections::HashMap<Vec<u8>, Vec<u8>>,
+    calls: Arc<AtomicUsize>,
+}
+
+impl weir::lookup::store::Store for CountingStore {
+    fn get_many(
+        &self,
+        keys: &[&[u8]],
+        _timeout: std::time::Duration,
+    ) -> Result<Vec<Option<Vec<u8>>>, weir::lookup::store::StoreError> {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        Ok(keys.iter().map(|k| self.rows.get(*k).cloned()).collect())
+    }
+}
+
+/// The store `users` (u1 and u2 have rows), without a cache, and its
+/// round-trip counter.
+fn users_store() -> (Arc<AtomicUsize>, weir::lookup::Granted) {
+    let calls = Arc::new(AtomicUsize::new(0));
+    let store = CountingStore {
+        rows: [
+            ("u1", r#"{"plan":"gold"}"#),
+            ("u2", r#"{"plan":"free","seats":3}"#),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.as_bytes().to_vec(), v.as_bytes().to_vec()))
+        .collect(),
+        calls: Arc::clone(&calls),
+    };
+    let config: weir::lookup::LookupConfig =
+        toml::from_str("type = \"file\"\ncache = { max_entries = 0 }").expect("config");
+    let lookup = weir::lookup::LookupStore::with_driver("users", Box::new(store), &config);
+    (calls, weir::lookup::Granted::of([Arc::new(lookup)]))
+}
+
+#[test]
+fn the_python_enrich_fixture_looks_things_up_like_the_rust_one_in_one_round_trip_a_batch() {
+    let engine = engine();
+    let events: Vec<Event> = (0..300)
+        .map(|i| numbered(i, json!({"user": format!("u{}", i % 3), "n": i})))
+        .chain([
+            numbered(300, json!({"user": 2})),
+            numbered(301, json!({"other": 1})),
+        ])
+        .collect();
+    for prefetch in ["true", "false"] {
+        let mut outcomes = Vec::new();
+        let mut calls = Vec::new();
+        for (name, path) in [
+            ("enrich", plugins::ENRICH),
+            ("enrich-py", plugins::ENRICH_PY),
+        ] {
+            let (store_calls, granted) = users_store();
+            let mut spec = spec(name, path, &[("prefetch", prefetch)]);
+            spec.grants.lookups = granted;
+            let plugin = load(&engine, &spec);
+            outcomes.push(
+                plugin
+                    .instantiate()
+                    .unwrap()
+                    .process_batch(&events)
+                    .unwrap(),
+            );
+            calls.push(store_calls.load(Ordering::SeqCst));
+        }
+        let (rust, python) = (&outcomes[0], &outcomes[1]);
+        for (i, (r, p)) in rust.iter().zip(python).enumerate() {
+            assert!(
+                same_outcome(r, p),
+                "prefetch={prefetch}, event {i}:\n  rust:   {r:?}\n  python: {p:?}"
+            );
+        }
+        let Outcome::Emit(out) = &python[1] else {
+            panic!("{:?}", python[1])
+        };
+        let value: Value = serde_json::from_slice(out[0].value.as_deref().unwrap()).unwrap();
+        assert_eq!(value["found"], json!({"plan": "gold"}));
+        let Outcome::Emit(out) = &python[0] else {
+            panic!("{:?}", python[0])
+        };
+        let value: Value = serde_json::from_slice(out[0].value.as_deref().unwrap()).unwrap();
+        assert_eq!(value["found"], Value::Null, "u0 has no row");
+        if prefetch == "true" {
+            assert_eq!(
+                calls,
+                [1, 1],
+                "one get-many for the batch, in both languages"
+            );
+        } else {
+            assert_eq!(calls[0], calls[1], "as many round trips in both languages");
+            assert!(calls[1] >= 300, "one per event: {calls:?}");
+        }
+    }
+}
+
+#[test]
+fn a_python_plugin_that_looks_things_up_without_a_grant_is_refused_at_load() {
+    let engine = engine();
+    let _loading = LOADING.lock().unwrap_or_else(PoisonError::into_inner);
+    let Err(err) = engine.load(&spec("enrich-py", plugins::ENRICH_PY, &[])) else {
+        panic!("a plugin importing lookup with no store granted must be refused");
+    };
+    let text = err.to_string();
+    assert!(
+        text.contains("enrich-py") && text.contains("lookup"),
+        "{text}"
     );
 }
