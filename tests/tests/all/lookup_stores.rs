@@ -1,5 +1,5 @@
-//! The `mongodb` and `dynamodb` lookup stores against the real servers
-//! (MongoDB of `scripts/services`, moto), each through a proxy of the
+//! The `mongodb`, `dynamodb` and `redis` lookup stores against the real
+//! servers (MongoDB and Redis of `scripts/services`, moto), each through a proxy of the
 //! test's own that counts the store's requests and can cut or stall them:
 //! hits and misses, the cache answering without a round trip, its TTL,
 //! a batch of 1000 keys in one round trip, a timeout and an outage
@@ -498,4 +498,116 @@ async fn a_dynamodb_store_that_stalls_or_goes_down_is_unavailable_until_it_is_ba
         "gold",
         "answers again once the service is back"
     );
+}
+
+// ---- Redis ----
+
+const MGET: usize = 0;
+
+fn redis_proxy() -> TcpProxy {
+    // RESP: a command's name is a bulk string, `$4\r\nMGET\r\n`.
+    TcpProxy::start(upstream(&stores::redis_url()), &[b"$4\r\nMGET\r\n"])
+}
+
+fn redis_toml(proxy: &TcpProxy, prefix: &str, extra: &str) -> String {
+    format!(
+        r#"
+type = "redis"
+url = "redis://{}/0"
+key_template = "{prefix}:{{key}}"
+{extra}
+"#,
+        proxy.addr()
+    )
+}
+
+#[tokio::test]
+async fn a_redis_store_answers_1000_keys_in_one_mget_and_expires_its_cache() {
+    use redis::AsyncCommands as _;
+    let proxy = redis_proxy();
+    let prefix = stores::unique("profile");
+    let mut conn = stores::redis().await;
+    let bulk: Vec<String> = (0..1000).map(|i| format!("k{i}")).collect();
+    for (i, k) in bulk.iter().enumerate() {
+        let _: () = conn
+            .set(format!("{prefix}:{k}"), format!("{{\"n\":{i}}}"))
+            .await
+            .unwrap();
+    }
+    let store = open(
+        "profiles",
+        &redis_toml(
+            &proxy,
+            &prefix,
+            "timeout_ms = 10000\ncache = { ttl_ms = 400 }",
+        ),
+    );
+    let mut asked: Vec<&str> = bulk.iter().map(String::as_str).collect();
+    asked.push("absent");
+    let found = answers(&store, &asked);
+    assert_eq!(proxy.count(MGET), 1, "1001 keys, one MGET");
+    for (i, value) in found.iter().take(1000).enumerate() {
+        assert_eq!(value, &json!({"n": i}), "key k{i}");
+    }
+    assert_eq!(found[1000], Value::Null);
+
+    let _: () = conn
+        .set(format!("{prefix}:k0"), "{\"n\":-1}")
+        .await
+        .unwrap();
+    assert_eq!(
+        answers(&store, &["k0", "absent"])[0],
+        json!({"n": 0}),
+        "cached"
+    );
+    assert_eq!(proxy.count(MGET), 1, "answered from the cache");
+    std::thread::sleep(Duration::from_millis(600));
+    assert_eq!(answers(&store, &["k0"])[0], json!({"n": -1}), "expired");
+    assert_eq!(proxy.count(MGET), 2);
+}
+
+#[tokio::test]
+async fn a_redis_store_that_stalls_or_goes_down_is_unavailable_until_it_is_back() {
+    use redis::AsyncCommands as _;
+    let proxy = redis_proxy();
+    let prefix = stores::unique("outage");
+    let mut conn = stores::redis().await;
+    let _: () = conn.set(format!("{prefix}:u1"), "gold").await.unwrap();
+    let no_cache = "timeout_ms = 300\ncache = { max_entries = 0 }";
+    let store = open("outage", &redis_toml(&proxy, &prefix, no_cache));
+    let lenient = open(
+        "lenient",
+        &redis_toml(&proxy, &prefix, &format!("{no_cache}\non_error = \"miss\"")),
+    );
+    let text = |store: &LookupStore| {
+        store
+            .get_many(&keys(&["u1"]), REMAINING)
+            .map(|v| v[0].clone())
+    };
+    assert_eq!(text(&store), Ok(Some(b"gold".to_vec())));
+
+    proxy.stall();
+    assert_unavailable(&store, &["u1"], "outage");
+    assert_eq!(text(&lenient), Ok(None), "on_error = miss");
+    proxy.restore();
+    let start = Instant::now();
+    while text(&store) != Ok(Some(b"gold".to_vec())) {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "never answered again"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+
+    proxy.cut();
+    assert_unavailable(&store, &["u1"], "outage");
+    proxy.restore();
+    let start = Instant::now();
+    while text(&store) != Ok(Some(b"gold".to_vec())) {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "never answered again"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }
