@@ -74,6 +74,24 @@ def test_every_bundled_source_counts_and_tests_do_not(tmp_path: Path) -> None:
     assert resolve_world(d) == "typed-lookup"
 
 
+def test_the_sdk_vendored_into_the_project_does_not_count(tmp_path: Path) -> None:
+    # `weir plugin new` vendors the SDK as vendor/weir_sdk: its own lookup
+    # module imports the generated bindings, the plugin does not.
+    sdk = Path(build.__file__).parent
+    d = plugin_dir(
+        tmp_path,
+        PLAIN,
+        **{
+            "vendor/weir_sdk/lookup.py": (sdk / "lookup.py").read_text(encoding="utf-8"),
+            "vendor/weir_sdk/__init__.py": (sdk / "__init__.py").read_text(encoding="utf-8"),
+        },
+    )
+    assert lookup_uses(d) == []
+    assert resolve_world(d) == "typed"
+    (d / "plugin.py").write_text("from weir_sdk import lookup\n", encoding="utf-8")
+    assert resolve_world(d) == "typed-lookup"
+
+
 def test_an_explicit_world_is_kept_unless_it_lacks_lookup(tmp_path: Path) -> None:
     plain = plugin_dir(tmp_path / "plain", PLAIN)
     assert resolve_world(plain, "typed-lookup") == "typed-lookup"

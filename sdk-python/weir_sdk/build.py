@@ -137,6 +137,12 @@ def lookup_uses(plugin_dir: Path) -> list[str]:
     parse is left to componentize-py to report."""
     found = []
     for rel in _sources(plugin_dir):
+        # The SDK itself, vendored into the project (`vendor/weir_sdk`, as
+        # `weir plugin new` lays it out) or copied beside the plugin, uses
+        # the generated lookup bindings in its own `lookup` module: that says
+        # nothing about the plugin, which uses lookups only if it imports it.
+        if "weir_sdk" in rel.parts[:-1]:
+            continue
         try:
             tree = ast.parse((plugin_dir / rel).read_bytes(), filename=str(rel))
         except (SyntaxError, ValueError):
